@@ -1,0 +1,3 @@
+"""annotator: multi-reader grading of lumbar spinal stenosis on axial MRI."""
+
+__version__ = "0.1.0"

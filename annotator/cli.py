@@ -1,0 +1,151 @@
+"""The ``annotator`` command line: every use case the GUI offers, reachable from a script."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from annotator import __version__
+from annotator.domain.entities import ImportResult, ImportStatus, Role
+from annotator.domain.errors import AnnotatorError
+from annotator.services import project
+
+
+class _Bar:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if not self.tty or total <= 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from annotator.services.importing import import_paths
+
+    db = project.open_project(args.db)
+
+    def show(r: ImportResult) -> None:
+        if args.json:
+            print(json.dumps(r.as_dict()), flush=True)
+        elif r.status is ImportStatus.REJECTED or args.verbose:
+            print(f"{r.status.value:9} {r.path}" + (f": {r.reason}" if r.reason else ""), flush=True)
+
+    results = import_paths(db, args.paths, on_progress=_Bar("import") if not args.json else _quiet,
+                           on_result=show)
+    if not args.json:
+        tally = {s: sum(r.status is s for r in results) for s in ImportStatus}
+        print(", ".join(f"{n} {s.value}" for s, n in tally.items()) + f" ({len(results)} files)")
+    return 0
+
+
+def _quiet(done: int, total: int, message: str) -> None:
+    pass
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    if args.db_command == "upgrade":
+        before, after = project.upgrade_schema(args.db)
+        print(f"schema {before or '(empty)'} -> {after}" if before != after else f"schema already at {after}")
+    else:
+        url, current, head = project.schema_status(args.db)
+        state = "up to date" if current == head else ("empty" if current is None else f"behind head {head}")
+        print(f"{url}\nrevision {current or '(none)'} ({state})")
+    return 0
+
+
+def _cmd_raters(args: argparse.Namespace) -> int:
+    db = project.open_project(args.db)
+    if args.raters_command == "add":
+        r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated)
+        print(f"added rater {r.name} ({r.role.value})")
+    else:
+        for r in project.list_raters(db):
+            print(f"{r.id:4}  {r.name:24} {r.role.value:10}{'  simulated' if r.simulated else ''}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    db = project.open_project(args.db)
+    c = project.status(db)
+    if args.json:
+        print(json.dumps({"database": db.url, "patients": c.patients, "studies": c.studies, "series": c.series,
+                          "images": c.images, "labels_per_rater": c.labels_per_rater}))
+        return 0
+    print(f"database  {db.url}")
+    print(f"patients  {c.patients}\nstudies   {c.studies}\nseries    {c.series}\nimages    {c.images}")
+    print("labelled slices per rater:" if c.labels_per_rater else "no raters yet")
+    for name, n in c.labels_per_rater.items():
+        print(f"  {name:24} {n}")
+    return 0
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from annotator.gui.app import run_app
+
+    return run_app(args.db)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="annotator", description=__doc__)
+    p.add_argument("--version", action="version", version=f"annotator {__version__}")
+    p.add_argument("--db", metavar="URL", default=None,
+                   help="SQLite file path or database URL (postgresql://...); default: $ANNOTATOR_DB, "
+                        "else annotator.db in the user data directory")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("import", help="import DICOM files and folders")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--json", action="store_true", help="print one JSON result per file")
+    s.add_argument("-v", "--verbose", action="store_true", help="print every file, not only rejections")
+    s.set_defaults(func=_cmd_import)
+
+    s = sub.add_parser("db", help="schema: upgrade or show the current revision")
+    dbsub = s.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("upgrade", help="upgrade the schema to this version of annotator")
+    dbsub.add_parser("current", help="show the schema revision")
+    s.set_defaults(func=_cmd_db)
+
+    s = sub.add_parser("raters", help="add or list raters")
+    rsub = s.add_subparsers(dest="raters_command", required=True)
+    a = rsub.add_parser("add", help="add a rater")
+    a.add_argument("name")
+    a.add_argument("--role", choices=[r.value for r in Role], default=Role.ANNOTATOR.value)
+    a.add_argument("--simulated", action="store_true", help=argparse.SUPPRESS)
+    rsub.add_parser("list", help="list raters")
+    s.set_defaults(func=_cmd_raters)
+
+    s = sub.add_parser("status", help="counts of studies, series, images and labels per rater")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_status)
+
+    s = sub.add_parser("gui", help="open the application window")
+    s.set_defaults(func=_cmd_gui)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except AnnotatorError as exc:
+        print(f"annotator: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("annotator: interrupted", file=sys.stderr)
+        return 130

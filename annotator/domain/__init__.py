@@ -1,0 +1,1 @@
+"""Plain dataclasses, enums, grading scales and errors. No third-party imports."""

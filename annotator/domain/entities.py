@@ -1,0 +1,221 @@
+"""Plain records that cross layers. Storage returns these; ORM rows never leave storage."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from annotator.domain.geometry import ImageGeometry
+
+
+class Role(enum.StrEnum):
+    ANNOTATOR = "annotator"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+    @property
+    def sees_all(self) -> bool:
+        return self is not Role.ANNOTATOR
+
+
+class ModelSuggestion(enum.StrEnum):
+    """When an annotator may see the active model's suggestion (project blinding policy)."""
+
+    HIDDEN = "hidden"
+    AFTER_OWN_GRADE = "after_own_grade"
+    ALWAYS = "always"
+
+
+class ImportStatus(enum.StrEnum):
+    IMPORTED = "imported"
+    RELINKED = "relinked"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSettings:
+    name: str = "default"
+    scale_code: str = "lee"
+    model_suggestion: ModelSuggestion = ModelSuggestion.HIDDEN
+    show_other_raters_to_annotators: bool = False
+    disagreement_threshold_mm: float = 3.0
+    required_raters: tuple[str, ...] = ()
+    cv_folds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Rater:
+    id: int
+    name: str
+    role: Role
+    simulated: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DicomInstance:
+    """What the importer reads from one DICOM file, before it has a database id."""
+
+    path: str
+    sha256: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    patient_id: str
+    patient_name: str
+    transfer_syntax_uid: str
+    geometry: ImageGeometry
+    modality: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    instance_number: int | None = None
+    frame_of_reference_uid: str = ""
+    window_center: float | None = None
+    window_width: float | None = None
+    bits_stored: int | None = None
+    photometric: str = ""
+    number_of_frames: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    id: int
+    study_id: int
+    series_instance_uid: str
+    description: str
+    modality: str
+    n_images: int
+    patient_key: str
+    study_instance_uid: str
+    series_number: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One slice as the application knows it: where its pixels are and how they map to mm."""
+
+    id: int
+    series_id: int
+    sop_instance_uid: str
+    instance_number: int | None
+    slice_index: int  # order along the slice normal within the series, 0-based
+    path: str
+    sha256: str
+    geometry: ImageGeometry
+    window_center: float | None = None
+    window_width: float | None = None
+    patient_key: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One version of one rater's label on one slice: the full state after an action."""
+
+    id: int
+    image_id: int
+    rater_id: int
+    version: int
+    x_px: float | None
+    y_px: float | None
+    grade: int | None
+    scale_code: str
+    created_at: datetime
+    action: str = "set"
+
+    @property
+    def has_point(self) -> bool:
+        return self.x_px is not None and self.y_px is not None
+
+    @property
+    def has_grade(self) -> bool:
+        return self.grade is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.has_point and self.has_grade
+
+    @property
+    def empty(self) -> bool:
+        return not self.has_point and not self.has_grade
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    id: int
+    name: str
+    preset: str
+    target: str
+    kind: str  # "train" or "cv"
+    created_at: datetime
+    weights_path: str
+    weights_sha256: str
+    card: dict[str, Any] = field(default_factory=dict)
+    active: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    model_version_id: int
+    image_id: int
+    x_px: float | None
+    y_px: float | None
+    grade: int | None
+    probabilities: tuple[float, ...] | None
+    fold: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjudication:
+    id: int
+    image_id: int
+    reviewer_id: int
+    version: int
+    status: str  # "decided" or "reopened"
+    source: str  # reader accepted ("rater:NAME", "model:ID") or "own"
+    x_px: float | None
+    y_px: float | None
+    grade: int | None
+    scale_code: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    rater_id: int | None
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    path: str
+    status: ImportStatus
+    reason: str = ""
+    sop_instance_uid: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "status": self.status.value, "reason": self.reason,
+                "sop_instance_uid": self.sop_instance_uid}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectCounts:
+    patients: int
+    studies: int
+    series: int
+    images: int
+    labels_per_rater: dict[str, int]

@@ -1,0 +1,56 @@
+"""One exception hierarchy for the whole application.
+
+The CLI prints ``str(error)`` on one line and exits non-zero; the GUI shows it in one dialog.
+Messages name the file, field or object at fault.
+"""
+
+from __future__ import annotations
+
+
+class AnnotatorError(Exception):
+    """Base of every error the application raises on purpose."""
+
+
+class InputError(AnnotatorError):
+    """Bad input from a user or a file: the message names the file or field."""
+
+
+class DicomRejected(InputError):
+    """A file that cannot be imported as an image; ``reason`` is one line."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NotFound(AnnotatorError):
+    """A rater, image, model or other object named by the caller does not exist."""
+
+
+class PermissionDenied(AnnotatorError):
+    """The rater's role does not allow the action (for example an annotator reading others' labels)."""
+
+
+class ConflictError(AnnotatorError):
+    """Somebody else changed the object first; ``current`` holds what they stored."""
+
+    def __init__(self, message: str, current: object | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class DatabaseError(AnnotatorError):
+    """The database cannot be opened or used."""
+
+
+class DatabaseTooNew(DatabaseError):
+    """The database was written by a newer version of the application."""
+
+
+class ModelIntegrityError(AnnotatorError):
+    """A model's weights do not match the hash in its card, or the card is malformed."""
+
+
+class Cancelled(AnnotatorError):
+    """A long operation stopped because the user asked it to."""

@@ -1,0 +1,69 @@
+"""Use case: bring DICOM files into the project catalogue.
+
+Every file ends as imported, relinked (moved file, same SOPInstanceUID), skipped (duplicate) or
+rejected with a one-line reason; a bad file never aborts the batch and never leaves partial rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from annotator.domain.entities import DicomInstance, ImportResult, ImportStatus
+from annotator.domain.errors import DicomRejected
+from annotator.domain.progress import ProgressCallback, ShouldStop, never_stop, no_progress
+from annotator.imaging.dicom_io import iter_dicom_candidates, read_instance
+from annotator.storage import catalog
+from annotator.storage.database import Database
+
+BATCH = 200
+
+
+def _read(path: Path) -> DicomInstance | ImportResult:
+    try:
+        inst, _pixels = read_instance(path)
+        return inst
+    except DicomRejected as exc:
+        return ImportResult(str(path), ImportStatus.REJECTED, exc.reason)
+    except OSError as exc:
+        return ImportResult(str(path), ImportStatus.REJECTED, f"cannot read: {exc.strerror or exc}")
+
+
+def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
+                 on_progress: ProgressCallback = no_progress, should_stop: ShouldStop = never_stop,
+                 on_result: Callable[[ImportResult], None] | None = None) -> list[ImportResult]:
+    """Walk ``paths`` (files and folders), import every readable image, report each file's fate."""
+    paths = [os.fspath(p) for p in paths]
+    missing = [str(p) for p in paths if not os.path.exists(p)]
+    files = [f for f in iter_dicom_candidates(p for p in paths if os.path.exists(p))]
+    results: list[ImportResult] = [ImportResult(p, ImportStatus.REJECTED, "no such file or folder") for p in missing]
+    if on_result:
+        for r in results:
+            on_result(r)
+    total = len(files)
+    pending: list[DicomInstance] = []
+    order: list[DicomInstance | ImportResult] = []
+
+    def flush() -> None:
+        stored = iter(catalog.import_instances(db, pending) if pending else [])
+        for item in order:
+            r = next(stored) if isinstance(item, DicomInstance) else item
+            results.append(r)
+            if on_result:
+                on_result(r)
+        pending.clear()
+        order.clear()
+
+    for i, path in enumerate(files, start=1):
+        if should_stop():
+            break
+        item = _read(path)
+        order.append(item)
+        if isinstance(item, DicomInstance):
+            pending.append(item)
+        if len(order) >= BATCH:
+            flush()
+        on_progress(i, total, str(path))
+    flush()
+    return results

@@ -1,0 +1,45 @@
+"""Use cases around the project itself: opening it, its raters, its settings, its counts."""
+
+from __future__ import annotations
+
+from annotator.domain.entities import ProjectCounts, Rater, Role
+from annotator.storage import catalog, migrate, people
+from annotator.storage.database import Database, open_database
+
+__all__ = ["open_project", "add_rater", "list_raters", "status", "schema_status", "upgrade_schema"]
+
+
+def open_project(url: str | None = None) -> Database:
+    """Open the project database at ``url`` (default: ANNOTATOR_DB or the user data directory), upgraded."""
+    return open_database(url)
+
+
+def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False) -> Rater:
+    return people.add_rater(db, name, role, simulated=simulated)
+
+
+def list_raters(db: Database) -> list[Rater]:
+    return people.list_raters(db)
+
+
+def status(db: Database) -> ProjectCounts:
+    return catalog.counts(db)
+
+
+def schema_status(url: str | None) -> tuple[str, str | None, str]:
+    """(database URL, current revision or None, head revision) without upgrading anything."""
+    db = open_database(url, upgrade=False)
+    try:
+        return db.url, migrate.current_revision(db.engine), migrate.head_revision()
+    finally:
+        db.close()
+
+
+def upgrade_schema(url: str | None) -> tuple[str | None, str]:
+    db = open_database(url, upgrade=False)
+    try:
+        before = migrate.current_revision(db.engine)
+        migrate.upgrade(db.engine)
+        return before, migrate.current_revision(db.engine) or ""
+    finally:
+        db.close()

@@ -1,0 +1,110 @@
+"""ORM row -> domain record conversions (the only place rows turn into domain objects)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from annotator.domain.entities import (
+    Adjudication,
+    AuditEntry,
+    ImageRef,
+    Label,
+    ModelSuggestion,
+    ModelVersion,
+    Prediction,
+    ProjectSettings,
+    Rater,
+    Role,
+)
+from annotator.domain.geometry import ImageGeometry
+from annotator.storage.tables import (
+    AdjudicationRow,
+    AnnotationRow,
+    AuditRow,
+    ImageRow,
+    ModelVersionRow,
+    PredictionRow,
+    ProjectSettingsRow,
+    RaterRow,
+)
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every timestamp we store is UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def settings(row: ProjectSettingsRow) -> ProjectSettings:
+    return ProjectSettings(
+        name=row.name,
+        scale_code=row.scale_code,
+        model_suggestion=ModelSuggestion(row.model_suggestion),
+        show_other_raters_to_annotators=bool(row.show_other_raters_to_annotators),
+        disagreement_threshold_mm=float(row.disagreement_threshold_mm),
+        required_raters=tuple(row.required_raters or ()),
+        cv_folds=int(row.cv_folds),
+    )
+
+
+def rater(row: RaterRow) -> Rater:
+    return Rater(id=row.id, name=row.name, role=Role(row.role), simulated=bool(row.simulated),
+                 created_at=aware(row.created_at))
+
+
+def geometry(row: ImageRow) -> ImageGeometry:
+    spacing = None
+    if row.pixel_spacing_row is not None and row.pixel_spacing_col is not None:
+        spacing = (float(row.pixel_spacing_row), float(row.pixel_spacing_col))
+    ipp = tuple(float(v) for v in row.image_position) if row.image_position else None
+    iop = tuple(float(v) for v in row.image_orientation) if row.image_orientation else None
+    return ImageGeometry(rows=row.rows, columns=row.columns, pixel_spacing=spacing,
+                         image_position=ipp,  # type: ignore[arg-type]
+                         image_orientation=iop,  # type: ignore[arg-type]
+                         slice_thickness=row.slice_thickness)
+
+
+def image(row: ImageRow, patient_key: str = "", study_uid: str = "", series_uid: str = "") -> ImageRef:
+    return ImageRef(
+        id=row.id, series_id=row.series_id, sop_instance_uid=row.sop_instance_uid,
+        instance_number=row.instance_number, slice_index=row.slice_index, path=row.file_path,
+        sha256=row.sha256, geometry=geometry(row), window_center=row.window_center,
+        window_width=row.window_width, patient_key=patient_key, study_instance_uid=study_uid,
+        series_instance_uid=series_uid,
+    )
+
+
+def label(row: AnnotationRow) -> Label:
+    return Label(id=row.id, image_id=row.image_id, rater_id=row.rater_id, version=row.version,
+                 x_px=row.x_px, y_px=row.y_px, grade=row.grade, scale_code=row.scale_code,
+                 created_at=aware(row.created_at), action=row.action)
+
+
+def label_state(row: AnnotationRow | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"version": row.version, "x_px": row.x_px, "y_px": row.y_px, "grade": row.grade,
+            "scale": row.scale_code}
+
+
+def model_version(row: ModelVersionRow) -> ModelVersion:
+    return ModelVersion(id=row.id, name=row.name, preset=row.preset, target=row.target, kind=row.kind,
+                        created_at=aware(row.created_at), weights_path=row.weights_path,
+                        weights_sha256=row.weights_sha256, card=dict(row.card or {}), active=bool(row.active))
+
+
+def prediction(row: PredictionRow) -> Prediction:
+    probs = tuple(float(p) for p in row.probabilities) if row.probabilities is not None else None
+    return Prediction(model_version_id=row.model_version_id, image_id=row.image_id, x_px=row.x_px,
+                      y_px=row.y_px, grade=row.grade, probabilities=probs, fold=row.fold)
+
+
+def adjudication(row: AdjudicationRow) -> Adjudication:
+    return Adjudication(id=row.id, image_id=row.image_id, reviewer_id=row.reviewer_id, version=row.version,
+                        status=row.status, source=row.source, x_px=row.x_px, y_px=row.y_px, grade=row.grade,
+                        scale_code=row.scale_code, reason=row.reason, created_at=aware(row.created_at))
+
+
+def audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(id=row.id, at=aware(row.at), rater_id=row.rater_id, action=row.action, entity=row.entity,
+                      entity_id=row.entity_id, before=row.before, after=row.after)

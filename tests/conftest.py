@@ -1,0 +1,111 @@
+"""Shared fixtures: offscreen Qt, SQLite and a real PostgreSQL 15 server started in a temp folder."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.pop("ANNOTATOR_DB", None)
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+class PgServer:
+    def __init__(self, bindir: Path, root: Path) -> None:
+        self.bindir = bindir
+        self.root = root
+        self.data = root / "data"
+        self.sock = root
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://postgres@/{dbname}?host={self.sock}"
+
+    def start(self) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
+                                     "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+                       check=True, capture_output=True)
+        opts = f"-k {self.sock} -c listen_addresses='' -F"
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
+                                     "-l", str(self.root / "log"), "-w", "start"]),
+                       check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                     "-w", "stop"]), capture_output=True)
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host={self.sock} user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    root = Path(tempfile.mkdtemp(prefix="annotator-pg-"))
+    os.chmod(root, 0o777)
+    if os.geteuid() == 0:
+        shutil.chown(root, user="postgres")
+    server = PgServer(bindir, root)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-500:]}")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'project.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database()
+
+
+@pytest.fixture
+def db(db_url: str):  # type: ignore[no-untyped-def]
+    from annotator.storage.database import open_database
+
+    database = open_database(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from annotator.storage.database import open_database
+
+    database = open_database(f"sqlite:///{tmp_path / 'project.db'}")
+    yield database
+    database.close()
