@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
@@ -19,6 +19,7 @@ from annotator.storage.tables import (
     RaterRow,
     SeriesRow,
     StudyRow,
+    utcnow,
 )
 
 
@@ -80,11 +81,10 @@ def _position(inst: DicomInstance) -> float | None:
         return None
 
 
-def _add_image(b: _Batch, inst: DicomInstance) -> None:
-    series = b.series_row(inst)
+def _image_values(series_id: int, inst: DicomInstance) -> dict[str, object]:
     g = inst.geometry
-    b.s.add(ImageRow(
-        series_id=series.id, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
+    return dict(
+        series_id=series_id, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
         instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(inst),
         rows=g.rows, columns=g.columns,
         pixel_spacing_row=g.pixel_spacing[0] if g.pixel_spacing else None,
@@ -93,8 +93,13 @@ def _add_image(b: _Batch, inst: DicomInstance) -> None:
         image_orientation=list(g.image_orientation) if g.image_orientation else None,
         slice_thickness=g.slice_thickness, window_center=inst.window_center, window_width=inst.window_width,
         transfer_syntax_uid=inst.transfer_syntax_uid, bits_stored=inst.bits_stored,
-        file_path=inst.path, sha256=inst.sha256,
-    ))
+        file_path=inst.path, sha256=inst.sha256, imported_at=utcnow(),
+    )
+
+
+def _add_image(b: _Batch, inst: DicomInstance) -> None:
+    series = b.series_row(inst)
+    b.s.add(ImageRow(**_image_values(series.id, inst)))
     b.touched_series.add(series.id)
 
 
@@ -133,10 +138,40 @@ def _resequence(s: Session, series_ids: Iterable[int]) -> None:
                 r.slice_index = i
 
 
+def _fast_batch(s: Session, instances: Sequence[DicomInstance]) -> list[ImportResult] | None:
+    """The common case (only new, distinct SOP instances) as one multi-row insert; None if not that case."""
+    uids = [i.sop_instance_uid for i in instances]
+    if len(set(uids)) != len(uids):
+        return None
+    if s.scalar(select(func.count(ImageRow.id)).where(ImageRow.sop_instance_uid.in_(uids))):
+        return None
+    b = _Batch(s)
+    rows = []
+    for inst in instances:
+        series = b.series_row(inst)
+        b.touched_series.add(series.id)
+        rows.append(_image_values(series.id, inst))
+    s.execute(insert(ImageRow), rows)
+    _resequence(s, b.touched_series)
+    return [ImportResult(i.path, ImportStatus.IMPORTED, sop_instance_uid=i.sop_instance_uid) for i in instances]
+
+
 def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[ImportResult]:
-    """Add a batch in one transaction; each file in its own savepoint so one failure leaves no rows."""
+    """Add a batch in one transaction: a multi-row insert when every file is new, else file by file,
+    each in its own savepoint, so a file the database refuses leaves no rows and the others go in."""
 
     def work(s: Session) -> list[ImportResult]:
+        if instances:
+            sp = s.begin_nested()
+            try:
+                fast = _fast_batch(s, instances)
+            except Exception:
+                fast = None
+            if fast is not None:
+                sp.commit()
+                _audit_import(s, fast)
+                return fast
+            sp.rollback()
         b = _Batch(s)
         results = []
         for inst in instances:
@@ -152,12 +187,17 @@ def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[I
                 results.append(ImportResult(inst.path, ImportStatus.REJECTED, f"database refused it: {reason}",
                                             inst.sop_instance_uid))
         _resequence(s, b.touched_series)
-        if any(r.status is ImportStatus.IMPORTED for r in results):
-            audit.record(s, rater_id=None, action="import", entity="images", entity_id="batch",
-                         after={"imported": sum(r.status is ImportStatus.IMPORTED for r in results)})
+        _audit_import(s, results)
         return results
 
     return db.write(work)
+
+
+def _audit_import(s: Session, results: Sequence[ImportResult]) -> None:
+    n = sum(r.status is ImportStatus.IMPORTED for r in results)
+    if n:
+        audit.record(s, rater_id=None, action="import", entity="images", entity_id="batch",
+                     after={"imported": n})
 
 
 def _series_query() -> object:
