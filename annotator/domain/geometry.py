@@ -51,6 +51,10 @@ class ImageGeometry:
     def has_patient_frame(self) -> bool:
         return self.has_mm and self.image_position is not None and self.image_orientation is not None
 
+    def contains(self, column: float, row: float) -> bool:
+        """Whether (column, row) lies on the image (pixel centres at integers, edges at -0.5)."""
+        return -0.5 <= column <= self.columns - 0.5 and -0.5 <= row <= self.rows - 0.5
+
     def _require_mm(self) -> tuple[float, float]:
         if not self.has_mm or self.pixel_spacing is None:
             raise InputError(f"PixelSpacing missing: {MM_UNAVAILABLE}")

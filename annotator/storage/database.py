@@ -118,12 +118,12 @@ class Database:
         delay = 0.02
         for attempt in range(attempts):
             try:
-                with self.engine.connect().execution_options(annotator_write=True) as conn:
-                    with Session(bind=conn, expire_on_commit=False) as session:
-                        with conn.begin():
-                            result = work(session)
-                            session.flush()
-                        return result
+                with (self.engine.connect().execution_options(annotator_write=True) as conn,
+                      Session(bind=conn, expire_on_commit=False) as session):
+                    with conn.begin():
+                        result = work(session)
+                        session.flush()
+                    return result
             except OperationalError as exc:
                 if self.dialect != "sqlite" or not _is_locked(exc) or attempt == attempts - 1:
                     raise

@@ -104,3 +104,31 @@ def history(db: Database, image_id: int, rater_id: int) -> list[Label]:
 def count_versions(db: Database) -> int:
     with db.read() as s:
         return s.scalar(select(func.count(AnnotationRow.id))) or 0
+
+
+def import_versions(db: Database, items: list[dict[str, object]], *, actor_id: int | None, source: str) -> int:
+    """Add imported labels in ONE transaction (all or nothing).
+
+    Each item: image_id, rater_id, x_px, y_px, grade, scale_code, and optionally version and
+    created_at from the file, kept so a label set survives an export/import round trip; a version never
+    goes below the newest one already stored for that (image, rater).
+    """
+
+    def work(s: Session) -> int:
+        for it in items:
+            image_id, rater_id = int(it["image_id"]), int(it["rater_id"])  # type: ignore[call-overload]
+            prev = _latest_row(s, image_id, rater_id)
+            version = max((prev.version if prev else 0) + 1, int(it.get("version") or 1))  # type: ignore[call-overload]
+            row = AnnotationRow(image_id=image_id, rater_id=rater_id, version=version, x_px=it["x_px"],
+                                y_px=it["y_px"], grade=it["grade"], scale_code=str(it["scale_code"]),
+                                action="import")
+            if it.get("created_at") is not None:
+                row.created_at = it["created_at"]  # type: ignore[assignment]
+            s.add(row)
+            s.flush()
+            audit.record(s, rater_id=actor_id, action="label.import", entity="annotation",
+                         entity_id=f"{image_id}:{rater_id}", before=convert.label_state(prev),
+                         after={**(convert.label_state(row) or {}), "source": source})
+        return len(items)
+
+    return db.write(work)

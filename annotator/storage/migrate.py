@@ -58,9 +58,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         )
     if current == head_revision() and revision == "head":
         return
-    with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn:
-        with conn.begin():
-            command.upgrade(alembic_config(stack, connection=conn), revision)
+    with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn, conn.begin():
+        command.upgrade(alembic_config(stack, connection=conn), revision)
 
 
 def check(engine: Engine) -> None:

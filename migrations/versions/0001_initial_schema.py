@@ -1,7 +1,7 @@
 """Initial schema: project, raters, DICOM catalogue, labels, audit log
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26
 """
 

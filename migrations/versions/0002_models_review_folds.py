@@ -75,7 +75,8 @@ def upgrade() -> None:
     sa.Column('fold', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], name=op.f('fk_predictions_image_id_images')),
-    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_predictions_model_version_id_model_versions')),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'],
+                            name=op.f('fk_predictions_model_version_id_model_versions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_predictions')),
     sa.UniqueConstraint('model_version_id', 'image_id', name=op.f('uq_predictions_model_version_id_image_id'))
     )
