@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,10 @@ from annotator import __version__
 from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError
 from annotator.services import project
+
+
+# Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
+COMMAND_MODULES = ("labelsets", "agreement")
 
 
 class _Bar:
@@ -132,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("gui", help="open the application window")
     s.set_defaults(func=_cmd_gui)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"annotator.commands.{module}").register(sub)
     return p
 
 

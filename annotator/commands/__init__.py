@@ -1,0 +1,1 @@
+"""Sub-command groups of the ``annotator`` command line; each module exposes ``register(subparsers)``."""
