@@ -7,7 +7,9 @@ rejected with a one-line reason; a bad file never aborts the batch and never lea
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from annotator.domain.entities import DicomInstance, ImportResult, ImportStatus
@@ -18,6 +20,7 @@ from annotator.storage import catalog
 from annotator.storage.database import Database
 
 BATCH = 200
+READ_THREADS = 2
 
 
 def _read(path: Path) -> DicomInstance | ImportResult:
@@ -55,15 +58,30 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
         pending.clear()
         order.clear()
 
-    for i, path in enumerate(files, start=1):
-        if should_stop():
-            break
-        item = _read(path)
-        order.append(item)
-        if isinstance(item, DicomInstance):
-            pending.append(item)
-        if len(order) >= BATCH:
-            flush()
-        on_progress(i, total, str(path))
+    # Reading overlaps on two threads: hashing and file I/O release the GIL while the other parses.
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for i, item in enumerate(_read_ahead(pool, files, should_stop), start=1):
+            order.append(item)
+            if isinstance(item, DicomInstance):
+                pending.append(item)
+            if len(order) >= BATCH:
+                flush()
+            on_progress(i, total, item.path)
     flush()
     return results
+
+
+def _read_ahead(pool: ThreadPoolExecutor, files: list[Path], should_stop: ShouldStop,
+                depth: int = 8) -> Iterator[DicomInstance | ImportResult]:
+    """Results in file order, with up to ``depth`` reads in flight; stops submitting when asked."""
+    queue: deque[Future[DicomInstance | ImportResult]] = deque()
+    it = iter(files)
+    while True:
+        while len(queue) < depth and not should_stop():
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            queue.append(pool.submit(_read, nxt))
+        if not queue:
+            return
+        yield queue.popleft().result()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
@@ -127,15 +127,20 @@ def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
 
 def _resequence(s: Session, series_ids: Iterable[int]) -> None:
     """Order each series along the slice normal (then instance number, then UID), never by file name."""
+    changes = []
     for sid in series_ids:
-        rows = list(s.scalars(select(ImageRow).where(ImageRow.series_id == sid)))
+        rows = s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
+                                ImageRow.instance_number, ImageRow.sop_instance_uid)
+                         .where(ImageRow.series_id == sid)).all()
         rows.sort(key=lambda r: (r.position_along_normal is None,
                                  r.position_along_normal if r.position_along_normal is not None else 0.0,
                                  r.instance_number if r.instance_number is not None else 0,
                                  r.sop_instance_uid))
-        for i, r in enumerate(rows):
-            if r.slice_index != i:
-                r.slice_index = i
+        changes += [{"id": r.id, "slice_index": i} for i, r in enumerate(rows) if r.slice_index != i]
+    if changes:
+        s.flush()
+        s.execute(update(ImageRow), changes)
+        s.expire_all()
 
 
 def _fast_batch(s: Session, instances: Sequence[DicomInstance]) -> list[ImportResult] | None:
