@@ -13,9 +13,8 @@ from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError
 from annotator.services import project
 
-
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement")
+COMMAND_MODULES = ("labelsets", "agreement", "demo")
 
 
 class _Bar:
@@ -140,7 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(f"annotator.commands.{module}").register(sub)
+    _accept_db_after_command(sub)
     return p
+
+
+def _accept_db_after_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``annotator demo --db X`` works like ``annotator --db X demo`` (SUPPRESS keeps the global value)."""
+    seen: set[int] = set()
+    stack = list(sub.choices.values())
+    while stack:
+        parser = stack.pop()
+        if id(parser) in seen:
+            continue
+        seen.add(id(parser))
+        if not any("--db" in a.option_strings for a in parser._actions):
+            parser.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,7 +60,9 @@ def load_reader_data(db: Database, readers: Sequence[ReaderRef]) -> ReaderData:
 
 
 def default_readers(db: Database) -> list[ReaderRef]:
-    return reader_service.all_readers(db)
+    """Every reader that graded at least one slice."""
+    return [r for r in reader_service.all_readers(db)
+            if any(m.grade is not None for m in reader_service.marks(db, r).values())]
 
 
 def _model_targets(db: Database, readers: Sequence[ReaderRef]) -> dict[str, str]:

@@ -1,0 +1,46 @@
+"""``annotator demo``: build the synthetic demo project."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import platformdirs
+
+from annotator.services import demo, project
+
+
+def _default_dicom_dir(db_url: str | None, seed: int, patients: int) -> Path:
+    if db_url and "://" not in db_url:
+        p = Path(db_url).expanduser().resolve()
+        return p.with_name(f"{p.stem}-dicom")
+    return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / f"demo-dicom-{patients}-seed{seed}"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    dicom_dir = Path(args.dicom_dir) if args.dicom_dir else _default_dicom_dir(args.db, args.seed, args.patients)
+    if args.db and "://" not in args.db:
+        Path(args.db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    db = project.open_project(args.db)
+    if args.if_missing and project.status(db).images > 0:
+        print(f"demo project already in {db.url}")
+        return 0
+    summary = demo.build_demo(db, dicom_dir, patients=args.patients, seed=args.seed, matrix=args.matrix,
+                              compressed_fraction=args.compressed, if_missing=args.if_missing,
+                              on_progress=lambda d, t, m: print(m, flush=True))
+    print(f"demo project in {db.url}: {summary.patients} patients, {summary.slices} slices "
+          f"({summary.imported} imported) from {summary.dicom_dir}; labels: "
+          + ", ".join(f"{k} {v}" for k, v in summary.labels.items()))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("demo", help="generate the synthetic L4-5 phantom, import it, add two simulated experts")
+    s.add_argument("--patients", type=int, default=40, metavar="N")
+    s.add_argument("--seed", type=int, default=0, metavar="S")
+    s.add_argument("--dicom-dir", metavar="DIR", help="where to write the DICOM files (default: beside the db)")
+    s.add_argument("--matrix", type=int, default=320, help="image size in pixels")
+    s.add_argument("--compressed", type=float, default=0.1, metavar="FRACTION",
+                   help="share of files written RLE / JPEG 2000 lossless")
+    s.add_argument("--if-missing", action="store_true", help="do nothing if the project already has images")
+    s.set_defaults(func=_demo)

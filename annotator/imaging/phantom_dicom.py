@@ -1,0 +1,292 @@
+"""Write the synthetic phantom as real DICOM studies plus a ``truth.csv`` (numpy/scipy/pydicom only).
+
+Layout: ``out_dir/<PatientID>/<hash>.dcm`` (one study, one axial series "AX T2" of 3-5 contiguous
+slices per patient; file names carry no slice order) and ``out_dir/truth.csv`` with one row per slice.
+Everything (UIDs, dates, names, pixels, which files are compressed) follows from the seed and the
+parameters, so two runs with the same arguments write byte-identical files, with or without workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import math
+import multiprocessing
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    MRImageStorage,
+    RLELossless,
+)
+
+from annotator.imaging.phantom import DEFAULT_PREVALENCE, PatientSpec, draw_patient, render_slice
+
+TRUTH_FILE = "truth.csv"
+TRUTH_COLUMNS = ("sop_instance_uid", "patient_id", "x_px", "y_px", "stage", "severity", "sac_area_mm2")
+CODECS = {"rle": RLELossless, "jpeg2000": JPEG2000Lossless}
+SERIES_DESCRIPTION = "AX T2"
+IMAGE_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+_EPOCH = dt.date(2016, 1, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRow:
+    sop_instance_uid: str
+    patient_id: str
+    x_px: float  # column of the canal (dural sac) centre, pixel (0,0) centre = ImagePositionPatient
+    y_px: float  # row
+    stage: int  # 0..3 (Lee 0-3 ~ Schizas A-D)
+    severity: float  # latent severity in [0, 1]
+    sac_area_mm2: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    out_dir: str
+    spec: PatientSpec
+    patient_id: str
+    matrix: int
+    fingerprint: tuple[str, ...]
+    codecs: tuple[str, ...]  # per slice: "" (uncompressed), "rle" or "jpeg2000"
+
+
+def patient_id_for(seed: int, index: int) -> str:
+    return f"PH{seed}-{index + 1:04d}"
+
+
+_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "annotator/imaging/phantom")
+
+
+def _uid(fingerprint: Sequence[str], *parts: object) -> str:
+    """Deterministic UID: 2.25 + a name-based (version 5) UUID of the dataset fingerprint and the parts."""
+    name = "|".join([*fingerprint, *map(str, parts)])
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, name).int}"
+
+
+def _ds_num(v: float) -> str:
+    """A decimal string (DS, at most 16 characters) that reads back as the same value to ~1e-9."""
+    text = f"{v:.10g}"
+    return "0" if text in ("-0", "0") else text
+
+
+def _window(img: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(img, [1.0, 99.7])
+    return float(round((lo + hi) / 2)), float(max(round(hi - lo), 1))
+
+
+def _dicom(job: _Job, k: int, offset: float, img: np.ndarray, sop: str) -> Dataset:
+    spec = job.spec
+    fp = job.fingerprint
+    ps = spec.fov_mm / job.matrix
+    days = int(np.random.default_rng([spec.seed, 11]).integers(0, 2500))
+    study_date = _EPOCH + dt.timedelta(days=days)
+    secs = 7 * 3600 + (spec.seed % (11 * 3600))
+    t0 = dt.datetime.combine(study_date, dt.time()) + dt.timedelta(seconds=secs)
+    t_series = t0 + dt.timedelta(minutes=9)
+    t_image = t_series + dt.timedelta(seconds=4 * k)
+    age = 35 + spec.seed % 51
+    birth = dt.date(study_date.year - age, 1 + spec.seed % 12, 1 + (spec.seed // 12) % 28)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "ANNOTATOR_PH1"
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    ds.InstanceCreationDate = t_image.strftime("%Y%m%d")
+    ds.InstanceCreationTime = t_image.strftime("%H%M%S")
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = sop
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = study_date.strftime("%Y%m%d")
+    ds.StudyTime = t0.strftime("%H%M%S")
+    ds.SeriesTime = t_series.strftime("%H%M%S")
+    ds.AcquisitionTime = ds.ContentTime = t_image.strftime("%H%M%S")
+    ds.AccessionNumber = f"A{spec.seed % 10**12:012d}"
+    ds.Modality = "MR"
+    ds.Manufacturer = "annotator synthetic phantom"
+    ds.InstitutionName = "Synthetic"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = "L-SPINE"
+    ds.SeriesDescription = SERIES_DESCRIPTION
+    ds.ManufacturerModelName = "L4-5 axial T2 phantom"
+    ds.PatientName = f"PHANTOM^{job.patient_id}"
+    ds.PatientID = job.patient_id
+    ds.PatientBirthDate = birth.strftime("%Y%m%d")
+    ds.PatientSex = "MF"[spec.seed % 2]
+    ds.PatientAge = f"{age:03d}Y"
+    ds.BodyPartExamined = "LSPINE"
+    ds.ScanningSequence = "SE"
+    ds.SequenceVariant = "SK"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = "2D"
+    ds.SliceThickness = _ds_num(spec.slice_thickness_mm)
+    ds.RepetitionTime = "3500"
+    ds.EchoTime = "100"
+    ds.MagneticFieldStrength = "1.5"
+    ds.SpacingBetweenSlices = _ds_num(spec.slice_thickness_mm)
+    ds.EchoTrainLength = 16
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = _uid(fp, spec.index, "study")
+    ds.SeriesInstanceUID = _uid(fp, spec.index, "series")
+    ds.StudyID = "1"
+    ds.SeriesNumber = 4
+    ds.AcquisitionNumber = 1
+    ds.InstanceNumber = k + 1
+    half = (job.matrix - 1) / 2.0 * ps
+    z = spec.table_z_mm + offset
+    ds.ImagePositionPatient = [_ds_num(-half), _ds_num(-half + 20.0), _ds_num(z)]
+    ds.ImageOrientationPatient = [_ds_num(x) for x in IMAGE_ORIENTATION]
+    ds.FrameOfReferenceUID = _uid(fp, spec.index, "frame")
+    ds.PositionReferenceIndicator = ""
+    ds.SliceLocation = _ds_num(z)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = job.matrix
+    ds.Columns = job.matrix
+    ds.PixelSpacing = [_ds_num(ps), _ds_num(ps)]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    wc, ww = _window(img)
+    ds.WindowCenter = _ds_num(wc)
+    ds.WindowWidth = _ds_num(ww)
+    ds.ImageComments = "synthetic phantom, not a patient"
+    ds.PixelData = np.ascontiguousarray(img, dtype="<u2").tobytes()
+    return ds
+
+
+def _file_name(sop: str) -> str:
+    return hashlib.sha256(sop.encode("ascii")).hexdigest()[:16] + ".dcm"
+
+
+def _write_patient(job: _Job) -> list[TruthRow]:
+    spec = job.spec
+    folder = Path(job.out_dir) / job.patient_id
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, offset in enumerate(spec.slice_offsets_mm):
+        img, truth = render_slice(spec, offset, matrix=job.matrix)
+        sop = _uid(job.fingerprint, spec.index, "sop", k)
+        ds = _dicom(job, k, offset, img, sop)
+        codec = job.codecs[k]
+        if codec:
+            ds.compress(CODECS[codec], generate_instance_uid=False)
+        ds.save_as(folder / _file_name(sop), enforce_file_format=True)
+        rows.append(TruthRow(sop, job.patient_id, round(truth.x_px, 4), round(truth.y_px, 4), truth.stage,
+                             truth.severity, truth.sac_area_mm2))
+    return rows
+
+
+def draw_patients(n_patients: int, seed: int, prevalence: Sequence[float] = DEFAULT_PREVALENCE,
+                  slices_per_patient: int | None = None) -> list[PatientSpec]:
+    """The specs ``generate_dataset`` renders: patient i from its own stream (seed, i)."""
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    return [draw_patient(np.random.default_rng([seed, i]), tuple(prevalence), index=i,
+                         n_slices=slices_per_patient) for i in range(n_patients)]
+
+
+def generate_dataset(out_dir: str | os.PathLike[str], n_patients: int, seed: int, matrix: int = 320,
+                     compressed_fraction: float = 0.0,
+                     prevalence: Sequence[float] = DEFAULT_PREVALENCE,
+                     slices_per_patient: int | None = None,
+                     codecs: Sequence[str] = ("rle", "jpeg2000"),
+                     workers: int = 1) -> list[TruthRow]:
+    """Write ``n_patients`` phantom studies and ``truth.csv`` under ``out_dir``; return the truth rows.
+
+    ``compressed_fraction`` of the files (exactly, rounded) are written RLE Lossless or JPEG 2000
+    Lossless (``codecs`` alternate at random); the rest Explicit VR Little Endian. Pixels and UIDs do not
+    depend on the compression, nor on ``workers`` (processes).
+    """
+    if not 0.0 <= compressed_fraction <= 1.0:
+        raise ValueError("compressed_fraction must be in [0, 1]")
+    unknown = [c for c in codecs if c not in CODECS]
+    if unknown or not codecs:
+        raise ValueError(f"codecs must be some of {sorted(CODECS)}, got {list(codecs)!r}")
+    specs = draw_patients(n_patients, seed, prevalence, slices_per_patient)
+    fingerprint = (str(seed), str(matrix), ",".join(f"{p:.6g}" for p in prevalence),
+                   str(slices_per_patient))
+    total = sum(s.n_slices for s in specs)
+    crng = np.random.default_rng([seed, 2**31 + 7])
+    chosen = np.zeros(total, dtype=bool)
+    chosen[crng.permutation(total)[: int(round(compressed_fraction * total))]] = True
+    which = crng.integers(0, len(codecs), total)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    pos = 0
+    for spec in specs:
+        cod = tuple(codecs[which[pos + k]] if chosen[pos + k] else "" for k in range(spec.n_slices))
+        pos += spec.n_slices
+        jobs.append(_Job(str(out), spec, patient_id_for(seed, spec.index), matrix, fingerprint, cod))
+    if workers > 1 and len(jobs) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            chunk = max(1, len(jobs) // (workers * 8))
+            results = list(pool.map(_write_patient, jobs, chunksize=chunk))
+    else:
+        results = [_write_patient(j) for j in jobs]
+    rows = [r for rs in results for r in rs]
+    write_truth(out / TRUTH_FILE, rows)
+    return rows
+
+
+def write_truth(path: str | os.PathLike[str], rows: Iterable[TruthRow]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(TRUTH_COLUMNS)
+        for r in rows:
+            w.writerow([r.sop_instance_uid, r.patient_id, f"{r.x_px:.4f}", f"{r.y_px:.4f}", r.stage,
+                        f"{r.severity:.6f}", f"{r.sac_area_mm2:.3f}"])
+
+
+def read_truth(path: str | os.PathLike[str]) -> list[TruthRow]:
+    """Read a ``truth.csv`` (or the folder holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / TRUTH_FILE
+    with open(p, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{p}: missing columns {missing}")
+        out = []
+        for i, rec in enumerate(reader, start=2):
+            try:
+                out.append(TruthRow(rec["sop_instance_uid"], rec["patient_id"], float(rec["x_px"]),
+                                    float(rec["y_px"]), int(rec["stage"]), float(rec["severity"]),
+                                    float(rec["sac_area_mm2"])))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{p} line {i}: {e}") from e
+    return out
+
+
+def pixel_spacing_by_uid(out_dir: str | os.PathLike[str]) -> dict[str, tuple[float, float]]:
+    """(row, column) PixelSpacing of every DICOM file under ``out_dir``, by SOPInstanceUID."""
+    out: dict[str, tuple[float, float]] = {}
+    for f in sorted(Path(out_dir).rglob("*.dcm")):
+        ds = pydicom.dcmread(f, stop_before_pixels=True,
+                             specific_tags=["SOPInstanceUID", "PixelSpacing"])
+        rs, cs = (float(x) for x in ds.PixelSpacing)
+        if not (math.isfinite(rs) and math.isfinite(cs)):
+            continue
+        out[str(ds.SOPInstanceUID)] = (rs, cs)
+    return out

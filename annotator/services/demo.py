@@ -1,0 +1,81 @@
+"""Use case: the demo project — a synthetic L4-5 phantom written as real DICOM, imported, with two
+simulated experts whose labels enter through the same labelling service a person's do.
+
+Truth (``truth.csv`` beside the DICOM files) is not a rater and never enters the label tables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from annotator.domain.entities import ImportStatus, Rater, Role
+from annotator.domain.errors import InputError, NotFound
+from annotator.domain.progress import ProgressCallback, no_progress
+from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
+from annotator.imaging.simulated_experts import default_experts, simulate_reads
+from annotator.services.importing import import_paths
+from annotator.services.labelling import LabelService
+from annotator.storage import catalog, people
+from annotator.storage.database import Database
+
+REVIEWER = "reviewer"
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    dicom_dir: str
+    patients: int
+    slices: int
+    imported: int
+    labels: dict[str, int]
+    reused: bool
+
+
+def _rater(db: Database, name: str, role: Role, simulated: bool) -> Rater:
+    try:
+        return people.rater_by_name(db, name)
+    except NotFound:
+        return people.add_rater(db, name, role, simulated=simulated)
+
+
+def build_demo(db: Database, dicom_dir: str | os.PathLike[str], *, patients: int = 40, seed: int = 0,
+               matrix: int = 320, compressed_fraction: float = 0.1, if_missing: bool = False,
+               on_progress: ProgressCallback = no_progress) -> DemoSummary:
+    """Generate (or reuse), import and label the demo project; same seed -> byte-identical files."""
+    folder = Path(dicom_dir)
+    truth_path = folder / TRUTH_FILE
+    reused = if_missing and truth_path.is_file()
+    if reused:
+        truth = read_truth(truth_path)
+    else:
+        on_progress(0, 3, f"generating {patients} phantom patients")
+        truth = generate_dataset(folder, patients, seed, matrix=matrix, compressed_fraction=compressed_fraction,
+                                 workers=min(2, os.cpu_count() or 1))
+    on_progress(1, 3, "importing DICOM")
+    results = import_paths(db, [folder])
+    imported = sum(r.status is ImportStatus.IMPORTED for r in results)
+    experts = default_experts()
+    people.update_settings(db, None, required_raters=tuple(e.name for e in experts))
+    _rater(db, REVIEWER, Role.REVIEWER, simulated=False)
+    on_progress(2, 3, "simulated experts labelling")
+    by_sop = {im.sop_instance_uid: im for im in catalog.images(db)}
+    counts: dict[str, int] = {}
+    for k, profile in enumerate(experts):
+        rater = _rater(db, profile.name, Role.ANNOTATOR, simulated=True)
+        svc = LabelService(db, rater)
+        done = {lab.image_id for lab in svc.my_labels()}
+        todo = [t for t in truth if t.sop_instance_uid in by_sop and by_sop[t.sop_instance_uid].id not in done]
+        spacing = {t.sop_instance_uid: by_sop[t.sop_instance_uid].geometry.pixel_spacing for t in todo}
+        missing = [uid for uid, sp in spacing.items() if sp is None]
+        if missing:
+            raise InputError(f"demo slice {missing[0]} has no PixelSpacing: cannot simulate clicks in mm")
+        reads = simulate_reads(profile, todo, spacing, np.random.default_rng([seed, 1000 + k]))
+        for r in reads:
+            svc.set_label(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade, action="simulated")
+        counts[profile.name] = len(svc.my_labels())
+    on_progress(3, 3, "done")
+    return DemoSummary(str(folder), len({t.patient_id for t in truth}), len(truth), imported, counts, reused)

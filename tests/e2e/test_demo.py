@@ -1,0 +1,58 @@
+"""`annotator demo`: generate, import, simulated experts through the labelling service."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from annotator.storage import audit, catalog, labels, people
+from annotator.storage.database import open_database
+
+
+def _run(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "annotator", *args], capture_output=True, text=True,
+                          check=True, timeout=300).stdout
+
+
+def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> None:
+    db_path = tmp_path / "proj" / "demo.db"
+    out = _run("demo", "--patients", "4", "--seed", "3", "--matrix", "128", "--db", str(db_path),
+               "--dicom-dir", str(tmp_path / "dicom"))
+    assert "4 patients" in out
+    status = json.loads(_run("--db", str(db_path), "status", "--json"))
+    assert status["patients"] == 4 and status["series"] == 4
+    n = status["images"]
+    assert 12 <= n <= 20  # 3-5 slices per patient
+    assert status["labels_per_rater"] == {"expert1": n, "expert2": n, "reviewer": 0}
+
+    db = open_database(str(db_path))
+    raters = {r.name: r for r in people.list_raters(db)}
+    assert raters["expert1"].simulated and raters["expert2"].simulated and not raters["reviewer"].simulated
+    assert "truth" not in raters
+    cur = labels.current(db, rater_ids=[raters["expert1"].id])
+    assert all(lab.complete and lab.action == "simulated" for lab in cur)
+    assert len([e for e in audit.entries(db, entity="annotation")]) == 2 * n
+    truth = {line.split(",")[0]: line.split(",") for line in (tmp_path / "dicom" / "truth.csv").read_text().splitlines()[1:]}
+    by_id = {im.id: im for im in catalog.images(db)}
+    for lab in cur:  # the click lands within a few mm of the truth centre
+        t = truth[by_id[lab.image_id].sop_instance_uid]
+        g = by_id[lab.image_id].geometry
+        assert g.distance_mm((lab.x_px, lab.y_px), (float(t[2]), float(t[3]))) < 5.0  # type: ignore[arg-type]
+    assert people.get_settings(db).required_raters == ("expert1", "expert2")
+    db.close()
+
+    again = _run("demo", "--patients", "4", "--seed", "3", "--matrix", "128", "--db", str(db_path),
+                 "--dicom-dir", str(tmp_path / "dicom"), "--if-missing")
+    assert "already" in again
+
+    _run("demo", "--patients", "4", "--seed", "3", "--matrix", "128", "--db", str(tmp_path / "b.db"),
+         "--dicom-dir", str(tmp_path / "dicom2"))
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*.dcm"))}
+
+    assert digest(tmp_path / "dicom") == digest(tmp_path / "dicom2")
