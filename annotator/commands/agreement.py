@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from annotator.services import agreement, project
-
 
 def _agreement(args: argparse.Namespace) -> int:
+    from annotator.services import agreement, project
+
     db = project.open_project(args.db)
     report = agreement.agreement_report(db, args.readers, n_boot=args.bootstrap, seed=args.seed)
     if args.json:

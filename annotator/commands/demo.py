@@ -7,8 +7,6 @@ from pathlib import Path
 
 import platformdirs
 
-from annotator.services import demo, project
-
 
 def _default_dicom_dir(db_url: str | None, seed: int, patients: int) -> Path:
     if db_url and "://" not in db_url:
@@ -18,6 +16,8 @@ def _default_dicom_dir(db_url: str | None, seed: int, patients: int) -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from annotator.services import demo, project
+
     dicom_dir = Path(args.dicom_dir) if args.dicom_dir else _default_dicom_dir(args.db, args.seed, args.patients)
     if args.db and "://" not in args.db:
         Path(args.db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from annotator.services import labelsets, project
-from annotator.services import readers as reader_service
-
 
 def _export(args: argparse.Namespace) -> int:
+    from annotator.services import labelsets, project
+    from annotator.services import readers as reader_service
+
     db = project.open_project(args.db)
     readers = args.readers or [str(r) for r in reader_service.all_readers(db)]
     n = labelsets.export(db, readers, Path(args.out), args.format)
@@ -19,6 +19,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import_labels(args: argparse.Namespace) -> int:
+    from annotator.services import labelsets, project
+
     db = project.open_project(args.db)
     report = labelsets.import_labels(db, Path(args.file), reader=args.reader)
     for line in report.errors:
