@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
@@ -136,10 +136,12 @@ def _resequence(s: Session, series_ids: Iterable[int]) -> None:
                                  r.position_along_normal if r.position_along_normal is not None else 0.0,
                                  r.instance_number if r.instance_number is not None else 0,
                                  r.sop_instance_uid))
-        changes += [{"id": r.id, "slice_index": i} for i, r in enumerate(rows) if r.slice_index != i]
+        changes += [{"row_id": r.id, "new_index": i} for i, r in enumerate(rows) if r.slice_index != i]
     if changes:
+        table = ImageRow.__table__
         s.flush()
-        s.execute(update(ImageRow), changes)
+        s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
+                               .values(slice_index=bindparam("new_index")), changes)
         s.expire_all()
 
 
