@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from annotator.domain.errors import NotFound
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
@@ -20,11 +19,13 @@ def marks(db: Database, reader: ReaderRef | str) -> dict[int, ReaderMark]:
         model = models_repo.get(db, int(ref.key))
         return {p.image_id: ReaderMark(p.image_id, p.x_px, p.y_px, p.grade, p.probabilities, None, None)
                 for p in models_repo.predictions(db, model.id)}
-    raise NotFound("the consensus reader needs the review feature (adjudications), which is not built yet")
+    from annotator.services.review import consensus_marks
+
+    return consensus_marks(db)
 
 
 def all_readers(db: Database) -> list[ReaderRef]:
     """Every reader the project knows: its raters, then its model versions."""
     out = [ReaderRef(ReaderKind.RATER, r.name) for r in people.list_raters(db)]
     out += [ReaderRef(ReaderKind.MODEL, str(m.id)) for m in models_repo.list_versions(db)]
-    return out
+    return out + [ReaderRef(ReaderKind.CONSENSUS)]

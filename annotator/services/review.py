@@ -1,0 +1,206 @@
+"""Use case: reviewers resolve disagreements; the consensus label set.
+
+A slice enters the disagreement queue when the required raters' grades differ, when their centres lie
+further apart than the project's threshold (mm), when a required rater has not labelled it completely,
+or (optionally) when the active model's grade differs from the raters'. Decisions are adjudications:
+they never edit a rater's label, they are versioned so two reviewers cannot silently overwrite each
+other, and every step is audited.
+
+Consensus rule (also in the README): a slice's consensus label is its latest adjudication if that is a
+decision; otherwise, if every required rater labelled it completely with the same grade, that grade with
+the mean of their points; otherwise (disagreement, missing rater, or reopened) the slice has none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+from annotator.domain.entities import Adjudication, Label, Rater, Role
+from annotator.domain.errors import InputError, NotFound, PermissionDenied
+from annotator.domain.readers import ReaderMark
+from annotator.domain.scales import load_scale
+from annotator.storage import catalog, labels, models_repo, people, review
+from annotator.storage.database import Database
+
+DECIDED = "decided"
+REOPENED = "reopened"
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    image_id: int
+    reasons: tuple[str, ...]
+    grade_distance: int
+    mm_distance: float | None
+    status: str  # "open", "decided" or "reopened"
+    adjudication_version: int
+    marks: dict[str, ReaderMark] = field(default_factory=dict)
+
+    @property
+    def sort_key(self) -> tuple[float, float]:
+        return (-self.grade_distance, -(self.mm_distance or 0.0))
+
+
+def required_raters(db: Database) -> list[Rater]:
+    """The project's required raters, else every annotator who has labelled something."""
+    settings = people.get_settings(db)
+    raters = people.list_raters(db)
+    if settings.required_raters:
+        by_name = {r.name: r for r in raters}
+        missing = [n for n in settings.required_raters if n not in by_name]
+        if missing:
+            raise NotFound(f"required rater {missing[0]!r} does not exist")
+        return [by_name[n] for n in settings.required_raters]
+    counts = {lab.rater_id for lab in labels.current(db)}
+    return [r for r in raters if r.role is Role.ANNOTATOR and r.id in counts]
+
+
+def _mark(lab: Label) -> ReaderMark:
+    return ReaderMark(lab.image_id, lab.x_px, lab.y_px, lab.grade, None, lab.version, lab.created_at.isoformat())
+
+
+def _max_distance_mm(points: list[tuple[float, float]], spacing: tuple[float, float] | None) -> float | None:
+    if len(points) < 2 or spacing is None:
+        return None
+    rs, cs = spacing
+    return max(math.hypot((a[0] - b[0]) * cs, (a[1] - b[1]) * rs) for a, b in itertools.combinations(points, 2))
+
+
+def _status(adj: Adjudication | None) -> str:
+    return "open" if adj is None else adj.status
+
+
+def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = False,
+                       status: str | None = "open", reason: str | None = None) -> list[QueueItem]:
+    """Slices needing review, most severe first (grade distance, then mm distance)."""
+    if not viewer.role.sees_all:
+        raise PermissionDenied(f"{viewer.name} is an annotator: the review queue is for reviewers and admins")
+    settings = people.get_settings(db)
+    raters = required_raters(db)
+    names = {r.id: r.name for r in raters}
+    by_image: dict[int, dict[str, ReaderMark]] = {}
+    for lab in labels.current(db, rater_ids=list(names)):
+        by_image.setdefault(lab.image_id, {})[f"rater:{names[lab.rater_id]}"] = _mark(lab)
+    model = models_repo.active(db) if include_model else None
+    preds = {p.image_id: p for p in models_repo.predictions(db, model.id)} if model else {}
+    adjs = review.current_all(db)
+    items = []
+    for im in catalog.images(db):
+        marks = by_image.get(im.id, {})
+        why = []
+        missing = [n for n in names.values() if not (marks.get(f"rater:{n}") and marks[f"rater:{n}"].grade is not None
+                                                     and marks[f"rater:{n}"].x_px is not None)]
+        if missing:
+            why.append("missing " + ", ".join(missing))
+        grades = [m.grade for m in marks.values() if m.grade is not None]
+        gd = (max(grades) - min(grades)) if grades else 0
+        if gd:
+            why.append(f"grades differ by {gd}")
+        pts = [(m.x_px, m.y_px) for m in marks.values() if m.x_px is not None and m.y_px is not None]
+        dist = _max_distance_mm(pts, im.geometry.pixel_spacing)  # type: ignore[arg-type]
+        if dist is not None and dist > settings.disagreement_threshold_mm:
+            why.append(f"centres {dist:.1f} mm apart")
+        p = preds.get(im.id)
+        if model and p is not None and p.grade is not None and grades and any(g != p.grade for g in grades):
+            why.append("model disagrees")
+            gd = max(gd, max(abs(g - p.grade) for g in grades))
+        if p is not None and model:
+            marks = {**marks, f"model:{model.id}": ReaderMark(im.id, p.x_px, p.y_px, p.grade, p.probabilities)}
+        if not why:
+            continue
+        adj = adjs.get(im.id)
+        item = QueueItem(im.id, tuple(why), gd, dist, _status(adj), adj.version if adj else 0, marks)
+        if status is not None and item.status != status:
+            continue
+        if reason is not None and not any(w.startswith(reason) for w in why):
+            continue
+        items.append(item)
+    items.sort(key=lambda it: it.sort_key)
+    return items
+
+
+def queue_counts(items: list[QueueItem]) -> dict[str, int]:
+    out: dict[str, int] = {"total": len(items)}
+    for it in items:
+        for w in it.reasons:
+            key = w.split(" ")[0] if not w.startswith("grades") else "grades differ"
+            key = {"missing": "missing rater", "centres": "centres apart", "model": "model disagrees"}.get(key, key)
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+@dataclass
+class ReviewService:
+    db: Database
+    reviewer: Rater
+
+    def __post_init__(self) -> None:
+        if not self.reviewer.role.sees_all:
+            raise PermissionDenied(f"{self.reviewer.name} is an annotator and cannot adjudicate")
+
+    def _marks(self, image_id: int) -> dict[str, ReaderMark]:
+        names = {r.id: r.name for r in people.list_raters(self.db)}
+        return {f"rater:{names[lab.rater_id]}": _mark(lab) for lab in labels.current(self.db, image_ids=[image_id])}
+
+    def _record(self, image_id: int, expected_version: int, status: str, source: str, x: float | None,
+                y: float | None, grade: int | None, reason: str) -> Adjudication:
+        return review.record(self.db, image_id=image_id, reviewer_id=self.reviewer.id,
+                             expected_version=expected_version, status=status, source=source, x_px=x, y_px=y,
+                             grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip())
+
+    def accept(self, image_id: int, reader: str, expected_version: int, reason: str = "") -> Adjudication:
+        """Adopt one reader's label (point and grade) as the decision."""
+        mark = self._marks(image_id).get(reader)
+        if mark is None or mark.grade is None:
+            raise InputError(f"{reader} has no graded label on this slice to accept")
+        return self._record(image_id, expected_version, DECIDED, reader, mark.x_px, mark.y_px, mark.grade, reason)
+
+    def decide(self, image_id: int, x: float, y: float, grade: int, expected_version: int,
+               reason: str = "") -> Adjudication:
+        """Set the reviewer's own point and grade; overriding every reader's grade needs a reason."""
+        load_scale(people.get_settings(self.db).scale_code).grade(grade)
+        if not catalog.image_by_id(self.db, image_id).geometry.contains(x, y):
+            raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the image")
+        grades = {m.grade for m in self._marks(image_id).values() if m.grade is not None}
+        if grade not in grades and not reason.strip():
+            raise InputError("a reason is required when the decision overrides every reader's grade")
+        return self._record(image_id, expected_version, DECIDED, "own", x, y, grade, reason)
+
+    def reopen(self, image_id: int, reason: str, expected_version: int) -> Adjudication:
+        if not reason.strip():
+            raise InputError("a reason is required to reopen a decision")
+        current = review.latest(self.db, image_id)
+        if current is None or current.status != DECIDED:
+            raise InputError("only a decided slice can be reopened")
+        return self._record(image_id, expected_version, REOPENED, current.source, None, None, None, reason)
+
+    def history(self, image_id: int) -> list[Adjudication]:
+        return review.history(self.db, image_id)
+
+
+def consensus_marks(db: Database) -> dict[int, ReaderMark]:
+    """The consensus label set (rule in the module docstring)."""
+    raters = required_raters(db)
+    adjs = review.current_all(db)
+    out: dict[int, ReaderMark] = {}
+    by_image: dict[int, list[Label]] = {}
+    for lab in labels.current(db, rater_ids=[r.id for r in raters]):
+        by_image.setdefault(lab.image_id, []).append(lab)
+    for im in catalog.images(db):
+        adj = adjs.get(im.id)
+        if adj is not None:
+            if adj.status == DECIDED:
+                out[im.id] = ReaderMark(im.id, adj.x_px, adj.y_px, adj.grade, None, adj.version,
+                                        adj.created_at.isoformat())
+            continue
+        labs = by_image.get(im.id, [])
+        if not raters or len(labs) != len(raters) or not all(lab.complete for lab in labs):
+            continue
+        if len({lab.grade for lab in labs}) == 1:
+            xs = [lab.x_px for lab in labs if lab.x_px is not None]
+            ys = [lab.y_px for lab in labs if lab.y_px is not None]
+            out[im.id] = ReaderMark(im.id, sum(xs) / len(xs), sum(ys) / len(ys), labs[0].grade, None, None,
+                                    max(lab.created_at for lab in labs).isoformat())
+    return out

@@ -1,0 +1,119 @@
+"""Disagreement queue, adjudication with optimistic versioning, consensus; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from annotator.domain.entities import Role
+from annotator.domain.errors import ConflictError, InputError, PermissionDenied
+from annotator.services import readers
+from annotator.services.labelling import LabelService
+from annotator.services.review import ReviewService, consensus_marks, disagreement_queue, queue_counts
+from annotator.storage import audit, catalog, labels, people
+from tests.factories import instance
+
+
+@pytest.fixture
+def project(db):  # type: ignore[no-untyped-def]
+    catalog.import_instances(db, [instance(i) for i in range(5)])  # 0.5 mm pixels
+    ims = [im.id for im in catalog.images(db)]
+    e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
+    e2 = LabelService(db, people.add_rater(db, "e2", Role.ANNOTATOR))
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
+    people.update_settings(db, None, required_raters=("e1", "e2"))
+    plan = {  # image index: (e1 point, e1 grade, e2 point, e2 grade)
+        0: ((30, 30), 1, (31, 30), 1),      # agree (0.5 mm)
+        1: ((30, 30), 0, (30, 30), 2),      # grades differ by 2
+        2: ((30, 30), 1, (40, 30), 1),      # 5 mm apart
+        3: ((30, 30), 3, None, None),       # e2 missing
+        4: ((30, 30), 2, (30, 31), 3),      # grades differ by 1
+    }
+    for i, (p1, g1, p2, g2) in plan.items():
+        e1.set_label(ims[i], p1[0], p1[1], g1)
+        if p2 is not None:
+            e2.set_label(ims[i], p2[0], p2[1], g2)
+    return db, ims, rev
+
+
+def test_queue_reasons_order_and_counts(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    q = disagreement_queue(db, rev)
+    assert [it.image_id for it in q] == [ims[1], ims[4], ims[2], ims[3]]
+    assert q[0].reasons == ("grades differ by 2",)
+    assert q[2].reasons == ("centres 5.0 mm apart",)
+    assert q[3].reasons == ("missing e2",)
+    assert set(q[0].marks) == {"rater:e1", "rater:e2"}
+    assert queue_counts(q) == {"total": 4, "grades differ": 2, "centres apart": 1, "missing rater": 1}
+    assert [it.image_id for it in disagreement_queue(db, rev, reason="missing")] == [ims[3]]
+    with pytest.raises(PermissionDenied):
+        disagreement_queue(db, people.rater_by_name(db, "e1"))
+    with pytest.raises(PermissionDenied):
+        ReviewService(db, people.rater_by_name(db, "e1"))
+
+
+def test_decisions_never_touch_rater_labels_and_are_audited(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    before = labels.current(db)
+    svc = ReviewService(db, rev)
+    a = svc.accept(ims[1], "rater:e2", expected_version=0)
+    assert (a.grade, a.source, a.version, a.status) == (2, "rater:e2", 1, "decided")
+    with pytest.raises(InputError, match="reason is required"):
+        svc.decide(ims[4], 30, 30, 0, expected_version=0)  # grade 0: neither reader said so
+    d = svc.decide(ims[4], 30, 30, 0, expected_version=0, reason="disc bulge mistaken for stenosis")
+    assert d.source == "own" and d.reason.startswith("disc")
+    assert labels.current(db) == before
+    with pytest.raises(InputError, match="reason"):
+        svc.reopen(ims[1], " ", expected_version=1)
+    svc.reopen(ims[1], "second look", expected_version=1)
+    assert [e.action for e in audit.entries(db, entity="adjudication")] == [
+        "adjudication.decided", "adjudication.decided", "adjudication.reopened"]
+    assert [it.image_id for it in disagreement_queue(db, rev)] == [ims[2], ims[3]]
+    assert [it.image_id for it in disagreement_queue(db, rev, status="reopened")] == [ims[1]]
+
+
+def test_second_reviewer_gets_a_conflict_and_sees_the_first_decision(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    other = people.add_rater(db, "rev2", Role.ADMIN)
+    ReviewService(db, rev).accept(ims[1], "rater:e1", expected_version=0)
+    with pytest.raises(ConflictError) as err:
+        ReviewService(db, other).accept(ims[1], "rater:e2", expected_version=0)
+    assert err.value.current is not None and err.value.current.source == "rater:e1"
+
+
+def test_simultaneous_decisions_one_wins_one_conflicts(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    other = people.add_rater(db, "rev2", Role.REVIEWER)
+    barrier = threading.Barrier(2)
+    outcome: dict[str, object] = {}
+
+    def decide(who, reader: str) -> None:  # type: ignore[no-untyped-def]
+        svc = ReviewService(db, who)
+        barrier.wait()
+        try:
+            outcome[who.name] = svc.accept(ims[4], reader, expected_version=0)
+        except ConflictError as exc:
+            outcome[who.name] = exc
+
+    threads = [threading.Thread(target=decide, args=(rev, "rater:e1")),
+               threading.Thread(target=decide, args=(other, "rater:e2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    kinds = sorted(type(v).__name__ for v in outcome.values())
+    assert kinds == ["Adjudication", "ConflictError"]
+    from annotator.storage import review
+
+    assert [a.version for a in review.history(db, ims[4])] == [1]
+
+
+def test_consensus_rule(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    ReviewService(db, rev).accept(ims[1], "rater:e2", expected_version=0)
+    cons = consensus_marks(db)
+    assert set(cons) == {ims[0], ims[1], ims[2]}  # agreed grades (0, 2), decided (1); 3 missing, 4 open
+    assert cons[ims[0]].grade == 1 and cons[ims[0]].x_px == 30.5
+    assert cons[ims[1]].grade == 2
+    assert readers.marks(db, "consensus") == cons
