@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from annotator import __version__
 from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError
-from annotator.services import project
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review")
 
 
 class _Bar:
@@ -36,6 +35,7 @@ class _Bar:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from annotator.services import project
     from annotator.services.importing import import_paths
 
     db = project.open_project(args.db)
@@ -59,6 +59,8 @@ def _quiet(done: int, total: int, message: str) -> None:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
+    from annotator.services import project
+
     if args.db_command == "upgrade":
         before, after = project.upgrade_schema(args.db)
         print(f"schema {before or '(empty)'} -> {after}" if before != after else f"schema already at {after}")
@@ -70,6 +72,8 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_raters(args: argparse.Namespace) -> int:
+    from annotator.services import project
+
     db = project.open_project(args.db)
     if args.raters_command == "add":
         r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated)
@@ -81,6 +85,8 @@ def _cmd_raters(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from annotator.services import project
+
     db = project.open_project(args.db)
     c = project.status(db)
     if args.json:
