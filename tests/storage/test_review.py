@@ -117,3 +117,32 @@ def test_consensus_rule(project) -> None:  # type: ignore[no-untyped-def]
     assert cons[ims[0]].grade == 1 and cons[ims[0]].x_px == 30.5
     assert cons[ims[1]].grade == 2
     assert readers.marks(db, "consensus") == cons
+
+
+def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+
+    from annotator.storage.database import open_database
+
+    path = tmp_path / "r.db"
+    db = open_database(str(path))
+    catalog.import_instances(db, [instance(0)])
+    [im] = catalog.images(db)
+    for name, grade in (("e1", 0), ("e2", 2)):
+        LabelService(db, people.add_rater(db, name, Role.ANNOTATOR)).set_label(im.id, 30, 30, grade)
+    people.add_rater(db, "rev", Role.REVIEWER)
+    db.close()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "annotator", "--db", str(path), "review", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    q = json.loads(run("queue", "--as", "rev", "--json").stdout)
+    assert q["counts"]["total"] == 1 and q["items"][0]["readers"]["rater:e2"]["grade"] == 2
+    assert run("accept", str(im.id), "rater:e2", "--version", "0", "--as", "rev").returncode == 0
+    late = run("accept", str(im.id), "rater:e1", "--version", "0", "--as", "rev")
+    assert late.returncode == 1 and "decided by someone else" in late.stderr
+    denied = run("queue", "--as", "e1")
+    assert denied.returncode == 1 and "annotator" in denied.stderr
