@@ -1,0 +1,1 @@
+"""The desktop workstation (PySide6 + pyqtgraph). The only package that imports Qt."""

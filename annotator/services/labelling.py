@@ -2,18 +2,56 @@
 
 Blinding lives here, not in widgets: an annotator's queries return only that rater's labels unless
 the project allows otherwise; reviewers and admins see every rater.
+
+Undo and redo never delete: each commits a NEW version that restores an earlier state. The rule, per
+(slice, rater), replays the stored history like an editor's undo stack: every ordinary action pushes
+its state (discarding any redo states above the cursor), "undo" moves the cursor one state down and
+"redo" one state up. So undo restores the state before the latest action not yet undone, repeated
+undos walk further back down to the empty slice, redo re-applies what was undone, and a new action
+after an undo discards the redo branch. Because the rule reads only the stored history, it gives the
+same answer after a restart or from the CLI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from annotator.domain.entities import Label, ProjectSettings, Rater
 from annotator.domain.errors import InputError
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
+
+UNDO = "undo"
+REDO = "redo"
+
+
+class LabelState(NamedTuple):
+    x_px: float | None
+    y_px: float | None
+    grade: int | None
+    scale_code: str | None  # None for the empty state before any action
+
+
+EMPTY_STATE = LabelState(None, None, None, None)
+
+
+def undo_timeline(history: list[Label]) -> tuple[list[LabelState], int]:
+    """Replay a label history (oldest first) into (states, cursor): states[cursor] is current."""
+    states = [EMPTY_STATE]
+    cursor = 0
+    for v in history:
+        if v.action == UNDO:
+            cursor = max(cursor - 1, 0)
+        elif v.action == REDO:
+            cursor = min(cursor + 1, len(states) - 1)
+        else:
+            del states[cursor + 1:]
+            states.append(LabelState(v.x_px, v.y_px, v.grade, v.scale_code))
+            cursor += 1
+    return states, cursor
 
 
 @dataclass
@@ -50,10 +88,13 @@ class LabelService:
         return self._commit(image_id, x, y, prev.grade if prev else None, "point", prev)
 
     def set_grade(self, image_id: int, grade: int) -> Label:
-        self.scale.grade(grade)  # raises on an out-of-scale grade
+        scale = self.scale
+        scale.grade(grade)  # raises on an out-of-scale grade
         prev = self._current(image_id)
-        return self._commit(image_id, prev.x_px if prev else None, prev.y_px if prev else None, grade,
-                            "grade", prev)
+        return labels.add_version(self.db, image_id=image_id, rater_id=self.rater.id,
+                                  x_px=prev.x_px if prev else None, y_px=prev.y_px if prev else None,
+                                  grade=grade, scale_code=scale.code, action="grade",
+                                  expected_version=prev.version if prev else 0)
 
     def set_label(self, image_id: int, x: float | None, y: float | None, grade: int | None,
                   action: str = "set") -> Label:
@@ -81,3 +122,30 @@ class LabelService:
 
     def history(self, image_id: int) -> list[Label]:
         return labels.history(self.db, image_id, self.rater.id)
+
+    def undo_redo_available(self, image_id: int) -> tuple[bool, bool]:
+        """(can undo, can redo) for this rater on one slice."""
+        states, cursor = undo_timeline(self.history(image_id))
+        return cursor > 0, cursor < len(states) - 1
+
+    def _restore(self, image_id: int, step: int, action: str) -> Label | None:
+        hist = self.history(image_id)
+        states, cursor = undo_timeline(hist)
+        target = cursor + step
+        if not 0 <= target < len(states):
+            return None
+        st = states[target]
+        return labels.add_version(self.db, image_id=image_id, rater_id=self.rater.id, x_px=st.x_px, y_px=st.y_px,
+                                  grade=st.grade, scale_code=st.scale_code or self.scale.code, action=action,
+                                  expected_version=hist[-1].version if hist else 0)
+
+    def undo(self, image_id: int) -> Label | None:
+        """Commit a new version restoring the state before the latest action not yet undone.
+
+        Returns None (and commits nothing) when there is nothing left to undo on this slice.
+        """
+        return self._restore(image_id, -1, UNDO)
+
+    def redo(self, image_id: int) -> Label | None:
+        """Commit a new version re-applying the latest undone action; None when there is none."""
+        return self._restore(image_id, +1, REDO)

@@ -1,0 +1,94 @@
+"""Start the desktop application: open the project, sign in, show the workstation.
+
+Imports only Qt, pyqtgraph and the services (never torch), so the window opens in a second or two.
+Uncaught exceptions on any thread reach the user through :func:`annotator.gui.errors.show_error`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtWidgets import QApplication, QDialog
+
+from annotator.domain.entities import Rater
+from annotator.domain.errors import AnnotatorError
+from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
+from annotator.gui.main_window import MainWindow
+from annotator.gui.signin import SignInDialog
+from annotator.gui.theme import apply_dark_theme
+from annotator.services.project import Database, open_project
+
+
+def user_settings() -> QSettings:
+    """Per-user window state (never project rules: those live in the database)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "annotator", "annotator")
+
+
+def _rater_key(db: Database) -> str:
+    return "last_rater/" + hashlib.sha256(db.url.encode()).hexdigest()[:16]
+
+
+def choose_rater(db: Database, settings: QSettings) -> Rater | None:
+    last = settings.value(_rater_key(db))
+    dialog = SignInDialog(db, int(last) if last is not None and str(last).isdigit() else None)
+    try:
+        if dialog.exec() != QDialog.DialogCode.Accepted or dialog.rater is None:
+            return None
+        settings.setValue(_rater_key(db), dialog.rater.id)
+        return dialog.rater
+    finally:
+        dialog.deleteLater()
+
+
+class Workstation:
+    """Holds the open project and the current main window; switching rater rebuilds the window."""
+
+    def __init__(self, db: Database, settings: QSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.window: MainWindow | None = None
+
+    def start(self) -> bool:
+        rater = choose_rater(self.db, self.settings)
+        if rater is None:
+            return False
+        self.window = MainWindow(self.db, rater, self.settings)
+        self.window.switchRaterRequested.connect(self.switch_rater)
+        self.window.show()
+        return True
+
+    def switch_rater(self) -> None:
+        old = self.window
+        if old is not None:
+            old.close()
+            old.deleteLater()
+        self.window = None
+        if not self.start():
+            QApplication.quit()
+
+
+def run_app(db_url: str | None) -> int:
+    """Open the workstation on the project at ``db_url`` (default database when None); exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    QCoreApplication.setOrganizationName("annotator")
+    QCoreApplication.setApplicationName("annotator")
+    apply_dark_theme(app)  # type: ignore[arg-type]
+    install_excepthooks()
+    try:
+        try:
+            db = open_project(db_url)
+        except AnnotatorError as exc:
+            show_error(None, exc, blocking=True)
+            return 1
+        station = Workstation(db, user_settings())
+        try:
+            if not station.start():
+                return 0
+            app.setQuitOnLastWindowClosed(True)
+            return int(app.exec())
+        finally:
+            db.close()
+    finally:
+        uninstall_excepthooks()

@@ -1,0 +1,112 @@
+"""The second view: the same slice, zoom, pan and window as the main view, with what the rater may
+compare against — the active model's point, grade and class probabilities, and (where the project
+allows) the other readers' points and grades, each in its own colour, named in a legend.
+
+It only draws what :class:`SliceOverlays` holds; the blinding decisions were made by the service.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from annotator.domain.scales import GradingScale
+from annotator.gui.slice_view import SliceView
+from annotator.gui.theme import MODEL_COLOUR, OWN_COLOUR, reader_style
+from annotator.services.viewing import SliceOverlays, SuggestionStatus
+
+BAR_WIDTH = 16
+
+
+def grade_text(scale: GradingScale, grade: int | None) -> str:
+    if grade is None:
+        return "no grade"
+    try:
+        return scale.grade(grade).label
+    except Exception:  # a grade from another scale
+        return str(grade)
+
+
+def probability_rows(scale: GradingScale, probabilities: tuple[float, ...]) -> list[str]:
+    """One line per grade: label, a bar and the probability."""
+    rows = []
+    for g, p in zip(scale.grades, probabilities, strict=False):
+        bar = "█" * round(p * BAR_WIDTH)
+        rows.append(f"{g.label:>3} {g.name[:10]:<10} {bar:<{BAR_WIDTH}} {p:4.2f}")
+    return rows
+
+
+class ComparePane(QWidget):
+    def __init__(self, scale: GradingScale, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scale = scale
+        self.view = SliceView(editable=False, follower=True)
+        self.legend = pg.LegendItem(offset=(-10, 10), labelTextColor="#e6e6e6", brush=(0, 0, 0, 150))
+        self.legend.setParentItem(self.view.view_box)
+        self._items: list[pg.GraphicsObject] = []
+        self.info = QLabel()
+        self.info.setObjectName("compareInfo")
+        self.info.setWordWrap(True)
+        self.info.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.info.setStyleSheet("QLabel#compareInfo { padding: 6px; }")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.info)
+        self.set_overlays(None)
+
+    @property
+    def legend_names(self) -> list[str]:
+        return [label.text for _sample, label in self.legend.items]
+
+    def _clear(self) -> None:
+        for item in self._items:
+            self.view.view_box.removeItem(item)
+        self._items.clear()
+        self.legend.clear()
+
+    def _add(self, x: float | None, y: float | None, name: str, colour: str, symbol: str, size: int = 14) -> None:
+        pts = [(x, y)] if x is not None and y is not None else []
+        item = pg.ScatterPlotItem(pos=pts, symbol=symbol, size=size, pen=pg.mkPen(colour, width=2),
+                                  brush=pg.mkBrush(0, 0, 0, 0), pxMode=True)
+        item.setZValue(50)
+        self.view.view_box.addItem(item, ignoreBounds=True)
+        self._items.append(item)
+        self.legend.addItem(item, name if pts else f"{name} (no point)")
+
+    def set_overlays(self, ov: SliceOverlays | None) -> None:
+        self._clear()
+        if ov is None:
+            self.legend.hide()
+            self.info.setText("")
+            return
+        lines: list[str] = []
+        if ov.own is not None and not ov.own.empty:
+            self._add(ov.own.x_px, ov.own.y_px, f"you: {grade_text(self.scale, ov.own.grade)}", OWN_COLOUR, "+")
+        sug = ov.suggestion
+        if sug.status is SuggestionStatus.SHOWN and sug.prediction is not None:
+            pred = sug.prediction
+            name = sug.model.name if sug.model is not None else "model"
+            self._add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
+            lines.append(f"<b>Model</b> {html.escape(name)}: grade {html.escape(grade_text(self.scale, pred.grade))}")
+            if pred.probabilities:
+                rows = probability_rows(self.scale, pred.probabilities)
+                lines.append("<pre style='margin:0'>" + html.escape("\n".join(rows)) + "</pre>")
+        elif sug.status is SuggestionStatus.NO_MODEL:
+            lines.append("<b>Model</b>: no active model")
+        else:
+            name = f" {html.escape(sug.model.name)}" if sug.model is not None else ""
+            lines.append(f"<b>Model</b>{name}: {html.escape(sug.status.value)}")
+        if not ov.others_visible:
+            lines.append("<b>Other readers</b>: hidden (blinded reading)")
+        elif not ov.others:
+            lines.append("<b>Other readers</b>: none has labelled this slice")
+        for reader in ov.others:
+            colour, symbol = reader_style(reader.rater.id)
+            lab = reader.label
+            self._add(lab.x_px, lab.y_px, f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}", colour, symbol)
+        self.legend.setVisible(bool(self._items))
+        self.info.setText("<br>".join(lines))

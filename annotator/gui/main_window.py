@@ -1,0 +1,256 @@
+"""The annotation workstation window: worklist on the left, the slice (largest) in the middle, the
+model and other readers side by side, grade buttons below, readouts in the status bar.
+
+It wires widgets to an :class:`AnnotationSession` and holds no labelling logic of its own. Per-user
+window state (geometry, docks, splitter, the side-by-side toggle) lives in QSettings; project rules
+come from the database through the services.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+
+from annotator.domain.entities import ImageRef, Label, ModelSuggestion, Rater
+from annotator.domain.errors import AnnotatorError
+from annotator.gui import readout, window_level
+from annotator.gui.actions import HELP_TEXT, build_actions
+from annotator.gui.compare_pane import ComparePane
+from annotator.gui.errors import show_error
+from annotator.gui.grade_panel import GradePanel
+from annotator.gui.pixel_loader import PixelLoader
+from annotator.gui.session import AnnotationSession
+from annotator.gui.slice_view import SliceView
+from annotator.gui.view_sync import ViewSync
+from annotator.gui.worklist_panel import WorklistPanel
+from annotator.services.project import Database
+from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
+from annotator.services.worklist import SliceState, WorklistFilter
+
+ZOOM_STEP = 1.25
+
+
+class MainWindow(QMainWindow):
+    switchRaterRequested = Signal()
+
+    def __init__(self, db: Database, rater: Rater, settings: QSettings, *, loader: PixelLoader | None = None,
+                 open_first: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.session = AnnotationSession(db, rater, loader=loader, parent=self)
+        rules = self.session.rules
+        self.setWindowTitle(f"annotator — {rules.settings.name} — {rater.name} ({rater.role.value})")
+        self.setObjectName("annotatorMainWindow")
+
+        self.view = SliceView(editable=True)
+        self.compare = ComparePane(rules.scale)
+        self.sync = ViewSync(self.view.view_box, self.compare.view.view_box)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("viewSplitter")
+        self.splitter.setHandleWidth(3)
+        self.splitter.setStyleSheet("QSplitter#viewSplitter::handle { background: #2b2b2e; }")
+        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(self.compare)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.grades = GradePanel(rules.scale)
+        centre = QWidget()
+        col = QVBoxLayout(centre)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(self.splitter, 1)
+        col.addWidget(self.grades)
+        self.setCentralWidget(centre)
+
+        self.worklist = WorklistPanel()
+        self.worklist_dock = QDockWidget("Worklist", self)
+        self.worklist_dock.setObjectName("worklistDock")
+        self.worklist_dock.setWidget(self.worklist)
+        self.worklist_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                       | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
+        self.who = QLabel(self._who_text(rater, rules.scale.name))
+        self.statusBar().addPermanentWidget(self.who)
+
+        self.actions = build_actions(self, rules.scale, {
+            "switch_rater": self.switchRaterRequested.emit, "refresh": self.refresh, "quit": self.close,
+            "undo": lambda: self._guarded(self.session.undo), "redo": lambda: self._guarded(self.session.redo),
+            "next_unlabelled": lambda: self._guarded(self.session.next_unlabelled),
+            "prev_slice": lambda: self.session.step(-1), "next_slice": lambda: self.session.step(+1),
+            "first_slice": lambda: self.session.step(-10**6), "last_slice": lambda: self.session.step(10**6),
+            "zoom_in": lambda: self.view.zoom(ZOOM_STEP), "zoom_out": lambda: self.view.zoom(1 / ZOOM_STEP),
+            "fit": self.view.fit, "toggle_compare": self._toggle_compare, "keys": self._show_keys,
+        }, grade=lambda o: self._guarded(lambda: self.session.set_grade(o)),
+            preset=lambda n: self.session.apply_preset(n))
+        self._connect()
+        self._restore_state()
+        self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
+        self.reload_worklist()
+        if open_first:
+            QTimer.singleShot(0, self._open_first)
+
+    # ----- wiring ------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        s = self.session
+        s.sliceChanged.connect(self._on_slice_changed)
+        s.pixelsShown.connect(self._on_pixels)
+        s.overlaysChanged.connect(self._on_overlays)
+        s.windowChanged.connect(self._on_window)
+        s.labelCommitted.connect(self._on_committed)
+        s.undoRedoChanged.connect(self.grades.set_undo_redo)
+        s.loadFailed.connect(self._on_load_failed)
+        s.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        for v in (self.view, self.compare.view):
+            v.windowDragged.connect(s.drag_window)
+            v.sliceStepRequested.connect(s.step)
+            v.cursorMoved.connect(self._on_cursor)
+            v.cursorLeft.connect(lambda: self.view.set_corner_text("bottom_right", ""))
+        self.view.canalClicked.connect(lambda x, y: self._guarded(lambda: s.place_point(x, y)))
+        self.view.markerMoved.connect(lambda x, y: self._guarded(lambda: s.place_point(x, y)))
+        self.grades.gradeChosen.connect(lambda o: self._guarded(lambda: s.set_grade(o)))
+        self.grades.undoRequested.connect(lambda: self._guarded(s.undo))
+        self.grades.redoRequested.connect(lambda: self._guarded(s.redo))
+        self.grades.nextRequested.connect(lambda: self._guarded(s.next_unlabelled))
+        self.worklist.sliceActivated.connect(lambda im: self._guarded(lambda: s.go_to(im)))
+        self.worklist.seriesActivated.connect(lambda sid: self._guarded(lambda: s.open_series(sid)))
+        self.worklist.filterChanged.connect(self._on_filter)
+
+    def _guarded(self, fn):  # type: ignore[no-untyped-def]
+        """Run a user action; an expected error (conflict, bad input, missing file) becomes the dialog."""
+        try:
+            return fn()
+        except AnnotatorError as exc:
+            show_error(self, exc)
+            return None
+
+    # ----- session -> widgets ------------------------------------------------------------------
+    def _on_slice_changed(self, image: ImageRef, index: int, total: int) -> None:
+        self.view.set_corner_text("top_left", f"{image.patient_key}\n{readout.slice_position(image, index, total)}")
+        self.worklist.select_image(image.id)
+        if not self.session.showing_current:
+            self.view.clear("Loading…")
+            self.compare.view.clear("Loading…")
+
+    def _on_pixels(self, decoded: DecodedSlice) -> None:
+        window = self.session.window or decoded.default_window
+        fit = self.session.take_fit()
+        self.view.set_slice(decoded.image, decoded.pixels, window, fit=fit)
+        self.compare.view.set_slice(decoded.image, decoded.pixels, window, fit=fit)
+        self.sync.sync_now()
+        self._update_marker()
+
+    def _update_marker(self) -> None:
+        """The rater's canal marker, drawn only over the pixels of the slice it belongs to."""
+        own = self.session.own_label
+        if self.session.showing_current and own is not None and own.has_point:
+            self.view.set_marker(own.x_px, own.y_px, complete=own.complete)
+        else:
+            self.view.set_marker(None, None)
+
+    def _on_overlays(self, ov: SliceOverlays) -> None:
+        self._update_marker()
+        self.grades.show_label(ov.own)
+        self.compare.set_overlays(ov)
+
+    def _on_window(self, window: Window) -> None:
+        self.view.set_window(window)
+        self.compare.view.set_window(window)
+        self.view.set_corner_text("top_right", window_level.describe(window))
+
+    def _on_committed(self, label: Label, before: SliceState) -> None:
+        cur = self.session.current
+        if cur is not None and cur.id == label.image_id:
+            self.worklist.update_slice(cur, before, self.session.state_of_current())
+
+    def _on_cursor(self, x: float, y: float) -> None:
+        d = self.session.decoded
+        if d is not None:
+            self.view.set_corner_text("bottom_right", readout.cursor_readout(d.image, d.pixels, x, y))
+
+    def _on_load_failed(self, image: ImageRef, exc: Exception) -> None:
+        self.view.clear(f"Cannot show this slice:\n{image.path}")
+        self.compare.view.clear("")
+        show_error(self, exc)
+
+    def _on_filter(self, flt: WorklistFilter) -> None:
+        self.settings.setValue("worklist/filter", flt.value)
+        self.reload_worklist()
+
+    # ----- commands ----------------------------------------------------------------------------
+    def reload_worklist(self) -> None:
+        cur = self.session.current
+        wl = self.session.worklist.load(self.worklist.current_filter)
+        self.worklist.set_worklist(wl, cur.id if cur is not None else None)
+
+    def refresh(self) -> None:
+        self.reload_worklist()
+        self.session.refresh()
+
+    def _open_first(self) -> None:
+        if self.session.current is not None:
+            return
+        first = self._guarded(self.session.next_unlabelled)
+        if first is None and self.session.current is None:
+            wl = self.session.worklist.load(WorklistFilter.ALL)
+            if wl.studies:
+                self._guarded(lambda: self.session.go_to(wl.studies[0].series[0].slices[0].image))
+            else:
+                self.view.clear("No slices yet: import DICOM files with `annotator import PATH`.")
+
+    def _toggle_compare(self) -> None:
+        show = self.compare.isHidden()
+        self.compare.setVisible(show)
+        self.actions["toggle_compare"].setChecked(show)
+        self.sync.sync_now()
+
+    def _show_keys(self) -> None:
+        keys = "/".join(g.key for g in self.session.scale.grades)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard and mouse", HELP_TEXT.format(keys=keys),
+                          QMessageBox.StandardButton.Close, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    @staticmethod
+    def _who_text(rater: Rater, scale_name: str) -> str:
+        return f"Signed in as {rater.name} ({rater.role.value})  ·  {scale_name}"
+
+    # ----- window state ------------------------------------------------------------------------
+    def _compare_useful(self) -> bool:
+        """False for a fully blinded annotator: no other reader and no model to compare with."""
+        rules, rater = self.session.rules.settings, self.session.rater
+        return (rater.role.sees_all or rules.show_other_raters_to_annotators
+                or rules.model_suggestion is not ModelSuggestion.HIDDEN)
+
+    def _compare_key(self) -> str:
+        """Remembered apart for blinded reading, where the pane starts hidden (F9 shows it)."""
+        return "window/compare" if self._compare_useful() else "window/compare_blinded"
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 950)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        split = self.settings.value("window/splitter")
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        default = "true" if self._compare_useful() else "false"
+        show = str(self.settings.value(self._compare_key(), default)).lower() == "true"
+        self.compare.setVisible(show)
+        self.actions["toggle_compare"].setChecked(show)
+
+    def save_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.settings.setValue(self._compare_key(), "false" if self.compare.isHidden() else "true")
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.save_state()
+        self.session.close()
+        super().closeEvent(event)

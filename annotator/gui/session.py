@@ -1,0 +1,297 @@
+"""The annotation session of one signed-in rater: which slice is open, what is on it, what to do next.
+
+A QObject without widgets: the main window forwards user intents to it (place a point, grade, undo,
+go to the next slice) and subscribes to its signals. Every label action is committed at once by the
+services (one new version and one audit entry per action), so closing at any moment loses nothing.
+Actions are refused while the slice on screen is not the slice they would change, so a rater never
+labels pixels they have not seen.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from annotator.domain.entities import ImageRef, Label, Rater
+from annotator.domain.errors import ConflictError, InputError, NotFound
+from annotator.domain.scales import GradingScale
+from annotator.gui import window_level
+from annotator.gui.pixel_loader import PixelLoader
+from annotator.services.labelling import REDO, UNDO, LabelService
+from annotator.services.project import Database
+from annotator.services.viewing import DecodedSlice, SliceOverlays, ViewingService, Window
+from annotator.services.worklist import SliceState, WorklistService, project_rules, slice_state
+
+PREFETCH_RADIUS = 2
+
+
+class AnnotationSession(QObject):
+    sliceChanged = Signal(object, int, int)  # ImageRef, index in series, series length
+    pixelsShown = Signal(object)  # DecodedSlice of the current slice, now displayable
+    overlaysChanged = Signal(object)  # SliceOverlays of the current slice
+    labelCommitted = Signal(object, object)  # Label, SliceState before the action
+    windowChanged = Signal(object)  # Window
+    undoRedoChanged = Signal(bool, bool)
+    loadFailed = Signal(object, object)  # ImageRef, exception
+    message = Signal(str)
+
+    def __init__(self, db: Database, rater: Rater, *, loader: PixelLoader | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.rater = rater
+        self.labels = LabelService(db, rater)
+        self.worklist = WorklistService(db, rater)
+        self.viewing = ViewingService(db, rater)
+        self.rules = project_rules(db)
+        self.loader = loader or PixelLoader(parent=self)
+        self.loader.ready.connect(self._on_ready)
+        self.loader.failed.connect(self._on_failed)
+        self.series_id: int | None = None
+        self.images: list[ImageRef] = []
+        self.index = -1
+        self.decoded: DecodedSlice | None = None
+        self.window: Window | None = None
+        self._overlays: dict[int, SliceOverlays] = {}
+        self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id; dropped after each action
+        self._request_id = 0
+        self._fit_next = True
+
+    # ----- state -------------------------------------------------------------------------------
+    @property
+    def scale(self) -> GradingScale:
+        return self.rules.scale
+
+    @property
+    def current(self) -> ImageRef | None:
+        return self.images[self.index] if 0 <= self.index < len(self.images) else None
+
+    @property
+    def overlays(self) -> SliceOverlays | None:
+        cur = self.current
+        return self._overlays.get(cur.id) if cur is not None else None
+
+    @property
+    def own_label(self) -> Label | None:
+        ov = self.overlays
+        return ov.own if ov is not None else None
+
+    @property
+    def showing_current(self) -> bool:
+        """True when the pixels on screen are those of the current slice."""
+        cur = self.current
+        return cur is not None and self.decoded is not None and self.decoded.image.id == cur.id
+
+    def take_fit(self) -> bool:
+        """Whether the views should fit the image (first slice of a series); asks once."""
+        fit, self._fit_next = self._fit_next, False
+        return fit
+
+    # ----- navigation --------------------------------------------------------------------------
+    def open_series(self, series_id: int, image_id: int | None = None) -> None:
+        images = self.worklist.series_images(series_id)
+        if not images:
+            raise NotFound(f"series id {series_id} has no slices")
+        self.series_id = series_id
+        self.images = images
+        self._overlays = self.viewing.overlays([im.id for im in images])
+        self._undo_state.clear()
+        self.window = None
+        self.decoded = None
+        self._fit_next = True
+        index = next((i for i, im in enumerate(images) if im.id == image_id), 0)
+        self._show(index)
+
+    def go_to(self, image: ImageRef) -> None:
+        if image.series_id != self.series_id:
+            self.open_series(image.series_id, image.id)
+            return
+        index = next((i for i, im in enumerate(self.images) if im.id == image.id), None)
+        if index is None:  # imported since the series was opened
+            self.open_series(image.series_id, image.id)
+        elif index != self.index:
+            self._show(index)
+
+    def step(self, delta: int) -> None:
+        if not self.images:
+            return
+        index = min(max(self.index + delta, 0), len(self.images) - 1)
+        if index != self.index:
+            self._show(index)
+
+    def next_unlabelled(self) -> ImageRef | None:
+        """Go to the next slice this rater has not finished; say so when every slice is done."""
+        cur = self.current
+        image = self.worklist.next_unlabelled(cur.id if cur is not None else None)
+        if image is None:
+            self.message.emit("Every slice is done: nothing left to label.")
+        elif cur is not None and image.id == cur.id:
+            self.message.emit("This is the last slice you have not finished.")
+        else:
+            self.go_to(image)
+        return image
+
+    def refresh(self) -> None:
+        """Re-read what others may have changed (other readers, predictions) for the open series."""
+        if self.images:
+            self._overlays = self.viewing.overlays([im.id for im in self.images])
+            self._undo_state.clear()
+            ov = self.overlays
+            if ov is not None:
+                self.overlaysChanged.emit(ov)
+                self._emit_undo_state()
+
+    def _show(self, index: int) -> None:
+        """Make slice ``index`` current: pixels at once when cached, else from a worker thread."""
+        self.index = index
+        image = self.images[index]
+        hit = self.loader.cached(image.id)
+        self.decoded = hit if hit is not None else None
+        self._request_id = 0 if hit is not None else self.loader.request(image)
+        ov = self._overlays.get(image.id)
+        if ov is None:
+            ov = self._overlays[image.id] = self.viewing.overlay(image.id)
+        self.sliceChanged.emit(image, index, len(self.images))
+        if hit is not None:
+            self._display(hit)
+        self.overlaysChanged.emit(ov)
+        self._emit_undo_state(deferred=True)
+        self._prefetch(index)
+
+    def _prefetch(self, index: int) -> None:
+        order = []
+        for d in range(1, PREFETCH_RADIUS + 1):
+            order += [index + d, index - d]
+        self.loader.prefetch(self.images[i] for i in order if 0 <= i < len(self.images))
+
+    def _on_ready(self, request_id: int, decoded: DecodedSlice) -> None:
+        cur = self.current
+        if request_id != self._request_id or cur is None or decoded.image.id != cur.id:
+            return  # stale: the user has moved on
+        self.decoded = decoded
+        self._display(decoded)
+
+    def _on_failed(self, request_id: int, image: ImageRef, exc: Exception) -> None:
+        if request_id == self._request_id:
+            self.loadFailed.emit(image, exc)
+
+    def _display(self, decoded: DecodedSlice) -> None:
+        if self.window is None:
+            self.window = decoded.default_window
+            self.windowChanged.emit(self.window)
+        self.decoded = decoded
+        self.pixelsShown.emit(decoded)
+
+    # ----- window ------------------------------------------------------------------------------
+    def set_window(self, window: Window) -> None:
+        self.window = window
+        self.windowChanged.emit(window)
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        if self.window is not None:
+            self.set_window(window_level.drag(self.window, dx, dy))
+
+    def apply_preset(self, name: str) -> bool:
+        if self.decoded is None or name not in self.decoded.presets:
+            self.message.emit(f"No {name} window for this slice.")
+            return False
+        self.set_window(self.decoded.presets[name])
+        return True
+
+    # ----- labelling ---------------------------------------------------------------------------
+    def _target(self) -> ImageRef:
+        cur = self.current
+        if cur is None:
+            raise InputError("open a slice first")
+        if not self.showing_current:
+            raise InputError("the slice is still loading: label it once you can see it")
+        return cur
+
+    def place_point(self, x: float, y: float) -> Label:
+        image = self._target()
+        return self._committed(image, lambda: self.labels.set_point(image.id, x, y))
+
+    def set_grade(self, ordinal: int) -> Label:
+        image = self._target()
+        return self._committed(image, lambda: self.labels.set_grade(image.id, ordinal))
+
+    def grade_key(self, key: str) -> Label | None:
+        ordinal = self.scale.ordinal_for_key(key)
+        return self.set_grade(ordinal) if ordinal is not None else None
+
+    def undo(self) -> Label | None:
+        image = self._target()
+        label = self._committed(image, lambda: self.labels.undo(image.id))
+        if label is None:
+            self.message.emit("Nothing to undo on this slice.")
+        return label
+
+    def redo(self) -> Label | None:
+        image = self._target()
+        label = self._committed(image, lambda: self.labels.redo(image.id))
+        if label is None:
+            self.message.emit("Nothing to redo on this slice.")
+        return label
+
+    def _committed(self, image: ImageRef, action):  # type: ignore[no-untyped-def]
+        """Run one label action (already committed by the service when it returns), then update views.
+
+        The new own label is what the service returned, so the overlays and the undo state are
+        derived from it instead of read back; only undo/redo re-read the history.
+        """
+        before = self._overlays.get(image.id)
+        prev_state = slice_state(before.own if before is not None else None)
+        try:
+            label = action()
+        except ConflictError:
+            self._reload_overlay(image.id)  # show what is stored now, then let the caller report
+            raise
+        if label is None:
+            return None
+        if before is None:
+            self._reload_overlay(image.id)
+        else:
+            self._overlays[image.id] = self.viewing.with_own(before, label)
+            if label.action in (UNDO, REDO):
+                self._undo_state.pop(image.id, None)
+            else:
+                self._undo_state[image.id] = (True, False)  # a new action: undoable, redo branch gone
+            self._current_changed(image.id)
+        self.labelCommitted.emit(label, prev_state)
+        return label
+
+    def _reload_overlay(self, image_id: int) -> None:
+        self._overlays[image_id] = self.viewing.overlay(image_id)
+        self._undo_state.pop(image_id, None)
+        self._current_changed(image_id)
+
+    def _current_changed(self, image_id: int) -> None:
+        cur = self.current
+        if cur is not None and cur.id == image_id:
+            self.overlaysChanged.emit(self._overlays[image_id])
+            self._emit_undo_state()
+
+    def _emit_undo_state(self, *, deferred: bool = False) -> None:
+        """Tell whether undo/redo apply to the current slice; while browsing, after the slice is painted."""
+        cur = self.current
+        if cur is None:
+            return
+        known = self._undo_state.get(cur.id)
+        if known is not None:
+            self.undoRedoChanged.emit(*known)
+        elif deferred:
+            QTimer.singleShot(0, self, lambda image_id=cur.id: self._undo_state_for(image_id))
+        else:
+            self._undo_state_for(cur.id)
+
+    def _undo_state_for(self, image_id: int) -> None:
+        state = self._undo_state[image_id] = self.labels.undo_redo_available(image_id)
+        cur = self.current
+        if cur is not None and cur.id == image_id:
+            self.undoRedoChanged.emit(*state)
+
+    def state_of_current(self) -> SliceState:
+        return slice_state(self.own_label)
+
+    def close(self) -> None:
+        """Stop background work; nothing to save (every action is already committed)."""
+        self.loader.shutdown()

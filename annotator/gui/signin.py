@@ -1,0 +1,111 @@
+"""Sign in: pick who is reading (or add a new rater with a role) and see the project's rules.
+
+This is identification, not authentication: the database is shared by people who trust each other;
+what sign-in buys is that every label and audit entry carries the right rater, and that blinding
+applies to that rater's role. Simulated raters (software readers) cannot be signed in as.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.domain.entities import ModelSuggestion, Rater, Role
+from annotator.domain.errors import AnnotatorError
+from annotator.gui.errors import show_error
+from annotator.services.project import Database
+from annotator.services.worklist import human_raters, project_rules, sign_in
+
+POLICY_TEXT = {ModelSuggestion.HIDDEN: "hidden from annotators",
+               ModelSuggestion.AFTER_OWN_GRADE: "shown to annotators after their own grade",
+               ModelSuggestion.ALWAYS: "always shown"}
+
+
+def rules_text(db: Database) -> str:
+    rules = project_rules(db)
+    s = rules.settings
+    others = "visible to annotators" if s.show_other_raters_to_annotators else "hidden from annotators (blinded)"
+    return (f"<b>Project</b> {s.name}<br><b>Scale</b> {rules.scale.name}<br>"
+            f"<b>Model suggestion</b> {POLICY_TEXT[s.model_suggestion]}<br><b>Other readers</b> {others}<br>"
+            "Reviewers and admins see every reader and the model.")
+
+
+class SignInDialog(QDialog):
+    def __init__(self, db: Database, last_rater_id: int | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.rater: Rater | None = None
+        self.setWindowTitle("annotator — sign in")
+        self.setMinimumWidth(460)
+        rules = QLabel(rules_text(db))
+        rules.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.itemDoubleClicked.connect(lambda _item: self.accept())
+        for r in human_raters(db):
+            item = QListWidgetItem(f"{r.name}    ({r.role.value})")
+            item.setData(Qt.ItemDataRole.UserRole, r.id)
+            self.list.addItem(item)
+            if r.id == last_rater_id:
+                self.list.setCurrentItem(item)
+        if self.list.currentItem() is None and self.list.count():
+            self.list.setCurrentRow(0)
+        self.new_name = QLineEdit()
+        self.new_name.setPlaceholderText("name, e.g. dr_lee")
+        self.new_role = QComboBox()
+        for role in Role:
+            self.new_role.addItem(role.value, role)
+        self.create_button = QPushButton("Add rater and sign in")
+        self.create_button.clicked.connect(self._create)
+        new_box = QGroupBox("New rater")
+        form = QFormLayout(new_box)
+        form.addRow("Name", self.new_name)
+        form.addRow("Role", self.new_role)
+        form.addRow("", self.create_button)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(rules)
+        layout.addWidget(QLabel("Sign in as"))
+        layout.addWidget(self.list, 1)
+        layout.addWidget(new_box)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        if self.rater is None:
+            item = self.list.currentItem()
+            if item is None:
+                show_error(self, _NoChoice("choose a rater, or add a new one"))
+                return
+            try:
+                self.rater = sign_in(self.db, rater_id=int(item.data(Qt.ItemDataRole.UserRole)))
+            except AnnotatorError as exc:
+                show_error(self, exc)
+                return
+        super().accept()
+
+    def _create(self) -> None:
+        try:
+            self.rater = sign_in(self.db, new_name=self.new_name.text(), new_role=self.new_role.currentData())
+        except AnnotatorError as exc:
+            show_error(self, exc)
+            return
+        self.accept()
+
+
+class _NoChoice(AnnotatorError):
+    pass

@@ -1,0 +1,177 @@
+"""The worklist: studies -> series -> slices with the signed-in rater's progress, and filters.
+
+Built from a :class:`Worklist` the service computed; updated in place after each label action
+(a slice changes state, its series' and study's done counts follow) so labelling never waits for a
+full reload. A slice that stops matching the filter stays listed until the next reload, so the list
+does not jump under the rater's hand.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.domain.entities import ImageRef
+from annotator.gui.theme import DONE_COLOUR, INCOMPLETE_COLOUR, UNLABELLED_COLOUR
+from annotator.services.worklist import Progress, SliceState, Worklist, WorklistFilter
+
+ROLE = Qt.ItemDataRole.UserRole
+MARK = {SliceState.DONE: ("✓", DONE_COLOUR), SliceState.INCOMPLETE: ("◐", INCOMPLETE_COLOUR),
+        SliceState.UNLABELLED: ("○", UNLABELLED_COLOUR)}
+FILTER_NAMES = {WorklistFilter.ALL: "All slices", WorklistFilter.UNLABELLED: "Unlabelled by me",
+                WorklistFilter.MINE: "Labelled by me", WorklistFilter.INCOMPLETE: "Incomplete"}
+
+
+def _position(image: ImageRef) -> str:
+    g = image.geometry
+    try:
+        return f"{g.position_along_normal():+.1f} mm"
+    except Exception:
+        return f"#{image.instance_number}" if image.instance_number is not None else ""
+
+
+class WorklistPanel(QWidget):
+    sliceActivated = Signal(object)  # ImageRef
+    seriesActivated = Signal(int)  # series id
+    filterChanged = Signal(object)  # WorklistFilter
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.filter_box = QComboBox()
+        for f, name in FILTER_NAMES.items():
+            self.filter_box.addItem(name, f)
+        self.filter_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.filter_box.currentIndexChanged.connect(lambda _i: self.filterChanged.emit(self.current_filter))
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m slices done")
+        self.progress.setTextVisible(True)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Study / series / slice", "Done"])
+        self.tree.setColumnWidth(0, 210)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.tree.itemClicked.connect(self._on_clicked)
+        self.tree.itemActivated.connect(self._on_clicked)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show"))
+        top.addWidget(self.filter_box, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.tree, 1)
+        self._slices: dict[int, QTreeWidgetItem] = {}
+        self._series: dict[int, QTreeWidgetItem] = {}
+        self._study_of_series: dict[int, QTreeWidgetItem] = {}
+        self._progress: dict[int, Progress] = {}  # by series id
+        self._study_progress: dict[int, Progress] = {}  # by id() of the study item
+        self._total = Progress(0, 0)
+
+    @property
+    def current_filter(self) -> WorklistFilter:
+        return WorklistFilter(self.filter_box.currentData())
+
+    def set_filter(self, flt: WorklistFilter) -> None:
+        self.filter_box.setCurrentIndex(list(FILTER_NAMES).index(flt))
+
+    def slice_item(self, image_id: int) -> QTreeWidgetItem | None:
+        return self._slices.get(image_id)
+
+    def slice_state(self, image_id: int) -> SliceState | None:
+        """The state the list shows for a slice (None when the slice is not listed)."""
+        item = self._slices.get(image_id)
+        return SliceState(item.data(1, ROLE)) if item is not None else None
+
+    def set_worklist(self, worklist: Worklist, current_image_id: int | None = None) -> None:
+        self.tree.clear()
+        self._slices.clear()
+        self._series.clear()
+        self._study_of_series.clear()
+        self._progress.clear()
+        self._study_progress.clear()
+        for study in worklist.studies:
+            label = "  ".join(t for t in (study.patient_key, study.study_date, study.description) if t)
+            st_item = QTreeWidgetItem(self.tree, [label, str(study.progress)])
+            st_item.setData(0, ROLE, ("study", study.study_id))
+            st_item.setToolTip(0, study.study_instance_uid)
+            self._study_progress[id(st_item)] = study.progress
+            for ser in study.series:
+                s = ser.series
+                text = " ".join(t for t in (f"#{s.series_number}" if s.series_number is not None else "",
+                                            s.description or s.modality or "series") if t)
+                se_item = QTreeWidgetItem(st_item, [text, str(ser.progress)])
+                se_item.setData(0, ROLE, ("series", s.id))
+                se_item.setToolTip(0, s.series_instance_uid)
+                self._series[s.id] = se_item
+                self._study_of_series[s.id] = st_item
+                self._progress[s.id] = ser.progress
+                for sl in ser.slices:
+                    item = QTreeWidgetItem(se_item, [f"Slice {sl.image.slice_index + 1}  {_position(sl.image)}", ""])
+                    item.setData(0, ROLE, ("slice", sl.image))
+                    self._slices[sl.image.id] = item
+                    self._mark(item, sl.state)
+        self._total = worklist.progress
+        self._show_total()
+        self.tree.expandAll()
+        if current_image_id is not None:
+            self.select_image(current_image_id)
+
+    def _mark(self, item: QTreeWidgetItem, state: SliceState) -> None:
+        mark, colour = MARK[state]
+        item.setText(1, mark)
+        item.setForeground(1, QBrush(QColor(colour)))
+        item.setToolTip(1, state.value)
+        item.setData(1, ROLE, state.value)
+
+    def _show_total(self) -> None:
+        self.progress.setMaximum(max(self._total.total, 1))
+        self.progress.setValue(self._total.done)
+
+    def update_slice(self, image: ImageRef, before: SliceState, after: SliceState) -> None:
+        """One slice changed state for this rater: update its mark and the done counts above it."""
+        item = self._slices.get(image.id)
+        if item is not None:
+            self._mark(item, after)
+        delta = int(after is SliceState.DONE) - int(before is SliceState.DONE)
+        if delta == 0:
+            return
+        self._total = Progress(self._total.done + delta, self._total.total)
+        self._show_total()
+        se_item = self._series.get(image.series_id)
+        if se_item is not None:
+            p = self._progress[image.series_id]
+            self._progress[image.series_id] = p = Progress(p.done + delta, p.total)
+            se_item.setText(1, str(p))
+            st_item = self._study_of_series[image.series_id]
+            sp = self._study_progress[id(st_item)]
+            self._study_progress[id(st_item)] = sp = Progress(sp.done + delta, sp.total)
+            st_item.setText(1, str(sp))
+
+    def select_image(self, image_id: int) -> None:
+        item = self._slices.get(image_id)
+        self.tree.blockSignals(True)
+        try:
+            if item is not None:
+                self.tree.setCurrentItem(item)
+                self.tree.scrollToItem(item)
+            else:
+                self.tree.clearSelection()
+        finally:
+            self.tree.blockSignals(False)
+
+    def _on_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        kind, value = item.data(0, ROLE)
+        if kind == "slice":
+            self.sliceActivated.emit(value)
+        elif kind == "series":
+            self.seriesActivated.emit(int(value))

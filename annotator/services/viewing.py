@@ -1,0 +1,206 @@
+"""Use case: show one slice — its pixels, display windows, and what else the rater may see on it.
+
+Pixels are decoded with :func:`annotator.imaging.dicom_io.load_pixels` (safe to call from a worker
+thread). The overlays (other readers' labels, the active model's suggestion) obey the project's
+blinding policy here, in the service, so no widget can show what the rater may not see:
+
+- other readers: only for reviewers and admins, or when the project shows them to annotators
+  (the rule is :meth:`LabelService.visible_labels`);
+- the model: reviewers and admins always; annotators per ``ProjectSettings.model_suggestion``
+  (hidden / after their own grade on that slice / always).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from annotator.domain.entities import ImageRef, Label, ModelSuggestion, ModelVersion, Prediction, Rater
+from annotator.domain.errors import InputError
+from annotator.services.labelling import LabelService
+from annotator.storage import people, queries_gui
+from annotator.storage.database import Database
+
+AUTO_PERCENTILES = (1.0, 99.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white."""
+
+    center: float
+    width: float
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        return self.center - self.width / 2.0, self.center + self.width / 2.0
+
+    @staticmethod
+    def from_levels(lo: float, hi: float) -> Window:
+        return Window((lo + hi) / 2.0, max(hi - lo, 1e-6))
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedSlice:
+    """Pixels ready to display (float32, rows x columns) and the windows that suit them."""
+
+    image: ImageRef
+    pixels: np.ndarray
+    default_window: Window
+    default_source: str  # "DICOM" or "auto": where the default window came from
+    presets: dict[str, Window] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.pixels.nbytes)
+
+
+def _percentile_window(pixels: np.ndarray, lo: float, hi: float) -> Window:
+    sample = pixels[::2, ::2] if pixels.size > 65536 else pixels
+    a, b = np.percentile(sample, [lo, hi])
+    return Window.from_levels(float(a), float(b) if b > a else float(a) + 1.0)
+
+
+def window_presets(image: ImageRef, pixels: np.ndarray) -> tuple[Window, str, dict[str, Window]]:
+    """(default window, its source, named presets). The DICOM window wins; else percentiles."""
+    presets: dict[str, Window] = {}
+    if image.window_center is not None and image.window_width is not None and image.window_width > 0:
+        presets["DICOM"] = Window(float(image.window_center), float(image.window_width))
+    presets["Auto 1–99 %"] = _percentile_window(pixels, *AUTO_PERCENTILES)
+    presets["High contrast 10–90 %"] = _percentile_window(pixels, 10.0, 90.0)
+    lo, hi = float(pixels.min()), float(pixels.max())
+    presets["Full range"] = Window.from_levels(lo, hi if hi > lo else lo + 1.0)
+    if "DICOM" in presets:
+        return presets["DICOM"], "DICOM", presets
+    return presets["Auto 1–99 %"], "auto", presets
+
+
+def decode_slice(image: ImageRef) -> DecodedSlice:
+    """Read and prepare one slice for display. Slow (file I/O, decompression): call off the GUI thread."""
+    from annotator.imaging.dicom_io import load_pixels
+
+    pixels = np.ascontiguousarray(load_pixels(image.path), dtype=np.float32)
+    if pixels.ndim != 2:
+        raise InputError(f"{image.path}: expected one 2-D frame, got an array of shape {pixels.shape}")
+    g = image.geometry
+    if pixels.shape != (g.rows, g.columns):
+        raise InputError(f"{image.path}: pixel array is {pixels.shape[0]}x{pixels.shape[1]} but the catalogue "
+                         f"says {g.rows}x{g.columns}; re-import the file")
+    window, source, presets = window_presets(image, pixels)
+    return DecodedSlice(image=image, pixels=pixels, default_window=window, default_source=source, presets=presets)
+
+
+class SuggestionStatus(enum.StrEnum):
+    SHOWN = "shown"
+    NO_MODEL = "no active model"
+    HIDDEN = "model suggestion hidden by project policy"
+    AFTER_GRADE = "model suggestion appears after you grade this slice"
+    NOT_PREDICTED = "the active model has not predicted this slice"
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """The active model's suggestion on a slice, or why there is none to show."""
+
+    status: SuggestionStatus
+    model: ModelVersion | None = None
+    prediction: Prediction | None = None  # set only when status is SHOWN
+
+
+@dataclass(frozen=True, slots=True)
+class OtherReader:
+    rater: Rater
+    label: Label
+
+
+@dataclass(frozen=True, slots=True)
+class SliceOverlays:
+    """Everything besides pixels that the signed-in rater may see on one slice."""
+
+    image_id: int
+    own: Label | None
+    others: tuple[OtherReader, ...]
+    others_visible: bool  # False: blinded, other readers are not shown to this rater
+    suggestion: Suggestion
+    policy: ModelSuggestion = ModelSuggestion.HIDDEN  # the project policy these overlays obey
+
+
+def suggestion_allowed(rater: Rater, policy: ModelSuggestion, own: Label | None) -> SuggestionStatus | None:
+    """None when the rater may see the model's suggestion now, else the reason it is withheld."""
+    if rater.role.sees_all or policy is ModelSuggestion.ALWAYS:
+        return None
+    if policy is ModelSuggestion.AFTER_OWN_GRADE:
+        return None if own is not None and own.has_grade else SuggestionStatus.AFTER_GRADE
+    return SuggestionStatus.HIDDEN
+
+
+@dataclass
+class ViewingService:
+    db: Database
+    rater: Rater
+
+    def active_model(self) -> ModelVersion | None:
+        return queries_gui.active_model_version(self.db)
+
+    def overlays(self, image_ids: Collection[int]) -> dict[int, SliceOverlays]:
+        """Overlays for several slices at once (a whole series when it opens), in a handful of queries."""
+        ids = list(image_ids)
+        if not ids:
+            return {}
+        settings = people.get_settings(self.db)
+        labelling = LabelService(self.db, self.rater)
+        own = {lab.image_id: lab for lab in labelling.my_labels(ids)}
+        others_visible = self.rater.role.sees_all or settings.show_other_raters_to_annotators
+        others: dict[int, list[OtherReader]] = {}
+        if others_visible:
+            raters = {r.id: r for r in people.list_raters(self.db)}
+            for lab in labelling.visible_labels(ids):
+                if lab.rater_id != self.rater.id and lab.rater_id in raters:
+                    others.setdefault(lab.image_id, []).append(OtherReader(raters[lab.rater_id], lab))
+        model = self.active_model()
+        preds = queries_gui.predictions_for(self.db, model.id, ids) if model is not None else {}
+        out = {}
+        for image_id in ids:
+            mine = own.get(image_id)
+            out[image_id] = SliceOverlays(
+                image_id=image_id, own=mine, others=tuple(others.get(image_id, ())),
+                others_visible=others_visible,
+                suggestion=self._suggestion(model, preds.get(image_id), settings.model_suggestion, mine),
+                policy=settings.model_suggestion)
+        return out
+
+    def with_own(self, ov: SliceOverlays, own: Label | None) -> SliceOverlays:
+        """The same overlays after the rater's own label changed (to ``own``), with few or no queries.
+
+        Other readers are unchanged by the rater's action; the suggestion is re-decided under the
+        same policy and the prediction fetched only when it becomes visible.
+        """
+        own = own if own is not None and not own.empty else None
+        model = ov.suggestion.model
+        if model is None:
+            suggestion = ov.suggestion  # no active model
+        elif (withheld := suggestion_allowed(self.rater, ov.policy, own)) is not None:
+            suggestion = Suggestion(withheld, model=model)
+        elif ov.suggestion.status in (SuggestionStatus.SHOWN, SuggestionStatus.NOT_PREDICTED):
+            suggestion = ov.suggestion
+        else:
+            pred = queries_gui.predictions_for(self.db, model.id, [ov.image_id]).get(ov.image_id)
+            suggestion = self._suggestion(model, pred, ov.policy, own)
+        return replace(ov, own=own, suggestion=suggestion)
+
+    def overlay(self, image_id: int) -> SliceOverlays:
+        return self.overlays([image_id])[image_id]
+
+    def _suggestion(self, model: ModelVersion | None, pred: Prediction | None, policy: ModelSuggestion,
+                    own: Label | None) -> Suggestion:
+        if model is None:
+            return Suggestion(SuggestionStatus.NO_MODEL)
+        withheld = suggestion_allowed(self.rater, policy, own)
+        if withheld is not None:
+            return Suggestion(withheld, model=model)
+        if pred is None:
+            return Suggestion(SuggestionStatus.NOT_PREDICTED, model=model)
+        return Suggestion(SuggestionStatus.SHOWN, model=model, prediction=pred)

@@ -1,0 +1,195 @@
+"""Use case: a signed-in rater's worklist — studies, series and slices with that rater's progress.
+
+Progress and filters are per rater: "done" means this rater's current label on the slice has both a
+canal point and a grade; a label with only one of them is "incomplete". Only the rater's own labels
+are read here, so the worklist never leaks another reader's work to a blinded annotator.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, Role, Series
+from annotator.domain.errors import InputError
+from annotator.domain.scales import GradingScale, load_scale
+from annotator.storage import catalog, labels, people, queries_gui
+from annotator.storage.database import Database
+
+
+class SliceState(enum.StrEnum):
+    UNLABELLED = "unlabelled"
+    INCOMPLETE = "incomplete"
+    DONE = "done"
+
+
+class WorklistFilter(enum.StrEnum):
+    """Which slices a worklist shows; series and studies with no slice left are hidden."""
+
+    ALL = "all"
+    UNLABELLED = "unlabelled"  # no label of mine
+    MINE = "mine"  # slices I have labelled, complete or not
+    INCOMPLETE = "incomplete"  # a point without a grade, or a grade without a point
+
+    def keeps(self, state: SliceState) -> bool:
+        if self is WorklistFilter.UNLABELLED:
+            return state is SliceState.UNLABELLED
+        if self is WorklistFilter.MINE:
+            return state is not SliceState.UNLABELLED
+        if self is WorklistFilter.INCOMPLETE:
+            return state is SliceState.INCOMPLETE
+        return True
+
+
+def slice_state(label: Label | None) -> SliceState:
+    if label is None or label.empty:
+        return SliceState.UNLABELLED
+    return SliceState.DONE if label.complete else SliceState.INCOMPLETE
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.done}/{self.total}"
+
+    @staticmethod
+    def of(states: Iterable[SliceState]) -> Progress:
+        s = list(states)
+        return Progress(sum(x is SliceState.DONE for x in s), len(s))
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistSlice:
+    image: ImageRef
+    state: SliceState
+    label: Label | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistSeries:
+    series: Series
+    slices: tuple[WorklistSlice, ...]  # after the filter
+    progress: Progress  # over every slice of the series, whatever the filter
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistStudy:
+    study_id: int
+    study_instance_uid: str
+    patient_key: str
+    study_date: str
+    description: str
+    series: tuple[WorklistSeries, ...]
+    progress: Progress
+
+
+@dataclass(frozen=True, slots=True)
+class Worklist:
+    rater: Rater
+    studies: tuple[WorklistStudy, ...]
+    progress: Progress  # over the whole project
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRules:
+    """The project's rules as the workstation needs them: stored in the database, never in widgets."""
+
+    settings: ProjectSettings
+    scale: GradingScale
+
+
+def project_rules(db: Database) -> ProjectRules:
+    settings = people.get_settings(db)
+    return ProjectRules(settings=settings, scale=load_scale(settings.scale_code))
+
+
+def sign_in(db: Database, *, rater_id: int | None = None, new_name: str | None = None,
+            new_role: Role = Role.ANNOTATOR) -> Rater:
+    """Pick an existing rater by id, or create one; simulated raters cannot be signed in as."""
+    if (rater_id is None) == (new_name is None):
+        raise InputError("sign in either as an existing rater or as a new one")
+    if new_name is not None:
+        return people.add_rater(db, new_name, new_role, actor_id=None)
+    assert rater_id is not None
+    rater = people.rater_by_id(db, rater_id)
+    if rater.simulated:
+        raise InputError(f"rater {rater.name!r} is simulated: a person cannot sign in as it")
+    return rater
+
+
+def human_raters(db: Database) -> list[Rater]:
+    return [r for r in people.list_raters(db) if not r.simulated]
+
+
+@dataclass
+class WorklistService:
+    db: Database
+    rater: Rater
+
+    def _own_labels(self, image_ids: Iterable[int] | None = None) -> dict[int, Label]:
+        found = labels.current(self.db, rater_ids=[self.rater.id],
+                               image_ids=list(image_ids) if image_ids is not None else None, include_empty=True)
+        return {lab.image_id: lab for lab in found}
+
+    def load(self, flt: WorklistFilter = WorklistFilter.ALL) -> Worklist:
+        """The whole worklist, in patient / study / series / slice order, with this rater's progress."""
+        mine = self._own_labels()
+        by_series: dict[int, list[ImageRef]] = {}
+        for im in catalog.images(self.db):
+            by_series.setdefault(im.series_id, []).append(im)
+        studies = queries_gui.study_summaries(self.db)
+        grouped: dict[int, list[WorklistSeries]] = {}
+        all_states: list[SliceState] = []
+        for series in catalog.list_series(self.db):
+            items = [WorklistSlice(im, slice_state(mine.get(im.id)), mine.get(im.id))
+                     for im in by_series.get(series.id, [])]
+            states = [i.state for i in items]
+            all_states.extend(states)
+            kept = tuple(i for i in items if flt.keeps(i.state))
+            grouped.setdefault(series.study_id, []).append(WorklistSeries(series, kept, Progress.of(states)))
+        out = []
+        for study_id, series_list in grouped.items():
+            info = studies.get(study_id)
+            progress = Progress(sum(s.progress.done for s in series_list), sum(s.progress.total for s in series_list))
+            visible = tuple(s for s in series_list if s.slices)
+            if not visible:
+                continue
+            out.append(WorklistStudy(study_id=study_id,
+                                     study_instance_uid=info.study_instance_uid if info else "",
+                                     patient_key=info.patient_key if info else series_list[0].series.patient_key,
+                                     study_date=info.study_date if info else "",
+                                     description=info.description if info else "",
+                                     series=visible, progress=progress))
+        return Worklist(rater=self.rater, studies=tuple(out), progress=Progress.of(all_states))
+
+    def series_images(self, series_id: int) -> list[ImageRef]:
+        """The slices of one series in order along the slice normal."""
+        return catalog.images(self.db, series_id)
+
+    def state_of(self, image_id: int) -> SliceState:
+        return slice_state(self._own_labels([image_id]).get(image_id))
+
+    def next_unlabelled(self, after_image_id: int | None = None) -> ImageRef | None:
+        """The next slice this rater has not finished (unlabelled or incomplete), in worklist order.
+
+        Searches forward from ``after_image_id`` and wraps around to the start; ``None`` when every
+        slice is done. The current slice itself comes last, so it is returned only if it is the only
+        slice left to finish.
+        """
+        order = catalog.images(self.db)
+        mine = self._own_labels()
+        start = 0
+        if after_image_id is not None:
+            for i, im in enumerate(order):
+                if im.id == after_image_id:
+                    start = i + 1
+                    break
+        for k in range(len(order)):
+            im = order[(start + k) % len(order)]
+            if slice_state(mine.get(im.id)) is not SliceState.DONE:
+                return im
+        return None
