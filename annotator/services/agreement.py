@@ -76,7 +76,7 @@ def _model_targets(db: Database, readers: Sequence[ReaderRef]) -> dict[str, str]
 
 def ordered_pairs(readers: Sequence[ReaderRef], targets: dict[str, str]) -> list[tuple[str, str]]:
     names = [str(r) for r in readers]
-    raters = [n for n in names if not n.startswith("model:")]
+    raters = [n for n in names if n.startswith("rater:")]
     pairs = list(itertools.combinations(raters, 2))
     for model, target in targets.items():
         if target in names:
@@ -147,7 +147,7 @@ def agreement_report(db: Database, readers: Sequence[ReaderRef | str] | None = N
                             "exact": mc.exact, "accuracy_1": mc.accuracy_1, "accuracy_2": mc.accuracy_2},
             }))
     homogeneity = []
-    for a, b in itertools.combinations([n for n in names if not n.startswith("model:")], 2):
+    for a, b in itertools.combinations([n for n in names if n.startswith("rater:")], 2):
         sm = stats.stuart_maxwell(d.grades[a], d.grades[b], scale)
         homogeneity.append(_nan_to_none({"a": a, "b": b, "statistic": sm.statistic, "df": sm.df,
                                          "p_value": sm.p_value}))
