@@ -134,7 +134,7 @@ def agreement_report(db: Database, readers: Sequence[ReaderRef | str] | None = N
         if target not in names:
             continue
         for other in names:
-            if other in (model, target) or other.startswith("model:"):
+            if other in (model, target) or not other.startswith("rater:"):
                 continue
             diff = stats.bootstrap_difference(d.grades[target], d.grades[other], d.grades[target], d.grades[model],
                                               scale, d.patient_keys, n_resamples=max(n_boot, 1), seed=seed)
