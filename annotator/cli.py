@@ -13,7 +13,7 @@ from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo", "review")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml")
 
 
 class _Bar:

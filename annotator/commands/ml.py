@@ -1,0 +1,181 @@
+"""``annotator train``, ``predict``, ``cv`` and ``models list|activate``.
+
+Long commands stop cleanly on SIGTERM or Ctrl-C: a handler sets a flag that training checks between
+batches; the command then exits non-zero with one line, having published nothing. ``--json-progress``
+prints one JSON object per line (``{"event": "epoch", ...}``, then ``{"event": "done", "model_id": ...}``)
+for the GUI, which runs these commands as a child process; otherwise a progress line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from annotator.services import models as model_service
+from annotator.services import project
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; polled by the training loop through ``should_stop``."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    flag = StopFlag()
+    previous = {s: signal.signal(s, flag._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _reporter(json_progress: bool) -> Callable[[dict[str, Any]], None]:
+    """One JSON line per event, or a one-line progress display on stderr."""
+    if json_progress:
+        def emit(event: dict[str, Any]) -> None:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+        return emit
+
+    tty = sys.stderr.isatty()
+    end = "" if tty else "\n"  # a bar redrawn in place on a terminal, one line per step in a log
+
+    def show(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "epoch":
+            fold = f"fold {event['fold']} " if event.get("fold") is not None else ""
+            val = f" val acc {event['val_accuracy']:.3f}" if event.get("val_accuracy") is not None else ""
+            width, done, total = 24, int(event["epoch"]), int(event["epochs"])
+            bar = "#" * (width * done // total) + "." * (width - width * done // total)
+            sys.stderr.write(f"\r{fold}epoch [{bar}] {done}/{total} loss {event['loss']:.3f} "
+                             f"acc {event['train_accuracy']:.3f}{val}   {end}")
+            if tty and done == total:
+                sys.stderr.write("\n")
+        elif kind == "progress":
+            sys.stderr.write(f"\r{event['stage']} {event['done']}/{event['total']}   {end}")
+            if tty and event["done"] == event["total"]:
+                sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def _train(args: argparse.Namespace) -> int:
+    from annotator.services import training
+
+    db = project.open_project(args.db)
+    with stop_on_signals() as flag:
+        version = training.train(db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed,
+                                 threads=args.threads, activate=args.activate,
+                                 on_event=_reporter(args.json_progress), should_stop=flag)
+    if not args.json_progress:
+        print(f"registered model {version.id} ({version.name}), weights {version.weights_path}"
+              + (", active" if version.active else f"; activate it with `annotator models activate {version.id}`"))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from annotator.services import training
+
+    db = project.open_project(args.db)
+    with stop_on_signals() as flag:
+        version, n, skipped = training.predict(db, args.model, on_event=_reporter(args.json_progress),
+                                               should_stop=flag)
+    if not args.json_progress:
+        extra = f"; {skipped} slices without PixelSpacing skipped" if skipped else ""
+        print(f"model {version.id}: wrote {n} predictions{extra}")
+    return 0
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from annotator.services import training
+
+    db = project.open_project(args.db)
+    with stop_on_signals() as flag:
+        version = training.cross_validate(db, args.target, n_folds=args.folds, preset=args.preset,
+                                          epochs=args.epochs, seed=args.seed, threads=args.threads,
+                                          on_event=_reporter(args.json_progress), should_stop=flag)
+    if not args.json_progress:
+        pooled = version.card["metrics"]["pooled"]
+        g, p = pooled["grades"], pooled["points"]
+        print(f"registered cv model {version.id} ({version.name}); reader model:{version.id}")
+        print(f"pooled out-of-fold vs {args.target}: accuracy {g.get('accuracy')}, F1 macro {g.get('f1_macro')}, "
+              f"F1 weighted {g.get('f1_weighted')}, centre error median {p.get('median_mm')} mm, "
+              f"95th percentile {p.get('p95_mm')} mm (n={g.get('n')})")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    db = project.open_project(args.db)
+    if args.models_command == "activate":
+        v = model_service.activate(db, args.id)
+        print(f"model {v.id} ({v.name}) is now active")
+        return 0
+    versions = model_service.list_models(db)
+    if args.json:
+        print(json.dumps([{"id": v.id, "name": v.name, "preset": v.preset, "target": v.target, "kind": v.kind,
+                           "active": v.active, "created_at": v.created_at.isoformat(),
+                           "weights_path": v.weights_path, "weights_sha256": v.weights_sha256,
+                           "metrics": v.card.get("metrics")} for v in versions]))
+        return 0
+    if not versions:
+        print("no models yet: `annotator train --target rater:NAME`")
+    for v in versions:
+        pooled = (v.card.get("metrics") or {}).get("pooled") or {}
+        acc = (pooled.get("grades") or {}).get("accuracy")
+        figure = f"  cv accuracy {acc}" if acc is not None else ""
+        print(f"{v.id:4} {'*' if v.active else ' '} {v.kind:5} {v.preset:6} {v.target:24} "
+              f"{v.created_at:%Y-%m-%d %H:%M}  {v.name}{figure}")
+    return 0
+
+
+def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
+    if target:
+        s.add_argument("--target", required=True, metavar="READER",
+                       help="whose labels to learn: rater:NAME (consensus once review lands)")
+    s.add_argument("--preset", default="fast", help="fast (default), paper, or a preset JSON file")
+    s.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed on a CPU -> same weights)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the preset's, 1); part of the recipe like the seed")
+    s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("train", help="train a model on one reader's labels and register it")
+    _common(s)
+    s.add_argument("--activate", action="store_true", help="make the new model the active one")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("predict", help="write a model's predictions for every slice (default: the active model)")
+    s.add_argument("--model", type=int, default=None, metavar="ID")
+    s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
+    s.set_defaults(func=_predict)
+
+    s = sub.add_parser("cv", help="patient-level k-fold cross-validation; out-of-fold predictions as a reader")
+    _common(s)
+    s.add_argument("--folds", type=int, default=None,
+                   help="number of folds (default: the project's setting, 10 as in the study)")
+    s.set_defaults(func=_cv)
+
+    s = sub.add_parser("models", help="list model versions or activate one")
+    msub = s.add_subparsers(dest="models_command", required=True)
+    ls = msub.add_parser("list", help="list model versions (* = active)")
+    ls.add_argument("--json", action="store_true")
+    a = msub.add_parser("activate", help="make a trained model the active one")
+    a.add_argument("id", type=int)
+    s.set_defaults(func=_models)

@@ -1,0 +1,230 @@
+"""One interface for both presets: train a localizer + classifier pipeline, read slices with it.
+
+The service layer hands in prepared examples (numpy) and gets back plain results; nothing here knows
+about the database. Training is seeded and deterministic on the CPU (fixed thread count, deterministic
+algorithms, one generator for shuffling and augmentation), reports once per epoch through a callback
+and checks ``should_stop`` between batches, raising ``Cancelled``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from annotator.domain.errors import Cancelled, ModelIntegrityError
+from annotator.domain.progress import ShouldStop, never_stop
+from annotator.ml import preprocess
+from annotator.ml.config import Preset
+from annotator.ml.preprocess import Example, SliceInput
+
+
+@dataclass(frozen=True, slots=True)
+class EpochReport:
+    fold: int | None
+    epoch: int  # 1-based
+    epochs: int
+    loss: float  # classifier loss (the localizer's is separate)
+    localizer_loss: float
+    train_accuracy: float  # on the augmented training crops of this epoch
+    val_accuracy: float | None  # on the held-out fold's labelled slices (cross-validation only)
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePrediction:
+    key: int
+    x_px: float
+    y_px: float
+    grade_index: int
+    probabilities: tuple[float, ...]
+
+
+OnEpoch = Callable[[EpochReport], None]
+
+
+class Localizer(Protocol):
+    def setup(self, n_train: int, epochs: int) -> None: ...
+    def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
+                    ) -> float: ...
+    def locate(self, overviews: torch.Tensor) -> torch.Tensor: ...
+    def modules(self) -> dict[str, nn.Module]: ...
+
+
+class Classifier(Protocol):
+    def setup(self, train: Sequence[Example], epochs: int) -> None: ...
+    def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
+                    ) -> tuple[float, float]: ...
+    def classify(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def accuracy(self, examples: Sequence[Example]) -> float: ...
+    def modules(self) -> dict[str, nn.Module]: ...
+
+
+@contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count for the duration (restored after).
+
+    The count is part of the recipe: it changes the order of floating-point sums, so the same seed gives
+    the same weights only with the same count. Small convolutions on a CPU shared with other processes
+    run far better on one thread than on two fighting for a core (see models/README.md).
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Fixed threads, deterministic kernels and seeded global RNG for the duration (restored after)."""
+    old_det = torch.are_deterministic_algorithms_enabled()
+    with intra_op_threads(threads):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(old_det)
+
+
+class Pipeline:
+    """Localizer + classifier, built from a preset for ``n_classes`` grades."""
+
+    def __init__(self, preset: Preset, n_classes: int) -> None:
+        self.preset = preset
+        self.n_classes = n_classes
+        if preset.localizer.arch == "unet":
+            from annotator.ml.fast import HeatmapLocalizer
+
+            self.localizer: Localizer = HeatmapLocalizer(preset)
+        else:
+            from annotator.ml.paper import RCNNLocalizer
+
+            self.localizer = RCNNLocalizer(preset)
+        if preset.classifier.arch == "compact":
+            from annotator.ml.fast import CompactClassifier
+
+            self.classifier: Classifier = CompactClassifier(preset, n_classes)
+        else:
+            from annotator.ml.paper import VGGClassifier
+
+            self.classifier = VGGClassifier(preset, n_classes)
+
+    # --- training -----------------------------------------------------------------------------------
+
+    def fit(self, train: Sequence[Example], *, seed: int, val: Sequence[Example] = (), fold: int | None = None,
+            on_epoch: OnEpoch | None = None, should_stop: ShouldStop = never_stop) -> None:
+        """Train both networks for ``preset.train.epochs`` epochs (one pass of each per epoch)."""
+        if len(train) < 2:
+            raise ValueError("training needs at least two labelled slices")
+        epochs = self.preset.train.epochs
+
+        def check() -> None:
+            if should_stop():
+                raise Cancelled("training cancelled; nothing was saved")
+
+        with deterministic(seed, self.preset.train.threads):
+            self.localizer = self._rebuild_localizer()
+            self.classifier = self._rebuild_classifier()
+            gen = torch.Generator().manual_seed(seed)
+            self.localizer.setup(len(train), epochs)
+            self.classifier.setup(train, epochs)
+            for epoch in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                loc_loss = self.localizer.train_epoch(train, gen, check)
+                loss, acc = self.classifier.train_epoch(train, gen, check)
+                val_acc = self.classifier.accuracy(val) if val else None
+                if on_epoch is not None:
+                    on_epoch(EpochReport(fold, epoch, epochs, loss, loc_loss, acc, val_acc,
+                                         time.perf_counter() - t0))
+
+    def _rebuild_localizer(self) -> Localizer:
+        return type(self.localizer)(self.preset)  # type: ignore[call-arg]
+
+    def _rebuild_classifier(self) -> Classifier:
+        return type(self.classifier)(self.preset, self.n_classes)  # type: ignore[call-arg]
+
+    # --- weights ------------------------------------------------------------------------------------
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {**self.localizer.modules(), **self.classifier.modules()}
+
+    def state_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """Every parameter and buffer as a flat ``{prefix}{module}.{name}`` -> tensor map (safetensors)."""
+        out: dict[str, torch.Tensor] = {}
+        for name, module in self.modules().items():
+            for key, value in module.state_dict().items():
+                out[f"{prefix}{name}.{key}"] = value.detach().contiguous().clone()
+        return out
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:
+        for name, module in self.modules().items():
+            head = f"{prefix}{name}."
+            state = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ModelIntegrityError(f"weights do not fit the {name} of this preset: "
+                                          f"{str(exc).splitlines()[0]}") from None
+            module.eval()
+
+    # --- inference ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, slices: Iterable[SliceInput], batch_size: int = 16,
+                should_stop: ShouldStop = never_stop) -> Iterator[SlicePrediction]:
+        """Locate the canal, re-centre the crop ``refine_steps`` times, grade the last crop."""
+        chunk: list[SliceInput] = []
+        for s in slices:
+            chunk.append(s)
+            if len(chunk) >= batch_size:
+                if should_stop():
+                    raise Cancelled("prediction cancelled")
+                yield from self._predict_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._predict_chunk(chunk)
+
+    def _predict_chunk(self, chunk: Sequence[SliceInput]) -> list[SlicePrediction]:
+        with intra_op_threads(self.preset.train.threads):
+            return self._predict_chunk_now(chunk)
+
+    def _predict_chunk_now(self, chunk: Sequence[SliceInput]) -> list[SlicePrediction]:
+        p = self.preset
+        loc, cls_ = p.localizer, p.classifier
+        images = [preprocess.normalise(s.pixels, p.intensity.low_pct, p.intensity.high_pct) for s in chunk]
+        overviews = torch.from_numpy(np.stack([preprocess.overview(im, s.spacing, p)
+                                               for im, s in zip(images, chunk, strict=True)]))[:, None]
+        grid_pts = self.localizer.locate(overviews).numpy().astype(np.float64)
+        points = np.array([preprocess.from_overview(tuple(g), im.shape, s.spacing, loc.grid_px, loc.mm_per_px)
+                           for g, im, s in zip(grid_pts, images, chunk, strict=True)])
+        sp = np.array([s.spacing for s in chunk], dtype=np.float64)
+        shapes = np.array([im.shape for im in images], dtype=np.float64)
+        probs = torch.zeros(len(chunk), self.n_classes)
+        for _ in range(cls_.refine_steps + 1):
+            points[:, 0] = np.clip(points[:, 0], 0, shapes[:, 1] - 1)
+            points[:, 1] = np.clip(points[:, 1], 0, shapes[:, 0] - 1)
+            crops = torch.from_numpy(np.stack([
+                preprocess.resample(im, s.spacing, (float(pt[0]), float(pt[1])), cls_.crop_px, cls_.crop_mm_per_px)
+                for im, s, pt in zip(images, chunk, points, strict=True)]))[:, None]
+            probs, offset = self.classifier.classify(crops)
+            if cls_.tta_flip:  # the mirror sees the same canal: average grades, un-mirror its offset
+                probs_m, offset_m = self.classifier.classify(torch.flip(crops, dims=[3]))
+                probs = (probs + probs_m) / 2
+                if offset is not None and offset_m is not None:
+                    offset = (offset + offset_m * torch.tensor([-1.0, 1.0])) / 2
+            if offset is None:
+                break
+            off = offset.numpy().astype(np.float64)
+            points = points + np.stack([off[:, 0] / sp[:, 1], off[:, 1] / sp[:, 0]], 1)
+        return [SlicePrediction(s.key, float(pt[0]), float(pt[1]), int(pr.argmax()),
+                                tuple(round(float(v), 6) for v in pr))
+                for s, pt, pr in zip(chunk, points, probs, strict=True)]

@@ -1,0 +1,175 @@
+"""Use cases around trained models: where their files live, publishing, listing, activating, loading.
+
+Model files live in one registry folder per project (see ``models_dir``); the database holds one row per
+model version with the path and SHA-256 of its weights. A version appears in the database only after
+its folder is complete on disk, and a folder whose registration fails is removed again, so the two
+never disagree. ``annotator.ml`` (torch) is imported inside functions only: importing this module
+stays cheap for the GUI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import platformdirs
+
+from annotator.domain.entities import ModelVersion
+from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
+from annotator.storage import models_repo
+from annotator.storage.database import Database
+
+if TYPE_CHECKING:
+    from annotator.ml.engine import Pipeline
+
+MODELS_DIR_ENV = "ANNOTATOR_MODELS_DIR"
+CARD_TEMPLATE = "model_card.md"
+_SQLITE_FILE = re.compile(r"^sqlite(\+\w+)?:///(?P<path>[^?]*)")
+
+
+def models_dir(db_url: str) -> Path:
+    """The registry folder of the project at ``db_url``; the one rule for where model files go.
+
+    ``ANNOTATOR_MODELS_DIR`` if set; else, for a SQLite file, ``<its folder>/<its stem>.models``; else
+    (PostgreSQL, in-memory SQLite) ``annotator/models`` in the user data directory.
+    """
+    env = os.environ.get(MODELS_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    m = _SQLITE_FILE.match(db_url)
+    if m and m.group("path") and m.group("path") != ":memory:":
+        db_file = Path(m.group("path")).expanduser().resolve()
+        return db_file.parent / f"{db_file.stem}.models"
+    return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / "models"
+
+
+def model_name(preset: str, kind: str, target: str, now: datetime) -> str:
+    """A unique, file-system-safe folder name that says what the model is."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-")[:40] or "target"
+    return f"{now:%Y%m%dT%H%M%SZ}-{preset}-{kind}-{slug}-{uuid.uuid4().hex[:6]}"
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The human-readable model card (Markdown) from the packaged template and the JSON card."""
+    template = (resources.files("annotator.resources") / "models" / CARD_TEMPLATE).read_text(encoding="utf-8")
+    metrics = card.get("metrics") or {}
+    folds = card.get("folds") or {}
+    values = {
+        "name": card.get("name", ""), "kind": card.get("kind", ""), "preset": card.get("preset", ""),
+        "target": card.get("target", ""), "created_at": card.get("created_at", ""),
+        "seed": card.get("seed", ""), "epochs": card.get("epochs", ""),
+        "n_slices": card.get("n_training_slices", ""), "n_patients": card.get("n_patients", ""),
+        "scale": card.get("scale_code", ""), "classes": card.get("class_ordinals", ""),
+        "snapshot": card.get("data_snapshot_sha256", ""), "weights_sha256": card.get("weights_sha256", ""),
+        "n_folds": folds.get("n_folds", "none"),
+        "libraries": ", ".join(f"{k} {v}" for k, v in (card.get("library_versions") or {}).items()),
+        "pooled": _metric_line(metrics.get("pooled", {})),
+        "per_fold": "\n".join(f"| {i} | {_metric_line(m)} |" for i, m in enumerate(metrics.get("per_fold", [])))
+        or "| - | not cross-validated |",
+        "description": card.get("hyper_parameters", {}).get("description", ""),
+    }
+    return string.Template(template).safe_substitute(values)
+
+
+def _metric_line(m: dict[str, Any]) -> str:
+    g, p = m.get("grades", {}), m.get("points", {})
+    if not g and not p:
+        return "n/a"
+    return (f"accuracy {g.get('accuracy', 'n/a')}, F1 macro {g.get('f1_macro', 'n/a')}, "
+            f"F1 weighted {g.get('f1_weighted', 'n/a')}, centre error median {p.get('median_mm', 'n/a')} mm, "
+            f"95th pct {p.get('p95_mm', 'n/a')} mm (n={g.get('n', 0)})")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    version: ModelVersion
+    folder: Path
+
+
+def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind: str,
+            actor_id: int | None = None) -> Published:
+    """Write weights + card atomically into the registry, then register the version in the database."""
+    from annotator.ml import registry
+
+    now = datetime.now(UTC)
+    name = model_name(str(card["preset"]), kind, str(card["target"]), now)
+    card = {**card, "kind": kind, "created_at": now.isoformat(timespec="seconds")}
+    folder = models_dir(db.url)
+    staged = registry.Staged(folder, name, tensors, card)
+    try:
+        (staged.temp / "card.md").write_text(render_card(staged.card), encoding="utf-8")
+        final = staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+    try:
+        version = models_repo.register(db, name=name, preset=str(card["preset"]), target=str(card["target"]),
+                                       kind=kind, weights_path=str(staged.weights_path),
+                                       weights_sha256=staged.sha256, card=staged.card, actor_id=actor_id)
+    except BaseException:
+        registry.remove_published(final)
+        raise
+    return Published(version, final)
+
+
+def list_models(db: Database) -> list[ModelVersion]:
+    return models_repo.list_versions(db)
+
+
+def get_model(db: Database, model_id: int | None) -> ModelVersion:
+    """Model ``model_id``, or the active model when None."""
+    if model_id is not None:
+        return models_repo.get(db, model_id)
+    active = models_repo.active(db)
+    if active is None:
+        raise NotFound("no model is active: train one (`annotator train`) and activate it "
+                       "(`annotator models activate ID`), or pass --model ID")
+    return active
+
+
+def activate(db: Database, model_id: int, actor_id: int | None = None) -> ModelVersion:
+    """Make a trained model the one whose suggestions annotators may see (a cv model cannot be)."""
+    version = models_repo.get(db, model_id)
+    if version.kind != "train":
+        raise InputError(f"model {model_id} is a {version.kind} model (out-of-fold predictions only); "
+                         "activate a model made by `annotator train`")
+    check_files(version)
+    return models_repo.activate(db, model_id, actor_id)
+
+
+def check_files(version: ModelVersion) -> None:
+    """Raise ModelIntegrityError unless the weights file exists and matches the registered hash."""
+    from annotator.ml import registry
+
+    path = Path(version.weights_path)
+    if not path.is_file():
+        raise ModelIntegrityError(f"model {version.id}: weights file {path} is missing")
+    actual = registry.sha256_file(path)
+    if actual != version.weights_sha256:
+        raise ModelIntegrityError(f"model {version.id}: weights file {path} has SHA-256 {actual}, "
+                                  f"registered {version.weights_sha256}")
+
+
+def load_pipeline(version: ModelVersion, fold: int | None = None) -> Pipeline:
+    """The version's pipeline with its weights, after checking the file's SHA-256 (never unpickles)."""
+    from annotator.ml import registry
+    from annotator.ml.config import Preset
+    from annotator.ml.engine import Pipeline
+
+    card = version.card
+    try:
+        preset = Preset.from_dict(card["hyper_parameters"], f"model {version.id} card")
+        n_classes = int(card["n_classes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelIntegrityError(f"model {version.id}: the card is malformed ({exc})") from None
+    tensors = registry.load_weights(version.weights_path, version.weights_sha256)
+    pipeline = Pipeline(preset, n_classes)
+    pipeline.load_tensors(tensors, prefix="" if fold is None else f"fold{fold}.")
+    return pipeline

@@ -1,0 +1,291 @@
+"""Use cases: train a model on one reader's labels, cross-validate it by patient, predict every slice.
+
+The service gathers what ``annotator.ml`` needs (pixels from the DICOM files, PixelSpacing, the
+target's points and grades) and stores what comes back (a registered model version, predictions).
+Training data are the slices where the target has both a point and a grade: the localizer learns the
+points, the classifier the grades. torch is imported inside the functions only, so the GUI may import
+this module and run training in a child process (``python -m annotator train ... --json-progress``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from annotator import __version__
+from annotator.domain.entities import ImageRef, ModelVersion, Prediction
+from annotator.domain.errors import Cancelled, InputError
+from annotator.domain.progress import ShouldStop, never_stop
+from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
+from annotator.domain.scales import load_scale
+from annotator.imaging.dicom_io import load_pixels
+from annotator.services import folds as fold_service
+from annotator.services import models as model_service
+from annotator.services import readers as reader_service
+from annotator.storage import catalog, models_repo, people
+from annotator.storage.database import Database
+
+if TYPE_CHECKING:
+    from annotator.ml.config import Preset
+    from annotator.ml.engine import EpochReport, Pipeline
+    from annotator.ml.preprocess import Example, SliceInput
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+def _no_event(event: dict[str, Any]) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    target: str
+    examples: list[Example]
+    images: dict[int, ImageRef]  # every slice of the project with PixelSpacing, by id
+    class_ordinals: tuple[int, ...]
+    scale_code: str
+    snapshot_sha256: str
+    skipped: int  # labelled slices left out (no PixelSpacing, grade off the scale, unreadable file)
+
+
+def snapshot_hash(rows: Sequence[tuple[str, float, float, int]]) -> str:
+    """SHA-256 over the sorted (SOPInstanceUID, x, y, grade) of the training labels."""
+    h = hashlib.sha256()
+    for sop, x, y, grade in sorted(rows):
+        h.update(f"{sop},{x:.4f},{y:.4f},{grade}\n".encode())
+    return h.hexdigest()
+
+
+def resolve_preset(preset: str, epochs: int | None, threads: int | None = None) -> Preset:
+    from annotator.ml.config import load_preset
+
+    return load_preset(preset).with_epochs(epochs).with_threads(threads)
+
+
+def _target_marks(db: Database, target: str) -> dict[int, ReaderMark]:
+    ref = ReaderRef.parse(target)
+    if ref.kind is ReaderKind.MODEL:
+        raise InputError(f"--target {target}: train on a rater's labels (rater:NAME) or the consensus")
+    return reader_service.marks(db, ref)  # the consensus raises NotFound until review lands
+
+
+def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEvent = _no_event,
+                      should_stop: ShouldStop = never_stop) -> TrainingSet:
+    """Read and prepare every slice the target labelled with a point and a grade."""
+    from annotator.ml.preprocess import prepare_example
+
+    marks = _target_marks(db, target)
+    scale_code = people.get_settings(db).scale_code
+    ordinals = load_scale(scale_code).ordinals
+    index = {o: i for i, o in enumerate(ordinals)}
+    images = {im.id: im for im in catalog.images(db) if im.geometry.has_mm}
+    todo = [m for m in marks.values() if m.grade is not None and m.x_px is not None and m.y_px is not None]
+    examples: list[Example] = []
+    rows: list[tuple[str, float, float, int]] = []
+    skipped = 0
+    for i, m in enumerate(sorted(todo, key=lambda m: m.image_id), start=1):
+        if should_stop():
+            raise Cancelled("training cancelled while reading images; nothing was saved")
+        im = images.get(m.image_id)
+        if im is None or m.grade not in index:
+            skipped += 1
+            continue
+        assert m.x_px is not None and m.y_px is not None and m.grade is not None and im.geometry.pixel_spacing
+        pixels = load_pixels(im.path)
+        examples.append(prepare_example(im.id, im.patient_key, pixels, im.geometry.pixel_spacing,
+                                        (m.x_px, m.y_px), index[m.grade], preset))
+        rows.append((im.sop_instance_uid, m.x_px, m.y_px, m.grade))
+        if i % 25 == 0 or i == len(todo):
+            on_event({"event": "progress", "stage": "read", "done": i, "total": len(todo)})
+    if len(examples) < 2:
+        hint = (" (consensus = adjudicated decisions and unanimous labels of the required raters)"
+                if target.strip() == "consensus" else "")
+        raise InputError(f"{target} has {len(examples)} slices with a point and a grade (and PixelSpacing){hint}; "
+                         "training needs at least 2")
+    return TrainingSet(target, examples, images, ordinals, scale_code, snapshot_hash(rows), skipped)
+
+
+def _epoch_event(report: EpochReport) -> dict[str, Any]:
+    return {"event": "epoch", "fold": report.fold, "epoch": report.epoch, "epochs": report.epochs,
+            "loss": round(report.loss, 5), "localizer_loss": round(report.localizer_loss, 5),
+            "train_accuracy": round(report.train_accuracy, 4),
+            "val_accuracy": None if report.val_accuracy is None else round(report.val_accuracy, 4),
+            "seconds": round(report.seconds, 2)}
+
+
+def _library_versions() -> dict[str, str]:
+    from annotator.ml.registry import library_versions
+
+    return {"annotator": __version__, "python": platform.python_version(), "platform": sys.platform,
+            **library_versions()}
+
+
+def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
+    return {"schema": 1, "preset": preset.name, "target": data.target, "hyper_parameters": preset.to_dict(),
+            "epochs": preset.train.epochs, "seed": seed, "n_classes": len(data.class_ordinals),
+            "class_ordinals": list(data.class_ordinals), "scale_code": data.scale_code,
+            "data_snapshot_sha256": data.snapshot_sha256, "n_training_slices": len(data.examples),
+            "n_patients": len({e.patient for e in data.examples}), "skipped_slices": data.skipped,
+            "library_versions": _library_versions()}
+
+
+def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
+          threads: int | None = None, activate: bool = False, on_event: OnEvent = _no_event,
+          should_stop: ShouldStop = never_stop, actor_id: int | None = None) -> ModelVersion:
+    """Train one model on all of the target's labelled slices and register it (kind ``train``)."""
+    from annotator.ml.engine import Pipeline
+
+    cfg = resolve_preset(preset, epochs, threads)
+    data = load_training_set(db, target, cfg, on_event, should_stop)
+    pipeline = Pipeline(cfg, len(data.class_ordinals))
+    t0 = time.perf_counter()
+    last: list[EpochReport] = []
+
+    def on_epoch(r: EpochReport) -> None:
+        last[:] = [r]
+        on_event(_epoch_event(r))
+
+    pipeline.fit(data.examples, seed=seed, on_epoch=on_epoch, should_stop=should_stop)
+    if should_stop():
+        raise Cancelled("training cancelled; nothing was saved")
+    card = _base_card(data, cfg, seed)
+    card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    card["folds"] = None
+    card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
+                       if last else None}
+    published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind="train",
+                                      actor_id=actor_id)
+    version = published.version
+    if activate:
+        version = models_repo.activate(db, version.id, actor_id)
+    on_event({"event": "done", "model_id": version.id, "name": version.name})
+    return version
+
+
+def _slice_inputs(images: Sequence[ImageRef], on_event: OnEvent, stage: str) -> Iterator[SliceInput]:
+    from annotator.ml.preprocess import SliceInput
+
+    for i, im in enumerate(images, start=1):
+        assert im.geometry.pixel_spacing is not None
+        yield SliceInput(im.id, load_pixels(im.path), im.geometry.pixel_spacing)
+        if i % 25 == 0 or i == len(images):
+            on_event({"event": "progress", "stage": stage, "done": i, "total": len(images)})
+
+
+def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Sequence[int], fold: int | None,
+                 on_event: OnEvent, should_stop: ShouldStop, stage: str = "predict") -> list[Prediction]:
+    out = []
+    for p in pipeline.predict(_slice_inputs(images, on_event, stage), should_stop=should_stop):
+        out.append(Prediction(model_version_id=0, image_id=p.key, x_px=round(p.x_px, 3), y_px=round(p.y_px, 3),
+                              grade=int(ordinals[p.grade_index]), probabilities=p.probabilities, fold=fold))
+    return out
+
+
+def predict(db: Database, model_id: int | None = None, *, on_event: OnEvent = _no_event,
+            should_stop: ShouldStop = never_stop) -> tuple[ModelVersion, int, int]:
+    """Write the model's prediction for every slice that has none from it yet.
+
+    Returns (model, predictions written, slices skipped for lack of PixelSpacing).
+    """
+    version = model_service.get_model(db, model_id)
+    if version.kind != "train":
+        raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
+                         "ones stored by `annotator cv`; predict with a model from `annotator train`")
+    pipeline = model_service.load_pipeline(version)
+    ordinals = [int(o) for o in version.card["class_ordinals"]]
+    done = {p.image_id for p in models_repo.predictions(db, version.id)}
+    all_images = catalog.images(db)
+    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
+    skipped = sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
+    preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
+    n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
+    on_event({"event": "done", "model_id": version.id, "predictions": n, "skipped": skipped})
+    return version, n, skipped
+
+
+def _with_model(p: Prediction, model_id: int) -> Prediction:
+    return Prediction(model_id, p.image_id, p.x_px, p.y_px, p.grade, p.probabilities, p.fold)
+
+
+def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals: Sequence[int]
+             ) -> dict[str, Any]:
+    from annotator.ml import metrics
+
+    have = [e for e in examples if e.key in preds]
+    ref = [int(ordinals[e.grade]) for e in have]
+    got = [int(preds[e.key].grade or 0) for e in have]
+    err = metrics.centre_errors_mm([e.point for e in have],
+                                   [(preds[e.key].x_px or 0.0, preds[e.key].y_px or 0.0) for e in have],
+                                   [e.spacing for e in have])
+    return {"grades": metrics.grade_metrics(ref, got, ordinals), "points": metrics.point_metrics(err)}
+
+
+def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
+                   epochs: int | None = None, seed: int = 0, threads: int | None = None,
+                   on_event: OnEvent = _no_event, should_stop: ShouldStop = never_stop,
+                   actor_id: int | None = None) -> ModelVersion:
+    """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
+
+    Every slice of the held-out patients gets an out-of-fold prediction (with its fold), so the CV
+    model is a reader (``model:ID``) for the agreement report; the card holds per-fold and pooled
+    figures against the target.
+    """
+    from annotator.ml.engine import Pipeline
+
+    n_folds = n_folds if n_folds is not None else people.get_settings(db).cv_folds
+    if n_folds < 2:
+        raise InputError(f"--folds must be >= 2, got {n_folds}")
+    cfg = resolve_preset(preset, epochs, threads)
+    data = load_training_set(db, target, cfg, on_event, should_stop)
+    strata = _patient_strata(data.examples)
+    assignment = fold_service.ensure_folds(db, n_folds, seed, strata)
+    t0 = time.perf_counter()
+    tensors: dict[str, Any] = {}
+    oof: list[Prediction] = []
+    per_fold: list[dict[str, Any]] = []
+    for k in range(n_folds):
+        train = [e for e in data.examples if assignment[e.patient] != k]
+        held = [e for e in data.examples if assignment[e.patient] == k]
+        images = [im for im in data.images.values() if assignment.get(im.patient_key) == k]
+        if not images:
+            per_fold.append({"fold": k, "grades": {"n": 0}, "points": {"n": 0}})
+            continue
+        if len(train) < 2:
+            raise InputError(f"fold {k}: fewer than 2 labelled training slices outside the fold")
+        pipeline = Pipeline(cfg, len(data.class_ordinals))
+        pipeline.fit(train, seed=seed + k, val=held, fold=k, should_stop=should_stop,
+                     on_epoch=lambda r: on_event(_epoch_event(r)))
+        tensors.update(pipeline.state_tensors(prefix=f"fold{k}."))
+        preds = _predictions(pipeline, sorted(images, key=lambda im: im.id), data.class_ordinals, k,
+                             on_event, should_stop, stage=f"predict fold {k}")
+        oof.extend(preds)
+        per_fold.append({"fold": k, "n_train": len(train),
+                         **_figures(held, {p.image_id: p for p in preds}, data.class_ordinals)})
+        on_event({"event": "fold", "fold": k, "folds": n_folds, **per_fold[-1]})
+    if should_stop():
+        raise Cancelled("cross-validation cancelled; nothing was saved")
+    card = _base_card(data, cfg, seed)
+    card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    card["folds"] = {"n_folds": n_folds, "unit": "patient", "seed_per_fold": "seed + fold",
+                     "assignment_sha256": hashlib.sha256(repr(sorted(assignment.items())).encode()).hexdigest(),
+                     "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
+    card["metrics"] = {"pooled": _figures(data.examples, {p.image_id: p for p in oof}, data.class_ordinals),
+                       "per_fold": per_fold}
+    published = model_service.publish(db, tensors=tensors, card=card, kind="cv", actor_id=actor_id)
+    version = published.version
+    models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in oof])
+    on_event({"event": "done", "model_id": version.id, "name": version.name, "pooled": card["metrics"]["pooled"]})
+    return version
+
+
+def _patient_strata(examples: Sequence[Example]) -> dict[str, int]:
+    """Each patient's most severe labelled grade: the stratum used when folds are first assigned."""
+    out: dict[str, int] = {}
+    for e in examples:
+        out[e.patient] = max(out.get(e.patient, -1), e.grade)
+    return out

@@ -1,0 +1,78 @@
+"""The ML commands as the GUI runs them: a child process with --json-progress, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from annotator.storage import models_repo
+from tests.ml.ml_helpers import RATER, Project, cli_env
+
+
+def _cmd(project: Project, *args: str) -> list[str]:
+    return [sys.executable, "-m", "annotator", "--db", project.url, *args]
+
+
+def test_train_json_progress_then_models_and_predict(project: Project) -> None:
+    proc = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                               "--epochs", "2", "--seed", "3", "--json-progress"),
+                          capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is one JSON object
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for e in epochs:
+        assert {"fold", "epoch", "epochs", "loss", "val_accuracy"} <= set(e) and e["epochs"] == 2
+        assert e["fold"] is None and e["val_accuracy"] is None and e["loss"] > 0
+    done = events[-1]
+    assert done["event"] == "done"
+    model_id = done["model_id"]
+
+    listing = subprocess.run(_cmd(project, "models", "list", "--json"), capture_output=True, text=True,
+                             timeout=60, env=cli_env())
+    rows = json.loads(listing.stdout)
+    assert [(r["id"], r["kind"], r["target"], r["active"]) for r in rows] == [(model_id, "train", f"rater:{RATER}",
+                                                                                False)]
+    act = subprocess.run(_cmd(project, "models", "activate", str(model_id)), capture_output=True, text=True,
+                         timeout=60, env=cli_env())
+    assert act.returncode == 0 and f"model {model_id}" in act.stdout
+    pred = subprocess.run(_cmd(project, "predict"), capture_output=True, text=True, timeout=120, env=cli_env())
+    assert pred.returncode == 0, pred.stderr
+    assert "wrote 32 predictions" in pred.stdout
+    assert {p.model_version_id for p in models_repo.predictions(project.db, model_id)} == {model_id}
+
+
+def test_sigterm_cancels_cleanly(project: Project) -> None:
+    """SIGTERM mid-training: non-zero exit with one clear line, no model row, no folder, no temp files."""
+    proc = subprocess.Popen(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                                 "--epochs", "500", "--json-progress"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    line = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line or json.loads(line)["event"] == "epoch":
+            break
+    assert line and json.loads(line)["event"] == "epoch", "training never reported an epoch"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "annotator: error: training cancelled; nothing was saved" in err
+    assert '"done"' not in out
+    assert models_repo.list_versions(project.db) == []
+    registry = project.registry
+    assert not registry.exists() or list(registry.iterdir()) == []
+
+
+def test_cli_errors_are_one_line(project: Project) -> None:
+    proc = subprocess.run(_cmd(project, "predict"), capture_output=True, text=True, timeout=60, env=cli_env())
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "no model is active" in proc.stderr
+    proc = subprocess.run(_cmd(project, "train", "--target", "rater:nobody", "--preset", "nonexistent"),
+                          capture_output=True, text=True, timeout=60, env=cli_env())
+    assert proc.returncode == 1 and "preset 'nonexistent' is unknown" in proc.stderr
