@@ -62,20 +62,21 @@ def main() -> None:
         paths = write_series(folder, args.files)
         for p in paths:  # warm the page cache for both contenders
             p.read_bytes()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for p in paths:
             _ = pydicom.dcmread(p).pixel_array
-        bare = time.perf_counter() - t0
+        bare, bare_cpu = time.perf_counter() - t0, time.process_time() - c0
         db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         results = import_paths(db, [folder])
-        imp = time.perf_counter() - t0
+        imp, imp_cpu = time.perf_counter() - t0, time.process_time() - c0
         assert sum(r.status.value == "imported" for r in results) == args.files, "not every file imported"
         db.close()
     print(f"files                 {args.files} (512x512, 16-bit, uncompressed)")
     print(f"bare dcmread+pixels   {bare:.2f} s  ({args.files / bare:.0f} files/s)")
     print(f"annotator import      {imp:.2f} s  ({args.files / imp:.0f} files/s)")
-    print(f"ratio import / bare   {imp / bare:.2f}  (target <= 1.5)")
+    print(f"ratio import / bare   {imp / bare:.2f}  (target <= 1.5; wall clock)")
+    print(f"cpu ratio             {imp_cpu / bare_cpu:.2f}  (CPU seconds of the process; less sensitive to load)")
 
 
 if __name__ == "__main__":
