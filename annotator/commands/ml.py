@@ -146,7 +146,7 @@ def _models(args: argparse.Namespace) -> int:
 def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     if target:
         s.add_argument("--target", required=True, metavar="READER",
-                       help="whose labels to learn: rater:NAME (consensus once review lands)")
+                       help="whose labels to learn: rater:NAME or consensus")
     s.add_argument("--preset", default="fast", help="fast (default), paper, or a preset JSON file")
     s.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed on a CPU -> same weights)")

@@ -71,7 +71,7 @@ def _target_marks(db: Database, target: str) -> dict[int, ReaderMark]:
     ref = ReaderRef.parse(target)
     if ref.kind is ReaderKind.MODEL:
         raise InputError(f"--target {target}: train on a rater's labels (rater:NAME) or the consensus")
-    return reader_service.marks(db, ref)  # the consensus raises NotFound until review lands
+    return reader_service.marks(db, ref)
 
 
 def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEvent = _no_event,
