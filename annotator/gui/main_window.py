@@ -16,6 +16,7 @@ from annotator.domain.entities import ImageRef, Label, ModelSuggestion, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
 from annotator.gui.actions import HELP_TEXT, build_actions
+from annotator.gui.agreement_panel import AgreementPanel
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
@@ -83,6 +84,8 @@ class MainWindow(QMainWindow):
             "fit": self.view.fit, "toggle_compare": self._toggle_compare, "keys": self._show_keys,
         }, grade=lambda o: self._guarded(lambda: self.session.set_grade(o)),
             preset=lambda n: self.session.apply_preset(n))
+        self.agreement_dock: QDockWidget | None = None
+        self._add_agreement_action()
         self._connect()
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
@@ -214,6 +217,37 @@ class MainWindow(QMainWindow):
     @staticmethod
     def _who_text(rater: Rater, scale_name: str) -> str:
         return f"Signed in as {rater.name} ({rater.role.value})  ·  {scale_name}"
+
+    # ----- agreement -----------------------------------------------------------------------------
+    def _add_agreement_action(self) -> None:
+        """View > Agreement…: only for readers allowed to see other raters' labels (blinding)."""
+        view = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        view.addSeparator()
+        self.agreement_action = act = view.addAction("Agreement…", self.show_agreement)
+        act.setEnabled(self.session.rater.role.sees_all or self.session.rules.settings.show_other_raters_to_annotators)
+
+    def show_agreement(self) -> AgreementPanel:
+        if self.agreement_dock is None:
+            panel = AgreementPanel(self.session.db, self.session.scale)
+            panel.openImage.connect(self.open_image)
+            self.agreement_dock = QDockWidget("Agreement", self)
+            self.agreement_dock.setObjectName("agreementDock")
+            self.agreement_dock.setWidget(panel)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.agreement_dock)
+        self.agreement_dock.show()
+        self.agreement_dock.raise_()
+        return self.agreement_dock.widget()  # type: ignore[return-value]
+
+    def open_image(self, image_id: int) -> None:
+        """Show the slice with this image id in the viewer (from the agreement panel's slice list)."""
+        wl = self.session.worklist.load(WorklistFilter.ALL)
+        for study in wl.studies:
+            for series in study.series:
+                for sl in series.slices:
+                    if sl.image.id == image_id:
+                        self._guarded(lambda im=sl.image: self.session.go_to(im))
+                        return
+        self.statusBar().showMessage(f"Image {image_id} is not in the worklist", 4000)
 
     # ----- window state ------------------------------------------------------------------------
     def _compare_useful(self) -> bool:

@@ -1,0 +1,257 @@
+"""Agreement between readers: pick readers, compute the study's table, and look inside one pair.
+
+For the selected pair a confusion-matrix heat map (rows: reader a, columns: reader b) and a histogram
+of click distances in mm. Clicking a cell lists the slices behind it; activating one asks the main
+window to open that slice (``openImage``). All figures come from :mod:`annotator.services.agreement`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.domain.readers import ReaderRef
+from annotator.domain.scales import GradingScale
+from annotator.services import readers as reader_service
+from annotator.services.agreement import ReaderData, agreement_report, load_reader_data
+from annotator.services.project import Database
+
+COLUMNS = ("reader a", "reader b", "n", "accuracy (95% CI)", "F1 macro", "F1 weighted", "κ quadratic", "AC1",
+           "distance median mm")
+IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _num(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def click_distances_mm(data: ReaderData, a: str, b: str) -> np.ndarray:
+    """Per-slice distance in mm between the two readers' clicks; slices without spacing are skipped."""
+    pa, pb, sp = data.points[a], data.points[b], data.spacing
+    use = ~(np.isnan(pa).any(axis=1) | np.isnan(pb).any(axis=1) | np.isnan(sp).any(axis=1))
+    use &= (np.nan_to_num(sp, nan=0.0) > 0).all(axis=1)
+    dx = (pb[use, 0] - pa[use, 0]) * sp[use, 1]
+    dy = (pb[use, 1] - pa[use, 1]) * sp[use, 0]
+    return np.hypot(dx, dy)
+
+
+class AgreementPanel(QWidget):
+    openImage = Signal(int)  # noqa: N815 (Qt naming)
+
+    def __init__(self, db: Database, scale: GradingScale, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db, self.scale = db, scale
+        self.report: dict[str, Any] | None = None
+        self.data: ReaderData | None = None
+        self.pair: tuple[str, str] | None = None
+
+        self.readers = QListWidget()
+        self.readers.setMaximumHeight(110)
+        self.boot = QSpinBox()
+        self.boot.setRange(0, 10000)
+        self.boot.setSingleStep(100)
+        self.boot.setValue(200)
+        self.boot.setToolTip("Patient-bootstrap resamples for the 95% CIs (0: no CIs)")
+        self.compute_button = QPushButton("Compute")
+        self.compute_button.clicked.connect(self.compute)
+        self.status = QLabel("")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.itemSelectionChanged.connect(self._on_pair_selected)
+
+        self.confusion_plot = pg.PlotWidget()
+        self.confusion_plot.setMinimumSize(220, 220)
+        self.confusion_plot.invertY(True)
+        self.confusion_plot.setAspectLocked(True)
+        self.confusion_plot.setMouseEnabled(False, False)
+        self.confusion_plot.hideButtons()
+        self.confusion_image = pg.ImageItem(axisOrder="row-major")
+        self.confusion_image.setColorMap(pg.colormap.get("viridis"))
+        self.confusion_plot.addItem(self.confusion_image)
+        self.confusion_plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._count_items: list[pg.TextItem] = []
+        self.distance_plot = pg.PlotWidget()
+        self.distance_plot.setMinimumSize(220, 180)
+        self.distance_plot.setLabel("bottom", "click distance (mm)")
+        self.distance_plot.setLabel("left", "slices")
+        self.cell_title = QLabel("Click a confusion cell to list its slices")
+        self.cell_slices = QListWidget()
+        self.cell_slices.itemActivated.connect(self._on_slice_activated)
+
+        top = QHBoxLayout()
+        top.addWidget(self.readers, 1)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Bootstrap resamples"))
+        side.addWidget(self.boot)
+        side.addWidget(self.compute_button)
+        side.addStretch(1)
+        top.addLayout(side)
+        lists = QWidget()
+        lcol = QVBoxLayout(lists)
+        lcol.setContentsMargins(0, 0, 0, 0)
+        lcol.addWidget(self.cell_title)
+        lcol.addWidget(self.cell_slices)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        for w in (self.confusion_plot, self.distance_plot, lists):
+            plots.addWidget(w)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(self.table)
+        body.addWidget(plots)
+        col = QVBoxLayout(self)
+        col.addLayout(top)
+        col.addWidget(self.status)
+        col.addWidget(body, 1)
+        self.reload_readers()
+
+    # ----- readers ------------------------------------------------------------------------------
+    def reload_readers(self) -> None:
+        checked = set(self.selected_readers()) if self.readers.count() else None
+        self.readers.clear()
+        for ref in reader_service.all_readers(self.db):
+            name = str(ref)
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            on = name.startswith("rater:") if checked is None else name in checked
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self.readers.addItem(item)
+
+    def selected_readers(self) -> list[str]:
+        return [self.readers.item(i).text() for i in range(self.readers.count())
+                if self.readers.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_selected_readers(self, names: list[str]) -> None:
+        for i in range(self.readers.count()):
+            it = self.readers.item(i)
+            it.setCheckState(Qt.CheckState.Checked if it.text() in names else Qt.CheckState.Unchecked)
+
+    # ----- compute ------------------------------------------------------------------------------
+    def compute(self) -> None:
+        names = self.selected_readers()
+        if len(names) < 2:
+            self.status.setText("Pick at least two readers.")
+            return
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.report = agreement_report(self.db, names, n_boot=self.boot.value(), seed=0)
+            self.data = load_reader_data(self.db, [ReaderRef.parse(n) for n in names])
+        except Exception as exc:  # noqa: BLE001 - shown to the user, nothing to recover
+            self.status.setText(f"Cannot compute agreement: {exc}")
+            return
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        self.status.setText(f"{self.report['n_slices']} slices; CIs from {self.boot.value()} patient-bootstrap "
+                            "resamples (seed 0)")
+        self._fill_table(self.report["pairs"])
+
+    def _fill_table(self, pairs: list[dict[str, Any]]) -> None:
+        self.table.clearSelection()
+        self.table.setRowCount(len(pairs))
+        for r, p in enumerate(pairs):
+            acc = _num(p["accuracy"], True)
+            ci = p["ci"].get("accuracy")
+            if ci and ci[0] is not None:
+                acc += f" ({_num(ci[0], True)}–{_num(ci[1], True)})"
+            cells = [p["a"], p["b"], str(p["n"]), acc, _num(p["f1_macro"], True), _num(p["f1_weighted"], True),
+                     _num(p["kappa_quadratic"]), _num(p["ac1"]), _num(p["distance_mm"]["median"])]
+            for c, text in enumerate(cells):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self._show_pair(None)
+
+    # ----- one pair -----------------------------------------------------------------------------
+    def _on_pair_selected(self) -> None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        self._show_pair(min(rows) if rows else None)
+
+    def select_pair(self, row: int) -> None:
+        self.table.selectRow(row)
+
+    def _show_pair(self, row: int | None) -> None:
+        self.cell_slices.clear()
+        self.cell_title.setText("Click a confusion cell to list its slices")
+        for t in self._count_items:
+            self.confusion_plot.removeItem(t)
+        self._count_items = []
+        self.distance_plot.clear()
+        if row is None or self.report is None or self.data is None:
+            self.pair = None
+            self.confusion_image.clear()
+            return
+        p = self.report["pairs"][row]
+        self.pair = (p["a"], p["b"])
+        conf = np.asarray(p["confusion"], dtype=float)
+        self.confusion_image.setImage(conf, levels=(0, max(1.0, conf.max())))
+        labels = [(i + 0.5, g.label) for i, g in enumerate(self.scale.grades)]
+        self.confusion_plot.getAxis("left").setTicks([labels])
+        self.confusion_plot.getAxis("bottom").setTicks([labels])
+        self.confusion_plot.setLabel("left", p["a"])
+        self.confusion_plot.setLabel("bottom", p["b"])
+        high = 0.6 * max(1.0, conf.max())
+        for (i, j), v in np.ndenumerate(conf):
+            t = pg.TextItem(str(int(v)), color="k" if v > high else "w", anchor=(0.5, 0.5))
+            t.setPos(j + 0.5, i + 0.5)
+            self.confusion_plot.addItem(t)
+            self._count_items.append(t)
+        self.confusion_plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
+        dist = click_distances_mm(self.data, *self.pair)
+        if dist.size:
+            edges = np.histogram_bin_edges(dist, bins=min(20, max(1, dist.size)))
+            counts, edges = np.histogram(dist, bins=edges)
+            width = float(edges[1] - edges[0]) if len(edges) > 1 and edges[1] > edges[0] else 0.1
+            self.distance_plot.addItem(pg.BarGraphItem(x0=edges[:-1], height=counts, width=width,
+                                                       brush="#56b4e9"))
+        self.distance_plot.setTitle(f"{dist.size} slices with both clicks and pixel spacing")
+
+    def _on_scene_clicked(self, ev: Any) -> None:
+        if self.pair is None or ev.button() != Qt.MouseButton.LeftButton:
+            return
+        pos: QPointF = self.confusion_image.mapFromScene(ev.scenePos())
+        n = self.scale.n_grades
+        col, row = int(np.floor(pos.x())), int(np.floor(pos.y()))
+        if 0 <= row < n and 0 <= col < n:
+            self.show_cell(row, col)
+
+    def show_cell(self, row: int, col: int) -> None:
+        """List the slices where reader a gave grade ``row`` and reader b grade ``col`` (scale positions)."""
+        if self.pair is None or self.data is None:
+            return
+        a, b = self.pair
+        ga, gb = self.scale.grades[row], self.scale.grades[col]
+        hits = np.flatnonzero((self.data.grades[a] == ga.ordinal) & (self.data.grades[b] == gb.ordinal))
+        self.cell_slices.clear()
+        self.cell_title.setText(f"{a} {ga.label} · {b} {gb.label}: {hits.size} slices")
+        for i in hits.tolist():
+            im_id = int(self.data.image_ids[i])
+            item = QListWidgetItem(f"{self.data.patient_keys[i]} · image {im_id}")
+            item.setData(IMAGE_ID_ROLE, im_id)
+            self.cell_slices.addItem(item)
+
+    def listed_image_ids(self) -> list[int]:
+        return [int(self.cell_slices.item(i).data(IMAGE_ID_ROLE)) for i in range(self.cell_slices.count())]
+
+    def _on_slice_activated(self, item: QListWidgetItem) -> None:
+        self.openImage.emit(int(item.data(IMAGE_ID_ROLE)))

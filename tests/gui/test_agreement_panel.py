@@ -1,0 +1,95 @@
+"""The agreement panel: the pair table, a confusion cell's slices, and opening one in the viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from sklearn.metrics import accuracy_score
+
+from annotator.gui.agreement_panel import AgreementPanel, click_distances_mm
+from annotator.services.labelling import LabelService
+from annotator.services.worklist import WorklistService, project_rules
+
+ALICE = (1, 2, 0)
+BOB = (1, 3, 0)
+
+
+def _label(project):  # type: ignore[no-untyped-def]
+    ids = [im.id for im in WorklistService(project.db, project.alice).series_images(1)]
+    for i, (ga, gb) in enumerate(zip(ALICE, BOB, strict=True)):
+        LabelService(project.db, project.alice).set_label(ids[i], 40, 40, ga)
+        LabelService(project.db, project.bob).set_label(ids[i], 43, 44, gb)  # 3 px at 0.6 mm, 4 px at 0.5 mm
+    return ids
+
+
+def _panel(qtbot, project) -> AgreementPanel:  # type: ignore[no-untyped-def]
+    panel = AgreementPanel(project.db, project_rules(project.db).scale)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_selected_readers(["rater:alice", "rater:bob"])
+    panel.boot.setValue(50)
+    panel.compute_button.click()
+    return panel
+
+
+def test_table_matches_sklearn_and_cell_lists_slices(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    panel = _panel(qtbot, project)
+    assert panel.table.rowCount() == 1
+    assert (panel.table.item(0, 0).text(), panel.table.item(0, 1).text()) == ("rater:alice", "rater:bob")
+    expected = accuracy_score(ALICE, BOB)
+    assert panel.report["pairs"][0]["accuracy"] == expected
+    assert panel.table.item(0, 3).text().startswith(f"{100 * expected:.1f}%")
+
+    panel.select_pair(0)
+    assert panel.pair == ("rater:alice", "rater:bob")
+    assert np.allclose(click_distances_mm(panel.data, *panel.pair), np.hypot(3 * 0.6, 4 * 0.5))
+    scale = panel.scale
+    row = scale.ordinals.index(2)
+    col = scale.ordinals.index(3)
+    # a real click on the cell's centre, through the scene
+    panel.confusion_plot.plotItem.vb.updateMatrix()
+    scene_pos = panel.confusion_image.mapToScene(QPointF(col + 0.5, row + 0.5))
+
+    class _Click:
+        def button(self):  # type: ignore[no-untyped-def]
+            return Qt.MouseButton.LeftButton
+
+        def scenePos(self):  # type: ignore[no-untyped-def]  # noqa: N802
+            return scene_pos
+
+    panel.confusion_plot.scene().sigMouseClicked.emit(_Click())
+    assert panel.listed_image_ids() == [ids[1]]
+    panel.show_cell(scale.ordinals.index(1), scale.ordinals.index(1))
+    assert panel.listed_image_ids() == [ids[0]]
+    panel.show_cell(scale.ordinals.index(0), scale.ordinals.index(3))
+    assert panel.listed_image_ids() == []
+
+    panel.show_cell(row, col)
+    item = panel.cell_slices.item(0)
+    with qtbot.waitSignal(panel.openImage, timeout=1000) as sig:
+        panel.cell_slices.itemActivated.emit(item)
+    assert sig.args == [ids[1]]
+
+
+def test_window_opens_panel_and_navigates(open_window, qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    assert w.agreement_action.isEnabled()
+    w.agreement_action.trigger()
+    panel = w.agreement_dock.widget()
+    panel.set_selected_readers(["rater:alice", "rater:bob"])
+    panel.boot.setValue(0)
+    panel.compute()
+    panel.select_pair(0)
+    panel.show_cell(panel.scale.ordinals.index(0), panel.scale.ordinals.index(0))
+    assert panel.listed_image_ids() == [ids[2]]
+    panel.cell_slices.itemActivated.emit(panel.cell_slices.item(0))
+    qtbot.waitUntil(lambda: w.session.current is not None and w.session.current.id == ids[2], timeout=5000)
+
+
+def test_blinded_annotator_cannot_open_agreement(open_window, project) -> None:  # type: ignore[no-untyped-def]
+    w = open_window(project.alice)
+    assert not w.agreement_action.isEnabled()
