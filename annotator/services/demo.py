@@ -74,8 +74,7 @@ def build_demo(db: Database, dicom_dir: str | os.PathLike[str], *, patients: int
         if missing:
             raise InputError(f"demo slice {missing[0]} has no PixelSpacing: cannot simulate clicks in mm")
         reads = simulate_reads(profile, todo, spacing, np.random.default_rng([seed, 1000 + k]))
-        for r in reads:
-            svc.set_label(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade, action="simulated")
+        svc.set_many([(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade) for r in reads], action="simulated")
         counts[profile.name] = len(svc.my_labels())
     on_progress(3, 3, "done")
     return DemoSummary(str(folder), len({t.patient_id for t in truth}), len(truth), imported, counts, reused)

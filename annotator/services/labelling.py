@@ -107,6 +107,21 @@ class LabelService:
         prev = self._current(image_id)
         return self._commit(image_id, x, y, grade, action, prev)
 
+    def set_many(self, items: list[tuple[int, float, float, int]], action: str = "set") -> int:
+        """Many complete labels (image_id, x, y, grade), each checked as ``set_label`` checks it, then
+        committed in ONE transaction with an audit entry each: all or nothing (simulations, batch reads)."""
+        scale = self.scale
+        geoms = {im.id: im.geometry for im in catalog.images(self.db)}
+        for image_id, x, y, grade in items:
+            g = geoms.get(image_id)
+            if g is None:
+                raise InputError(f"image id {image_id} does not exist")
+            if not g.contains(x, y):
+                raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the {g.columns}x{g.rows} image")
+            scale.grade(grade)
+        return labels.add_versions_bulk(self.db, [(i, self.rater.id, x, y, g) for i, x, y, g in items],
+                                        scale_code=scale.code, action=action)
+
     def clear(self, image_id: int) -> Label:
         prev = self._current(image_id)
         return self._commit(image_id, None, None, None, "clear", prev)

@@ -110,3 +110,16 @@ def test_export_is_atomic_and_names_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         labelsets.export(db, ["rater:e1"], tmp_path / "nope" / "x.csv")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x.csv")] == []
+
+
+def test_set_many_checks_every_item_and_is_all_or_nothing(tmp_path: Path) -> None:
+    db = _project(tmp_path / "a.db", n=3)
+    ims = [im.id for im in catalog.images(db)]
+    svc = LabelService(db, people.add_rater(db, "sim", Role.ANNOTATOR, simulated=True))
+    with pytest.raises(InputError, match="not on the lee scale"):
+        svc.set_many([(ims[0], 10.0, 10.0, 1), (ims[1], 10.0, 10.0, 9)])
+    with pytest.raises(InputError, match="outside"):
+        svc.set_many([(ims[0], 10.0, 10.0, 1), (ims[1], 500.0, 10.0, 1)])
+    assert labels.count_versions(db) == 0
+    assert svc.set_many([(i, 10.0, 12.0, 2) for i in ims], action="simulated") == 3
+    assert all(lab.complete and lab.action == "simulated" for lab in svc.my_labels())
