@@ -189,7 +189,8 @@ def as_markdown(report: dict[str, Any]) -> str:
             _fmt(r["distance_mm"]["median"]),
         ]) + " |")
     if report["comparisons"]:
-        lines += ["", "| comparison | Δ accuracy (95% CI) | p | Δ F1 macro | p | McNemar p |", "|---|---|---|---|---|---|"]
+        lines += ["", "| comparison | Δ accuracy (95% CI) | p | Δ F1 macro | p | McNemar p |",
+                  "|---|---|---|---|---|---|"]
         for c in report["comparisons"]:
             acc, f1 = c["tests"]["accuracy"], c["tests"]["f1_macro"]
             lines.append(
@@ -200,5 +201,6 @@ def as_markdown(report: dict[str, Any]) -> str:
     g = report["group"]
     lines += ["", f"Group of {len(g['readers'])} readers: Fleiss κ {_fmt(g['fleiss_kappa'])}, "
               f"Krippendorff α (ordinal) {_fmt(g['krippendorff_alpha'])}; scale {report['scale']}; "
-              f"CIs: {report['bootstrap']['resamples']} patient-bootstrap resamples, seed {report['bootstrap']['seed']}."]
+              f"CIs: {report['bootstrap']['resamples']} patient-bootstrap resamples, "
+              f"seed {report['bootstrap']['seed']}."]
     return "\n".join(lines)

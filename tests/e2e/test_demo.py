@@ -35,7 +35,8 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
     cur = labels.current(db, rater_ids=[raters["expert1"].id])
     assert all(lab.complete and lab.action == "simulated" for lab in cur)
     assert len([e for e in audit.entries(db, entity="annotation")]) == 2 * n
-    truth = {line.split(",")[0]: line.split(",") for line in (tmp_path / "dicom" / "truth.csv").read_text().splitlines()[1:]}
+    truth_lines = (tmp_path / "dicom" / "truth.csv").read_text().splitlines()[1:]
+    truth = {line.split(",")[0]: line.split(",") for line in truth_lines}
     by_id = {im.id: im for im in catalog.images(db)}
     for lab in cur:  # the click lands within a few mm of the truth centre
         t = truth[by_id[lab.image_id].sop_instance_uid]

@@ -31,7 +31,8 @@ def test_registry_and_orderings(sqlite_db) -> None:  # type: ignore[no-untyped-d
                              weights_sha256="0" * 64, card={})
     models_repo.activate(db, m.id)
     probs = [(0.97, 0.01, 0.01, 0.01), (0.25, 0.25, 0.25, 0.25), (0.5, 0.5, 0.0, 0.0), None]
-    models_repo.write_predictions(db, m.id, [Prediction(m.id, im.id, 1, 1, 0, p) for im, p in zip(ims, probs, strict=True)])
+    models_repo.write_predictions(
+        db, m.id, [Prediction(m.id, im.id, 1, 1, 0, p) for im, p in zip(ims, probs, strict=True)])
     assert [im.id for im in strategies.get("most_uncertain")(ims, ctx)] == [ims[1].id, ims[2].id, ims[0].id,
                                                                             ims[3].id]
     e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
