@@ -73,7 +73,7 @@ class LabelService:
 
     def _validate_point(self, image_id: int, x: float, y: float) -> None:
         g = catalog.image_by_id(self.db, image_id).geometry
-        if not (-0.5 <= x <= g.columns - 0.5 and -0.5 <= y <= g.rows - 0.5):
+        if not g.contains(x, y):
             raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the {g.columns}x{g.rows} image")
 
     def _commit(self, image_id: int, x: float | None, y: float | None, grade: int | None, action: str,
