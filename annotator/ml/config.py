@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
@@ -40,6 +41,10 @@ class LocalizerConfig:
     weight_decay: float = 1e-4
     batch_size: int = 32
     translate_mm: float = 12.0  # augmentation: shift of the overview
+    epochs_fraction: float = 1.0  # train the localizer in the first ceil(fraction * epochs) epochs only
+
+    def epochs(self, total: int) -> int:
+        return max(1, min(total, math.ceil(self.epochs_fraction * total)))
 
     @property
     def grid_px(self) -> int:
@@ -136,6 +141,8 @@ class Preset:
             raise InputError(f"{source}: classifier.crop_px must be a multiple of 8 and >= 16")
         if self.train.epochs < 1:
             raise InputError(f"{source}: train.epochs must be >= 1")
+        if not 0.0 < loc.epochs_fraction <= 1.0:
+            raise InputError(f"{source}: localizer.epochs_fraction must be in (0, 1]")
 
     def with_epochs(self, epochs: int | None) -> Preset:
         if epochs is None:

@@ -122,7 +122,10 @@ class Pipeline:
 
     def fit(self, train: Sequence[Example], *, seed: int, val: Sequence[Example] = (), fold: int | None = None,
             on_epoch: OnEpoch | None = None, should_stop: ShouldStop = never_stop) -> None:
-        """Train both networks for ``preset.train.epochs`` epochs (one pass of each per epoch)."""
+        """Train both networks: one pass of each per epoch, ``preset.train.epochs`` epochs.
+
+        The localizer trains in the first ``localizer.epochs_fraction`` of the epochs only.
+        """
         if len(train) < 2:
             raise ValueError("training needs at least two labelled slices")
         epochs = self.preset.train.epochs
@@ -135,11 +138,14 @@ class Pipeline:
             self.localizer = self._rebuild_localizer()
             self.classifier = self._rebuild_classifier()
             gen = torch.Generator().manual_seed(seed)
-            self.localizer.setup(len(train), epochs)
+            loc_epochs = self.preset.localizer.epochs(epochs)
+            self.localizer.setup(len(train), loc_epochs)
             self.classifier.setup(train, epochs)
+            loc_loss = float("nan")
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
-                loc_loss = self.localizer.train_epoch(train, gen, check)
+                if epoch <= loc_epochs:  # the localizer's task is easier: it may stop early (preset)
+                    loc_loss = self.localizer.train_epoch(train, gen, check)
                 loss, acc = self.classifier.train_epoch(train, gen, check)
                 val_acc = self.classifier.accuracy(val) if val else None
                 if on_epoch is not None:
