@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
+        self._restore_strategy()
         self.reload_worklist()
         if open_first:
             QTimer.singleShot(0, self._open_first)
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.worklist.sliceActivated.connect(lambda im: self._guarded(lambda: s.go_to(im)))
         self.worklist.seriesActivated.connect(lambda sid: self._guarded(lambda: s.open_series(sid)))
         self.worklist.filterChanged.connect(self._on_filter)
+        self.worklist.strategyChanged.connect(self._on_strategy)
 
     def _guarded(self, fn):  # type: ignore[no-untyped-def]
         """Run a user action; an expected error (conflict, bad input, missing file) becomes the dialog."""
@@ -178,6 +180,19 @@ class MainWindow(QMainWindow):
 
     def _on_filter(self, flt: WorklistFilter) -> None:
         self.settings.setValue("worklist/filter", flt.value)
+        self.reload_worklist()
+
+    def _restore_strategy(self) -> None:
+        """The remembered order, if this rater may still use it (else sequential)."""
+        service = self.session.worklist
+        available = service.available_strategies()
+        wanted = str(self.settings.value("worklist/strategy", "sequential"))
+        service.set_strategy(wanted if wanted in {s.name for s in available} else "sequential")
+        self.worklist.set_strategies(available, service.strategy)
+
+    def _on_strategy(self, name: str) -> None:
+        self._guarded(lambda: self.session.worklist.set_strategy(name))
+        self.settings.setValue("worklist/strategy", self.session.worklist.strategy)
         self.reload_worklist()
 
     # ----- commands ----------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The worklist: studies -> series -> slices with the signed-in rater's progress, and filters.
+"""The worklist: studies -> series -> slices with the signed-in rater's progress, filters, and the
+order to label in.
+
+With the sequential strategy the list is the study / series / slice tree; with another strategy
+(random, most uncertain, most disagreement) it is a flat ranked list of the slices in that strategy's
+order, each with its patient and score, and "Next unfinished" follows the same order.
 
 Built from a :class:`Worklist` the service computed; updated in place after each label action
 (a slice changes state, its series' and study's done counts follow) so labelling never waits for a
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from annotator.domain.entities import ImageRef
 from annotator.gui.theme import DONE_COLOUR, INCOMPLETE_COLOUR, UNLABELLED_COLOUR
+from annotator.services.strategies import Strategy
 from annotator.services.worklist import Progress, SliceState, Worklist, WorklistFilter
 
 ROLE = Qt.ItemDataRole.UserRole
@@ -44,6 +50,7 @@ class WorklistPanel(QWidget):
     sliceActivated = Signal(object)  # ImageRef
     seriesActivated = Signal(int)  # series id
     filterChanged = Signal(object)  # WorklistFilter
+    strategyChanged = Signal(str)  # strategy name
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +59,12 @@ class WorklistPanel(QWidget):
             self.filter_box.addItem(name, f)
         self.filter_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.filter_box.currentIndexChanged.connect(lambda _i: self.filterChanged.emit(self.current_filter))
+        self.order_box = QComboBox()
+        self.order_box.setObjectName("orderBox")
+        self.order_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.order_box.setToolTip("The order of the list and of “Next unfinished slice” (Enter)")
+        self.order_box.currentIndexChanged.connect(lambda _i: self.strategyChanged.emit(self.current_strategy))
+        self._score_names: dict[str, str] = {}
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m slices done")
         self.progress.setTextVisible(True)
@@ -65,9 +78,13 @@ class WorklistPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.filter_box, 1)
+        order = QHBoxLayout()
+        order.addWidget(QLabel("Order"))
+        order.addWidget(self.order_box, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addLayout(order)
         layout.addWidget(self.progress)
         layout.addWidget(self.tree, 1)
         self._slices: dict[int, QTreeWidgetItem] = {}
@@ -84,6 +101,23 @@ class WorklistPanel(QWidget):
     def set_filter(self, flt: WorklistFilter) -> None:
         self.filter_box.setCurrentIndex(list(FILTER_NAMES).index(flt))
 
+    @property
+    def current_strategy(self) -> str:
+        return str(self.order_box.currentData() or "sequential")
+
+    def set_strategies(self, available: list[Strategy], current: str) -> None:
+        """The strategies this rater may order by (blinding decided by the service), without emitting."""
+        self.order_box.blockSignals(True)
+        try:
+            self.order_box.clear()
+            for strat in available:
+                self.order_box.addItem(strat.label, strat.name)
+            self._score_names = {s.name: s.score_name for s in available}
+            index = self.order_box.findData(current)
+            self.order_box.setCurrentIndex(max(index, 0))
+        finally:
+            self.order_box.blockSignals(False)
+
     def slice_item(self, image_id: int) -> QTreeWidgetItem | None:
         return self._slices.get(image_id)
 
@@ -99,6 +133,34 @@ class WorklistPanel(QWidget):
         self._study_of_series.clear()
         self._progress.clear()
         self._study_progress.clear()
+        self._total = worklist.progress
+        self._show_total()
+        if worklist.ranked:
+            self._set_ranked(worklist)
+        else:
+            self._set_tree(worklist)
+        if current_image_id is not None:
+            self.select_image(current_image_id)
+
+    def _set_ranked(self, worklist: Worklist) -> None:
+        score_name = self._score_names.get(worklist.strategy, "")
+        self.tree.setHeaderLabels([f"Slice, in {self.order_box.currentText().split(' (')[0].lower()} order",
+                                   "Done", score_name.capitalize()])
+        self.tree.setColumnCount(3 if score_name else 2)
+        self.tree.setRootIsDecorated(False)
+        for r in worklist.ranked:
+            sl = r.slice
+            item = QTreeWidgetItem(self.tree, [f"{r.rank}. {r.patient_key}  slice {sl.image.slice_index + 1}", "",
+                                               "" if r.score is None else f"{r.score:.2f}"])
+            item.setData(0, ROLE, ("slice", sl.image))
+            item.setToolTip(0, f"{_position(sl.image)}; series {sl.image.series_id}")
+            self._slices[sl.image.id] = item
+            self._mark(item, sl.state)
+
+    def _set_tree(self, worklist: Worklist) -> None:
+        self.tree.setHeaderLabels(["Study / series / slice", "Done"])
+        self.tree.setColumnCount(2)
+        self.tree.setRootIsDecorated(True)
         for study in worklist.studies:
             label = "  ".join(t for t in (study.patient_key, study.study_date, study.description) if t)
             st_item = QTreeWidgetItem(self.tree, [label, str(study.progress)])
@@ -120,11 +182,7 @@ class WorklistPanel(QWidget):
                     item.setData(0, ROLE, ("slice", sl.image))
                     self._slices[sl.image.id] = item
                     self._mark(item, sl.state)
-        self._total = worklist.progress
-        self._show_total()
         self.tree.expandAll()
-        if current_image_id is not None:
-            self.select_image(current_image_id)
 
     def _mark(self, item: QTreeWidgetItem, state: SliceState) -> None:
         mark, colour = MARK[state]

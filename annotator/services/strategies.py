@@ -1,22 +1,26 @@
 """What to label next: strategies that order slices, behind one typed interface and a registry.
 
-A strategy takes the slices still to label (for one rater) and returns them in the order to work
-through. ``most_uncertain`` uses the entropy of the active model's grade probabilities (ilastik /
-MONAI Label style uncertainty sampling); ``most_disagreement`` uses how far the other readers' grades
-and clicks are apart (visible to reviewers only; for a blinded annotator it falls back to sequential
-so it leaks nothing).
+A strategy scores the slices (higher = label sooner) or, for the score-less ones, orders them
+directly; ``rank`` gives the order to work through with the scores behind it. ``most_uncertain`` uses the
+entropy of the active model's grade probabilities (uncertainty sampling, as in MONAI Label's active
+learning); ``most_disagreement`` uses how far the other readers' grades are apart. A strategy that reads
+other readers' labels is offered only to readers allowed to see them (reviewers, admins, or annotators
+in a project that shows other raters); for a blinded annotator it falls back to sequential order so it
+leaks nothing. Slices without a score (no prediction, fewer than two readers) keep their sequential
+order after the scored ones.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from annotator.domain.entities import ImageRef, Rater
-from annotator.storage import labels, models_repo
+from annotator.domain.errors import InputError
+from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
 
 
@@ -26,10 +30,25 @@ class StrategyContext:
     rater: Rater
     seed: int = 0
 
+    @property
+    def sees_others(self) -> bool:
+        """May this rater's ordering depend on other readers' labels (blinding)?"""
+        return self.rater.role.sees_all or people.get_settings(self.db).show_other_raters_to_annotators
+
 
 class Strategy(Protocol):
     name: str
     label: str
+    score_name: str  # what the score means, shown next to each slice ("" = no score)
+    reads_other_readers: bool
+
+    def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
+        """Score per image id (higher first); images left out have no score."""
+        ...
+
+    def rank(self, images: Sequence[ImageRef], ctx: StrategyContext) -> tuple[list[ImageRef], dict[int, float]]:
+        """The images in the order to label them, and the scores that gave it."""
+        ...
 
     def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]: ...
 
@@ -44,69 +63,88 @@ def register(cls: type) -> type:
 
 
 def get(name: str) -> Strategy:
-    from annotator.domain.errors import InputError
-
     try:
         return REGISTRY[name]
     except KeyError:
         raise InputError(f"strategy {name!r} is unknown (available: {', '.join(REGISTRY)})") from None
 
 
+def available(ctx: StrategyContext) -> list[Strategy]:
+    """The strategies this rater may pick (those reading other readers' labels need the right to see them)."""
+    sees = ctx.sees_others
+    return [s for s in REGISTRY.values() if sees or not s.reads_other_readers]
+
+
 def entropy(probabilities: Sequence[float]) -> float:
     return -sum(p * math.log(p) for p in probabilities if p > 0)
 
 
+class _Scored:
+    """Base of score-driven strategies: highest score first, unscored slices after in their given order."""
+
+    score_name: ClassVar[str] = ""
+    reads_other_readers: ClassVar[bool] = False
+
+    def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
+        return {}
+
+    def rank(self, images: Sequence[ImageRef], ctx: StrategyContext) -> tuple[list[ImageRef], dict[int, float]]:
+        if self.reads_other_readers and not ctx.sees_others:
+            return list(images), {}  # blinded: other readers' labels must not steer an annotator
+        score = self.scores(images, ctx)
+        scored = sorted((i for i, im in enumerate(images) if im.id in score),
+                        key=lambda i: (-score[images[i].id], i))
+        return [images[i] for i in scored] + [im for im in images if im.id not in score], score
+
+    def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]:
+        return self.rank(images, ctx)[0]
+
+
 @register
-class Sequential:
+class Sequential(_Scored):
     name = "sequential"
     label = "Sequential (study, series, slice)"
 
-    def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]:
-        return list(images)
-
 
 @register
-class RandomOrder:
+class RandomOrder(_Scored):
     name = "random"
-    label = "Random (seeded)"
+    label = "Random (seeded, per rater)"
 
-    def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]:
+    def rank(self, images: Sequence[ImageRef], ctx: StrategyContext) -> tuple[list[ImageRef], dict[int, float]]:
         out = list(images)
         random.Random(f"{ctx.seed}:{ctx.rater.id}").shuffle(out)
-        return out
-
-
-def _by_score(images: Sequence[ImageRef], score: Callable[[ImageRef], float | None]) -> list[ImageRef]:
-    """Highest score first; slices without a score keep their order at the end."""
-    scored = [(s, i, im) for i, im in enumerate(images) if (s := score(im)) is not None]
-    rest = [im for im in images if score(im) is None]
-    return [im for _s, _i, im in sorted(scored, key=lambda t: (-t[0], t[1]))] + rest
+        return out, {}
 
 
 @register
-class MostUncertain:
+class MostUncertain(_Scored):
     name = "most_uncertain"
     label = "Most uncertain (model entropy)"
+    score_name = "entropy"
 
-    def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]:
+    def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
         model = models_repo.active(ctx.db)
         if model is None:
-            return list(images)
-        probs = {p.image_id: p.probabilities for p in models_repo.predictions(ctx.db, model.id)}
-        return _by_score(images, lambda im: entropy(probs[im.id]) if probs.get(im.id) else None)
+            return {}
+        wanted = {im.id for im in images}
+        return {p.image_id: entropy(p.probabilities) for p in models_repo.predictions(ctx.db, model.id)
+                if p.image_id in wanted and p.probabilities}
 
 
 @register
-class MostDisagreement:
+class MostDisagreement(_Scored):
     name = "most_disagreement"
     label = "Most disagreement between readers"
+    score_name = "grade spread"
+    reads_other_readers = True
 
-    def __call__(self, images: Sequence[ImageRef], ctx: StrategyContext) -> list[ImageRef]:
-        if not ctx.rater.role.sees_all:
-            return list(images)  # blinded: other readers' labels must not steer an annotator
+    def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
+        if not ctx.sees_others:
+            return {}
         grades: dict[int, list[int]] = {}
         for lab in labels.current(ctx.db, image_ids=[im.id for im in images]):
-            if lab.grade is not None:
+            if lab.grade is not None and lab.rater_id != ctx.rater.id:
                 grades.setdefault(lab.image_id, []).append(lab.grade)
-        return _by_score(images, lambda im: float(max(g) - min(g)) + 0.01 * len(g)
-                         if len(g := grades.get(im.id, [])) >= 2 else None)
+        # spread of the grades; among equal spreads, slices more readers graded come first
+        return {i: float(max(g) - min(g)) + 0.01 * len(g) for i, g in grades.items() if len(g) >= 2}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, Role, Series
 from annotator.domain.errors import InputError
 from annotator.domain.scales import GradingScale, load_scale
+from annotator.services import strategies
 from annotator.storage import catalog, labels, people, queries_gui
 from annotator.storage.database import Database
 
@@ -88,10 +89,22 @@ class WorklistStudy:
 
 
 @dataclass(frozen=True, slots=True)
+class RankedSlice:
+    """A slice in a strategy's order: its rank (1 = label first), patient and score (None = unscored)."""
+
+    rank: int
+    slice: WorklistSlice
+    patient_key: str
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Worklist:
     rater: Rater
     studies: tuple[WorklistStudy, ...]
     progress: Progress  # over the whole project
+    strategy: str = strategies.Sequential.name
+    ranked: tuple[RankedSlice, ...] = ()  # the filtered slices in the strategy's order (not for sequential)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +140,30 @@ def human_raters(db: Database) -> list[Rater]:
 
 @dataclass
 class WorklistService:
+    """One rater's worklist; ``strategy`` (a name in :mod:`strategies`) orders "next" and the ranked list."""
+
     db: Database
     rater: Rater
+    strategy: str = strategies.Sequential.name
+    seed: int = 0
+
+    def set_strategy(self, name: str) -> None:
+        strategies.get(name)  # unknown -> InputError naming the available ones
+        self.strategy = name
+
+    def _context(self) -> strategies.StrategyContext:
+        return strategies.StrategyContext(self.db, self.rater, self.seed)
+
+    def available_strategies(self) -> list[strategies.Strategy]:
+        return strategies.available(self._context())
+
+    def _ordered(self, images: list[ImageRef]) -> tuple[list[ImageRef], dict[int, float]]:
+        """Images in the strategy's order with its scores; a strategy the rater may not use -> sequential."""
+        strat = strategies.get(self.strategy)
+        ctx = self._context()
+        if strat not in strategies.available(ctx):
+            return images, {}
+        return strat.rank(images, ctx)
 
     def _own_labels(self, image_ids: Iterable[int] | None = None) -> dict[int, Label]:
         found = labels.current(self.db, rater_ids=[self.rater.id],
@@ -164,7 +199,14 @@ class WorklistService:
                                      study_date=info.study_date if info else "",
                                      description=info.description if info else "",
                                      series=visible, progress=progress))
-        return Worklist(rater=self.rater, studies=tuple(out), progress=Progress.of(all_states))
+        ranked: tuple[RankedSlice, ...] = ()
+        if self.strategy != strategies.Sequential.name:
+            kept_slices = {sl.image.id: (sl, st.patient_key) for st in out for se in st.series for sl in se.slices}
+            order, scores = self._ordered([kept_slices[i][0].image for i in kept_slices])
+            ranked = tuple(RankedSlice(k, kept_slices[im.id][0], kept_slices[im.id][1], scores.get(im.id))
+                           for k, im in enumerate(order, start=1))
+        return Worklist(rater=self.rater, studies=tuple(out), progress=Progress.of(all_states),
+                        strategy=self.strategy, ranked=ranked)
 
     def series_images(self, series_id: int) -> list[ImageRef]:
         """The slices of one series in order along the slice normal."""
@@ -174,13 +216,13 @@ class WorklistService:
         return slice_state(self._own_labels([image_id]).get(image_id))
 
     def next_unlabelled(self, after_image_id: int | None = None) -> ImageRef | None:
-        """The next slice this rater has not finished (unlabelled or incomplete), in worklist order.
+        """The next slice this rater has not finished (unlabelled or incomplete), in the strategy's order.
 
         Searches forward from ``after_image_id`` and wraps around to the start; ``None`` when every
         slice is done. The current slice itself comes last, so it is returned only if it is the only
         slice left to finish.
         """
-        order = catalog.images(self.db)
+        order, _scores = self._ordered(catalog.images(self.db))
         mine = self._own_labels()
         start = 0
         if after_image_id is not None:

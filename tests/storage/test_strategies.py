@@ -43,3 +43,59 @@ def test_registry_and_orderings(sqlite_db) -> None:  # type: ignore[no-untyped-d
     rev_ctx = strategies.StrategyContext(db, rev)
     assert [im.id for im in strategies.get("most_disagreement")(ims, rev_ctx)][:2] == [ims[2].id, ims[1].id]
     assert strategies.get("most_disagreement")(ims, ctx) == ims  # blinded annotator: no leak
+
+
+def _uncertain_project(db):  # type: ignore[no-untyped-def]
+    catalog.import_instances(db, [instance(i) for i in range(5)])
+    ims = catalog.images(db)
+    m = models_repo.register(db, name="m", preset="fast", target="rater:x", kind="train", weights_path="/x",
+                             weights_sha256="0" * 64, card={})
+    models_repo.activate(db, m.id)
+    probs = [(1.0, 0, 0, 0), (0.4, 0.3, 0.3, 0), (0.9, 0.1, 0, 0), (0.25, 0.25, 0.25, 0.25), None]
+    models_repo.write_predictions(db, m.id, [Prediction(m.id, im.id, 1, 1, 0, p)
+                                             for im, p in zip(ims, probs, strict=True)])
+    return ims, probs
+
+
+def test_worklist_next_and_ranked_list_follow_the_chosen_strategy(sqlite_db) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.worklist import WorklistService
+
+    db = sqlite_db
+    ims, probs = _uncertain_project(db)
+    ann = people.add_rater(db, "ann", Role.ANNOTATOR)
+    wl = WorklistService(db, ann)
+    assert wl.next_unlabelled() == ims[0] and wl.load().ranked == ()  # sequential: the tree, no ranking
+    wl.set_strategy("most_uncertain")
+    ranked = wl.load().ranked
+    assert [r.slice.image.id for r in ranked] == [ims[i].id for i in (3, 1, 2, 0, 4)]
+    assert [r.rank for r in ranked] == [1, 2, 3, 4, 5]
+    assert ranked[0].score == pytest.approx(strategies.entropy(probs[3])) and ranked[-1].score is None
+    assert wl.next_unlabelled() == ims[3]
+    LabelService(db, ann).set_point(ims[3].id, 10, 10)
+    LabelService(db, ann).set_grade(ims[3].id, 1)
+    assert wl.next_unlabelled(ims[3].id) == ims[1]  # then the next most uncertain unfinished slice
+    with pytest.raises(InputError, match="most_uncertain"):
+        wl.set_strategy("least_useful")
+
+
+def test_strategies_reading_other_readers_are_not_offered_to_a_blinded_annotator(sqlite_db) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.worklist import WorklistService
+
+    db = sqlite_db
+    catalog.import_instances(db, [instance(i) for i in range(3)])
+    ims = catalog.images(db)
+    ann = people.add_rater(db, "ann", Role.ANNOTATOR)
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
+    e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
+    e2 = LabelService(db, people.add_rater(db, "e2", Role.ANNOTATOR))
+    for im, (g1, g2) in zip(ims, [(0, 0), (0, 3), (1, 2)], strict=True):
+        e1.set_grade(im.id, g1)
+        e2.set_grade(im.id, g2)
+    blinded = WorklistService(db, ann)
+    assert "most_disagreement" not in [s.name for s in blinded.available_strategies()]
+    blinded.strategy = "most_disagreement"  # e.g. remembered from a reviewer session: ignored
+    assert [r.slice.image.id for r in blinded.load().ranked] == [im.id for im in ims]
+    reviewer = WorklistService(db, rev, strategy="most_disagreement")
+    assert [r.slice.image.id for r in reviewer.load().ranked] == [ims[1].id, ims[2].id, ims[0].id]
+    people.update_settings(db, None, show_other_raters_to_annotators=True)
+    assert "most_disagreement" in [s.name for s in blinded.available_strategies()]

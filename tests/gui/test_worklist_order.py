@@ -1,0 +1,60 @@
+"""The worklist ordered by a next-sample strategy: ranked list, N follows it, remembered per user."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from annotator.domain.entities import Prediction
+from annotator.services import strategies
+from annotator.storage import catalog, models_repo
+
+
+def _model_with_predictions(db, probs):  # type: ignore[no-untyped-def]
+    ims = catalog.images(db)
+    m = models_repo.register(db, name="m", preset="fast", target="rater:bob", kind="train", weights_path="/x",
+                             weights_sha256="0" * 64, card={})
+    models_repo.activate(db, m.id)
+    models_repo.write_predictions(db, m.id, [Prediction(m.id, im.id, 5, 5, 0, p) for im, p in zip(ims, probs,
+                                                                                                   strict=True)])
+    return ims
+
+
+def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, project, qtbot, qsettings) -> None:  # type: ignore[no-untyped-def]
+    probs = [(0.9, 0.1, 0.0, 0.0), (0.25, 0.25, 0.25, 0.25), (0.5, 0.5, 0.0, 0.0)]
+    ims = _model_with_predictions(project.db, probs)
+    w = open_window(project.alice)
+    box = w.worklist.order_box
+    names = [box.itemData(i) for i in range(box.count())]
+    assert names == ["sequential", "random", "most_uncertain"]  # blinded annotator: no disagreement order
+    assert w.worklist.tree.topLevelItemCount() == 1  # the study tree
+    box.setCurrentIndex(names.index("most_uncertain"))
+    tree = w.worklist.tree
+    rows = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    assert [r.data(0, Qt.ItemDataRole.UserRole)[1].id for r in rows] == [ims[1].id, ims[2].id, ims[0].id]
+    assert rows[0].text(0).startswith("1. P0001") and rows[0].text(2) == f"{strategies.entropy(probs[1]):.2f}"
+    assert tree.headerItem().text(2) == "Entropy"
+    assert qsettings.value("worklist/strategy") == "most_uncertain"
+    w.session.go_to(ims[2])
+    qtbot.keyClick(w, Qt.Key.Key_Return)  # next unfinished in the ranked order, from the current slice
+    assert w.session.current.id == ims[0].id
+    qtbot.keyClick(w, Qt.Key.Key_Return)
+    assert w.session.current.id == ims[1].id
+
+
+def test_reviewer_may_order_by_disagreement_and_the_choice_is_remembered(open_window, project, qsettings) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.labelling import LabelService
+
+    ims = catalog.images(project.db)
+    for rater, grades in ((project.alice, (0, 0, 1)), (project.bob, (0, 3, 2))):
+        for im, g in zip(ims, grades, strict=True):
+            LabelService(project.db, rater).set_grade(im.id, g)
+    qsettings.setValue("worklist/strategy", "most_disagreement")
+    w = open_window(project.rev)
+    assert w.worklist.current_strategy == "most_disagreement"
+    tree = w.worklist.tree
+    order = [tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)[1].id for i in range(tree.topLevelItemCount())]
+    assert order == [ims[1].id, ims[2].id, ims[0].id]
+    w.close()
+    w2 = open_window(project.alice)  # the same user settings, but alice is blinded: falls back
+    assert w2.worklist.current_strategy == "sequential"
+    assert w2.worklist.tree.topLevelItemCount() == 1
