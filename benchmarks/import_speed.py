@@ -1,12 +1,13 @@
 """Import speed: 500 uncompressed 512x512 16-bit slices vs a bare pydicom read loop.
 
 Target (issue 2): the import takes at most 1.5x the bare ``dcmread(f).pixel_array`` loop.
-Usage: python benchmarks/import_speed.py [--files 500] [--keep DIR]
+Usage: python benchmarks/import_speed.py [--files 500] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -52,9 +53,28 @@ def write_series(folder: Path, n: int, size: int = 512) -> list[Path]:
     return paths
 
 
+def _bare(paths: list[Path]) -> tuple[float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for p in paths:
+        _ = pydicom.dcmread(p).pixel_array
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _import(folder: Path, db_path: Path, n: int) -> tuple[float, float]:
+    db = open_database(f"sqlite:///{db_path}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    results = import_paths(db, [folder])
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
+    assert sum(r.status.value == "imported" for r in results) == n, "not every file imported"
+    db.close()
+    return elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="interleaved bare/import pairs, each import into a fresh database; medians reported")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "dicom"
@@ -62,21 +82,19 @@ def main() -> None:
         paths = write_series(folder, args.files)
         for p in paths:  # warm the page cache for both contenders
             p.read_bytes()
-        t0, c0 = time.perf_counter(), time.process_time()
-        for p in paths:
-            _ = pydicom.dcmread(p).pixel_array
-        bare, bare_cpu = time.perf_counter() - t0, time.process_time() - c0
-        db = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        t0, c0 = time.perf_counter(), time.process_time()
-        results = import_paths(db, [folder])
-        imp, imp_cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert sum(r.status.value == "imported" for r in results) == args.files, "not every file imported"
-        db.close()
-    print(f"files                 {args.files} (512x512, 16-bit, uncompressed)")
+        rows = []
+        for k in range(args.repeats):
+            bare, bare_cpu = _bare(paths)
+            imp, imp_cpu = _import(folder, Path(tmp) / f"bench{k}.db", args.files)
+            rows.append((bare, imp, imp / bare, imp_cpu / bare_cpu))
+            print(f"run {k + 1}: bare {bare:.2f} s, import {imp:.2f} s, ratio {imp / bare:.2f}, "
+                  f"cpu ratio {imp_cpu / bare_cpu:.2f}")
+    bare, imp, ratio, cpu_ratio = (statistics.median(col) for col in zip(*rows, strict=True))
+    print(f"files                 {args.files} (512x512, 16-bit, uncompressed), {args.repeats} runs, medians:")
     print(f"bare dcmread+pixels   {bare:.2f} s  ({args.files / bare:.0f} files/s)")
     print(f"annotator import      {imp:.2f} s  ({args.files / imp:.0f} files/s)")
-    print(f"ratio import / bare   {imp / bare:.2f}  (target <= 1.5; wall clock)")
-    print(f"cpu ratio             {imp_cpu / bare_cpu:.2f}  (CPU seconds of the process; less sensitive to load)")
+    print(f"ratio import / bare   {ratio:.2f}  (target <= 1.5; wall clock, median of the per-run ratios)")
+    print(f"cpu ratio             {cpu_ratio:.2f}  (CPU seconds of the process, all threads)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from annotator.storage import catalog
 from annotator.storage.database import Database
 
 BATCH = 200
-READ_THREADS = 2
+READ_THREADS = 3
 
 
 def _read(path: Path) -> DicomInstance | ImportResult:
@@ -58,7 +58,8 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
         pending.clear()
         order.clear()
 
-    # Reading overlaps on two threads: hashing and file I/O release the GIL while the other parses.
+    # Reading overlaps on READ_THREADS threads: hashing and file I/O release the GIL while another
+    # parses; the read-ahead is deep enough that reading goes on while a batch is written.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         for i, item in enumerate(_read_ahead(pool, files, should_stop), start=1):
             order.append(item)
@@ -72,7 +73,7 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
 
 
 def _read_ahead(pool: ThreadPoolExecutor, files: list[Path], should_stop: ShouldStop,
-                depth: int = 8) -> Iterator[DicomInstance | ImportResult]:
+                depth: int = 256) -> Iterator[DicomInstance | ImportResult]:
     """Results in file order, with up to ``depth`` reads in flight; stops submitting when asked."""
     queue: deque[Future[DicomInstance | ImportResult]] = deque()
     it = iter(files)
