@@ -37,7 +37,7 @@ def build_actions(window: QMainWindow, scale: GradingScale, handlers: dict[str, 
     """Create every action with its shortcut, add it to the window and to its menu."""
     acts = Actions()
     bar = window.menuBar()
-    menus: dict[str, QMenu] = {name: bar.addMenu(name) for name in ("&File", "&Label", "&View", "&Help")}
+    menus: dict[str, QMenu] = {name: bar.addMenu(name) for name in ("&File", "&Label", "&View", "&Review", "&Help")}
 
     def add(menu: str, name: str, text: str, keys: list[QKeySequence], fn: Callable[[], object],
             checkable: bool = False) -> QAction:

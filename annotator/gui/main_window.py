@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from annotator.domain.entities import ImageRef, Label, ModelSuggestion, Rater
 from annotator.domain.errors import AnnotatorError
@@ -23,6 +32,7 @@ from annotator.gui.grade_panel import GradePanel
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.session import AnnotationSession
 from annotator.gui.slice_view import SliceView
+from annotator.gui.training_panel import TrainingPanel
 from annotator.gui.view_sync import ViewSync
 from annotator.gui.worklist_panel import WorklistPanel
 from annotator.services.project import Database
@@ -85,7 +95,9 @@ class MainWindow(QMainWindow):
         }, grade=lambda o: self._guarded(lambda: self.session.set_grade(o)),
             preset=lambda n: self.session.apply_preset(n))
         self.agreement_dock: QDockWidget | None = None
+        self.training_dock: QDockWidget | None = None
         self._add_agreement_action()
+        self._add_review_actions()
         self._connect()
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
@@ -236,7 +248,7 @@ class MainWindow(QMainWindow):
     # ----- agreement -----------------------------------------------------------------------------
     def _add_agreement_action(self) -> None:
         """View > Agreement…: only for readers allowed to see other raters' labels (blinding)."""
-        view = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        view = self._menu("&View")
         view.addSeparator()
         self.agreement_action = act = view.addAction("Agreement…", self.show_agreement)
         act.setEnabled(self.session.rater.role.sees_all or self.session.rules.settings.show_other_raters_to_annotators)
@@ -245,13 +257,37 @@ class MainWindow(QMainWindow):
         if self.agreement_dock is None:
             panel = AgreementPanel(self.session.db, self.session.scale)
             panel.openImage.connect(self.open_image)
-            self.agreement_dock = QDockWidget("Agreement", self)
-            self.agreement_dock.setObjectName("agreementDock")
-            self.agreement_dock.setWidget(panel)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.agreement_dock)
+            self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
         self.agreement_dock.show()
         self.agreement_dock.raise_()
         return self.agreement_dock.widget()  # type: ignore[return-value]
+
+    # ----- review and models -------------------------------------------------------------------
+    def _menu(self, text: str) -> QMenu:
+        return next(a.menu() for a in self.menuBar().actions() if a.text() == text)
+
+    def _add_review_actions(self) -> None:
+        """Review > Training and model versions…: reviewers and admins (annotators get a read-only view)."""
+        menu = self._menu("&Review")
+        self.training_action = menu.addAction("Training and model versions…", self.show_training)
+
+    def show_training(self) -> TrainingPanel:
+        if self.training_dock is None:
+            url = self.session.db.engine.url.render_as_string(hide_password=False)
+            panel = TrainingPanel(self.session.db, url, self.session.rater)
+            panel.modelsChanged.connect(self.refresh)
+            panel.predictionsWritten.connect(lambda _model_id: self.refresh())
+            self.training_dock = self._dock("Training and models", "trainingDock", panel)
+        self.training_dock.show()
+        self.training_dock.raise_()
+        return self.training_dock.widget()  # type: ignore[return-value]
+
+    def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
 
     def open_image(self, image_id: int) -> None:
         """Show the slice with this image id in the viewer (from the agreement panel's slice list)."""
@@ -300,6 +336,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.training_dock is not None:
+            self.training_dock.widget().shutdown()  # type: ignore[attr-defined]  # no orphan child process
         self.save_state()
         self.session.close()
         super().closeEvent(event)

@@ -9,6 +9,7 @@ stays cheap for the GUI.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import string
@@ -145,13 +146,16 @@ def activate(db: Database, model_id: int, actor_id: int | None = None) -> ModelV
 
 
 def check_files(version: ModelVersion) -> None:
-    """Raise ModelIntegrityError unless the weights file exists and matches the registered hash."""
-    from annotator.ml import registry
+    """Raise ModelIntegrityError unless the weights file exists and matches the registered hash.
 
+    Hashes with hashlib here rather than through ``annotator.ml.registry`` (which imports torch):
+    the GUI activates models through this function and must never load torch.
+    """
     path = Path(version.weights_path)
     if not path.is_file():
         raise ModelIntegrityError(f"model {version.id}: weights file {path} is missing")
-    actual = registry.sha256_file(path)
+    with open(path, "rb") as fh:
+        actual = hashlib.file_digest(fh, "sha256").hexdigest()
     if actual != version.weights_sha256:
         raise ModelIntegrityError(f"model {version.id}: weights file {path} has SHA-256 {actual}, "
                                   f"registered {version.weights_sha256}")

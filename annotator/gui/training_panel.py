@@ -1,0 +1,535 @@
+"""Retrain from the app: pick a target and a preset, train (or cross-validate) in a child process, watch
+the loss, cancel, and choose which model version is active.
+
+Training runs as ``python -m annotator train … --json-progress`` under a :class:`CliProcess` (the
+database travels in ``ANNOTATOR_DB``; the GUI never imports torch). After a training the panel runs ``predict --model ID`` by itself, then,
+if asked, makes the new version active (audited with the signed-in rater), so the predictions the
+workstation shows — always the active version's — are there the moment it switches. Only reviewers
+and admins may start a run or activate a version; annotators see the panel read-only, with the reason.
+
+Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
+``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.domain.entities import ModelVersion, Rater
+from annotator.domain.errors import AnnotatorError
+from annotator.gui.cli_process import CliProcess
+from annotator.gui.errors import show_error
+from annotator.gui.model_table import ModelTable, fmt
+from annotator.gui.theme import READER_COLOURS
+from annotator.services import models as model_service
+from annotator.services import project as project_service
+from annotator.services import readers as reader_service
+from annotator.services.project import Database
+from annotator.services.worklist import project_rules
+
+PRESETS = ("fast", "paper")
+OTHER_PRESET = "Preset file…"
+STAGE_NAMES = {"read": "reading images", "predict": "predicting"}
+ERROR_COLOUR = "#ff6b6b"
+NOT_ALLOWED = "Training and activating models is for reviewers and admins; you are signed in as an annotator."
+
+
+def stage_name(stage: str, folds: int) -> str:
+    """``read`` -> ``reading images``; ``predict fold 2`` (0-based, as the CLI says) -> ``predicting fold 3/5``."""
+    word, _, rest = stage.partition(" ")
+    name = STAGE_NAMES.get(word, word)
+    fold = rest.removeprefix("fold ")
+    if fold.isdigit():
+        return f"{name} fold {int(fold) + 1}/{folds}"
+    return f"{name} {rest}".strip()
+
+
+def _model_arg(run: CliProcess) -> int:
+    return int(run.arguments[run.arguments.index("--model") + 1])
+
+
+class TrainingPanel(QWidget):
+    modelsChanged = Signal()  # noqa: N815 (Qt naming)
+    modelActivated = Signal(int)  # noqa: N815
+    predictionsWritten = Signal(int)  # noqa: N815
+    runFinished = Signal(str)  # noqa: N815
+
+    def __init__(self, db: Database, db_url: str, rater: Rater, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db, self.db_url, self.rater = db, db_url, rater
+        self.can_manage = rater.role.sees_all
+        self.run: CliProcess | None = None
+        self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
+        self.trained_id: int | None = None
+        self._activate_after: int | None = None
+        self._watched: QWidget | None = None
+        self.loss_x: list[float] = []  # one point per epoch (x counts on across folds)
+        self.loss_y: list[float] = []
+        self.train_acc_y: list[float] = []
+        self.val_x: list[float] = []
+        self.val_y: list[float] = []
+        self._build()
+        self.refresh()
+
+    # ----- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.target_combo = QComboBox()
+        self.target_combo.setMinimumContentsLength(18)
+        self.preset_combo = QComboBox()
+        for name in PRESETS:
+            self.preset_combo.addItem(name, name)
+        self.preset_combo.addItem(OTHER_PRESET, None)
+        self.preset_combo.activated.connect(self._on_preset_activated)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItem("train", "train")
+        self.mode_combo.addItem("cross-validate", "cv")
+        self.mode_combo.currentIndexChanged.connect(self._update_enabled)
+        self.folds_spin = QSpinBox()
+        self.folds_spin.setRange(2, 50)
+        self.folds_spin.setValue(max(2, project_rules(self.db).settings.cv_folds))
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(0, 100000)
+        self.epochs_spin.setSpecialValueText("preset default")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.activate_check = QCheckBox("Make it the active model when done")
+        self.activate_check.setChecked(True)
+        self.activate_check.setToolTip("After training, predict every slice with the new model, then activate it")
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.permission_label = QLabel("" if self.can_manage else NOT_ALLOWED)
+        self.permission_label.setWordWrap(True)
+        self.permission_label.setVisible(not self.can_manage)
+
+        form = QFormLayout()
+        form.addRow("Target", self.target_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Mode", self.mode_combo)
+        form.addRow("Folds", self.folds_spin)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow(self.activate_check)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.status = QLabel("Idle.")
+        self.status.setWordWrap(True)
+        self.elapsed_label = QLabel("")
+        self._clock = QElapsedTimer()
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(1000)
+        self._ticker.timeout.connect(self._show_elapsed)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(160)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "loss")
+        self.plot.showAxis("right")
+        self.plot.setLabel("right", "accuracy")
+        legend = self.plot.addLegend(offset=(-10, 10))
+        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen(READER_COLOURS[0], width=2), symbol="o",
+                                         symbolSize=5, name="loss")
+        self.acc_box = pg.ViewBox()
+        self.plot.scene().addItem(self.acc_box)
+        self.plot.getAxis("right").linkToView(self.acc_box)
+        self.acc_box.setXLink(self.plot.getPlotItem())
+        self.acc_box.setYRange(0.0, 1.0)
+        self.acc_box.setMouseEnabled(False, False)
+        self.train_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[1], width=1,
+                                                                     style=Qt.PenStyle.DashLine))
+        self.val_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[2], width=2), symbol="t",
+                                             symbolSize=6)
+        for curve, name in ((self.train_acc_curve, "train accuracy"), (self.val_acc_curve, "val accuracy")):
+            self.acc_box.addItem(curve)
+            legend.addItem(curve, name)
+        self.plot.getPlotItem().vb.sigResized.connect(self._sync_acc_box)
+
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setPlaceholderText("Messages from the training process appear here.")
+
+        self.table = ModelTable()
+        self.table.itemSelectionChanged.connect(self._update_enabled)
+        self.activate_button = QPushButton("Activate")
+        self.activate_button.setToolTip("Make the selected version the one whose predictions the workstation shows")
+        self.activate_button.clicked.connect(self.activate_selected)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+
+        top = QWidget()
+        top_row = QHBoxLayout(top)
+        top_row.setContentsMargins(0, 0, 0, 0)
+        left = QVBoxLayout()
+        left.addWidget(self.permission_label)
+        left.addLayout(form)
+        left.addStretch(1)
+        top_row.addLayout(left)
+        top_row.addWidget(self.plot, 1)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.elapsed_label)
+        table_box = QWidget()
+        tcol = QVBoxLayout(table_box)
+        tcol.setContentsMargins(0, 0, 0, 0)
+        trow = QHBoxLayout()
+        trow.addWidget(QLabel("Model versions"))
+        trow.addStretch(1)
+        trow.addWidget(self.refresh_button)
+        trow.addWidget(self.activate_button)
+        tcol.addLayout(trow)
+        tcol.addWidget(self.table, 1)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(top)
+        body.addWidget(self.log)
+        body.addWidget(table_box)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(2, 2)
+        col = QVBoxLayout(self)
+        col.addWidget(self.progress)
+        col.addLayout(status_row)
+        col.addWidget(body, 1)
+        self._update_enabled()
+
+    def _sync_acc_box(self) -> None:
+        self.acc_box.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
+        self.acc_box.linkedViewChanged(self.plot.getPlotItem().vb, self.acc_box.XAxis)
+
+    # ----- state ----------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.run is not None
+
+    def _update_enabled(self) -> None:
+        idle = not self.is_running()
+        for w in (self.target_combo, self.preset_combo, self.mode_combo, self.epochs_spin, self.seed_spin):
+            w.setEnabled(self.can_manage and idle)
+        cv = self.mode_combo.currentData() == "cv"
+        self.folds_spin.setEnabled(self.can_manage and idle and cv)
+        self.activate_check.setEnabled(self.can_manage and idle and not cv)
+        self.start_button.setEnabled(self.can_manage and idle and self.target_combo.count() > 0)
+        self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
+        selected = self.selected_model()
+        self.activate_button.setEnabled(self.can_manage and selected is not None and selected.kind == "train"
+                                        and not selected.active)
+
+    def refresh(self) -> None:
+        """Reload the targets (raters with labels, and the consensus) and the model versions."""
+        self.reload_targets()
+        self.reload_models()
+
+    def reload_targets(self) -> None:
+        current = self.target_combo.currentData()
+        self.target_combo.clear()
+        if self.can_manage:  # annotators do not get to see who labelled how much (blinding)
+            for name, n in project_service.status(self.db).labels_per_rater.items():
+                if n > 0:
+                    self.target_combo.addItem(f"rater:{name} ({n} labelled)", f"rater:{name}")
+            self.target_combo.addItem("consensus", "consensus")
+        i = self.target_combo.findData(current)
+        if i >= 0:
+            self.target_combo.setCurrentIndex(i)
+        self._update_enabled()
+
+    def set_target(self, target: str) -> None:
+        i = self.target_combo.findData(target)
+        if i < 0:
+            raise ValueError(f"{target} is not among the targets offered")
+        self.target_combo.setCurrentIndex(i)
+
+    def add_preset_file(self, path: str | Path) -> None:
+        """Offer a preset JSON file (as ``annotator train --preset FILE`` accepts) and select it."""
+        text = str(path)
+        i = self.preset_combo.findData(text)
+        if i < 0:
+            i = self.preset_combo.count() - 1  # before "Preset file…"
+            self.preset_combo.insertItem(i, Path(text).name, text)
+            self.preset_combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setCurrentIndex(i)
+
+    def _on_preset_activated(self, index: int) -> None:
+        if self.preset_combo.itemData(index) is not None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Model preset", "", "Preset (*.json)")
+        if path:
+            self.add_preset_file(path)
+        else:
+            self.preset_combo.setCurrentIndex(0)
+
+    # ----- models table ---------------------------------------------------------------------------
+    def reload_models(self) -> None:
+        self.table.set_models(model_service.list_models(self.db))
+        self._update_enabled()
+
+    def model_ids(self) -> list[int]:
+        return self.table.model_ids()
+
+    def selected_model(self) -> ModelVersion | None:
+        return self.table.selected()
+
+    def select_model(self, model_id: int) -> None:
+        self.table.select(model_id)
+
+    def activate_selected(self) -> None:
+        v = self.selected_model()
+        if v is not None:
+            self.activate(v.id)
+
+    def activate(self, model_id: int) -> bool:
+        """Make ``model_id`` active (audited), then predict its slices if it has no predictions yet."""
+        if not self.can_manage:
+            self._set_status(NOT_ALLOWED, error=True)
+            return False
+        try:
+            version = model_service.activate(self.db, model_id, actor_id=self.rater.id)
+        except AnnotatorError as exc:
+            self._set_status(f"Cannot activate model {model_id}: {exc}", error=True)
+            show_error(self, exc)
+            return False
+        self._set_status(f"Model {version.id} is now active.")
+        self.reload_models()
+        self.modelActivated.emit(version.id)
+        self.modelsChanged.emit()
+        if not self.is_running() and not reader_service.marks(self.db, f"model:{version.id}"):
+            self._start_child("predict", ["predict", "--model", str(version.id), "--json-progress"])
+        return True
+
+    # ----- runs -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start training (or cross-validation) with the chosen settings."""
+        if not self.can_manage or self.is_running():
+            return
+        target = self.target_combo.currentData()
+        preset = self.preset_combo.currentData()
+        if target is None or preset is None:
+            self._set_status("Choose a target and a preset first.", error=True)
+            return
+        mode = self.mode_combo.currentData()
+        args = [mode, "--target", target, "--preset", preset, "--seed", str(self.seed_spin.value())]
+        if self.epochs_spin.value() > 0:
+            args += ["--epochs", str(self.epochs_spin.value())]
+        if mode == "cv":
+            args += ["--folds", str(self.folds_spin.value())]
+        self.trained_id = None
+        self._activate_after = None
+        self._clear_curves()
+        self.log.clear()
+        self._start_child(mode, [*args, "--json-progress"])
+
+    def cancel(self) -> None:
+        """SIGTERM the child: it stops between batches, exits non-zero and publishes nothing."""
+        if self.run is not None:
+            self.run.stop()
+            self._set_status("Cancelling…")
+            self._update_enabled()
+
+    def shutdown(self) -> None:
+        """Stop a running child and wait for it (the window is closing: leave no orphan process)."""
+        if self.run is not None:
+            self.run.stop_and_wait()
+
+    def _start_child(self, stage: str, args: list[str]) -> None:
+        self.stage = stage
+        self.run = run = CliProcess(self.db_url, args, self)
+        run.event.connect(self._on_event)
+        run.outputLine.connect(self.log.appendPlainText)
+        run.stderrLine.connect(self.log.appendPlainText)
+        run.finished.connect(self._on_finished)
+        self.log.appendPlainText(f"$ {run.command_line()}")
+        self.progress.setRange(0, 0)  # busy until the first event
+        self.progress.setFormat("starting…")
+        verb = {"train": "Training", "cv": "Cross-validating", "predict": "Predicting"}[stage]
+        self._set_status(f"{verb}: starting {' '.join(args[:3])}…")
+        self._clock.start()
+        self._ticker.start()
+        self._show_elapsed()
+        run.start()
+        self._update_enabled()
+
+    def _on_event(self, e: dict[str, Any]) -> None:
+        kind = e.get("event")
+        if kind == "progress":
+            name = stage_name(str(e.get("stage", "")), self.folds_spin.value())
+            total, done = max(1, int(e.get("total") or 1)), int(e.get("done") or 0)
+            self._bar(done, total, f"{name} %v/%m")
+            self._set_status(f"{name[:1].upper()}{name[1:]}: {done}/{total}")
+        elif kind == "epoch":
+            self._on_epoch(e)
+        elif kind == "fold":
+            g = e.get("grades") or {}
+            self._set_status(f"Fold {int(e['fold']) + 1}/{e.get('folds')} done: accuracy "
+                             f"{fmt(g.get('accuracy'), True)}, F1 macro {fmt(g.get('f1_macro'), True)}")
+        elif kind == "done":
+            if self.stage in ("train", "cv"):
+                self.trained_id = int(e["model_id"])
+            self._set_status(f"Model {e.get('model_id')}: done")
+
+    def _on_epoch(self, e: dict[str, Any]) -> None:
+        epoch, epochs = int(e["epoch"]), max(1, int(e["epochs"]))
+        fold = e.get("fold")
+        folds = self.folds_spin.value() if self.stage == "cv" else 1
+        k = int(fold) if fold is not None else 0
+        x = float(k * epochs + epoch)
+        self.loss_x.append(x)
+        self.loss_y.append(float(e["loss"]))
+        self.loss_curve.setData(self.loss_x, self.loss_y)
+        self.train_acc_y.append(float(e.get("train_accuracy") or 0.0))
+        self.train_acc_curve.setData(self.loss_x, self.train_acc_y)
+        if e.get("val_accuracy") is not None:
+            self.val_x.append(x)
+            self.val_y.append(float(e["val_accuracy"]))
+            self.val_acc_curve.setData(self.val_x, self.val_y)
+        where = f"fold {k + 1}/{folds} · " if fold is not None else ""
+        self._bar(k * epochs + epoch, folds * epochs, f"{where}epoch {epoch}/{epochs}")
+        val = f", val accuracy {fmt(e['val_accuracy'], True)}" if e.get("val_accuracy") is not None else ""
+        text = (f"{where}epoch {epoch}/{epochs}: loss {float(e['loss']):.4f}, train accuracy "
+                f"{fmt(e.get('train_accuracy'), True)}{val}")
+        self._set_status(text[:1].upper() + text[1:])
+
+    def _on_finished(self, code: int, normal: bool) -> None:
+        run, stage = self.run, self.stage
+        assert run is not None and stage is not None
+        self.run, self.stage = None, None
+        self._ticker.stop()
+        self._show_elapsed()
+        run.deleteLater()
+        if run.stop_requested:
+            self._finish_cancelled(stage, run, completed=code == 0 and normal)
+        elif code != 0 or not normal:
+            self._finish_failed(stage, run, code, normal)
+        elif stage in ("train", "cv") and self.trained_id is None:
+            self._finish_failed(stage, run, code, normal, "the process ended without reporting a model")
+        elif stage == "train":
+            assert self.trained_id is not None
+            self._bar(1, 1, "trained")
+            self.reload_models()
+            self.modelsChanged.emit()
+            self._activate_after = self.trained_id if self.activate_check.isChecked() else None
+            self._start_child("predict", ["predict", "--model", str(self.trained_id), "--json-progress"])
+        elif stage == "cv":
+            self._bar(1, 1, "done")
+            self.reload_models()
+            self.modelsChanged.emit()
+            self._set_status(f"Cross-validated model {self.trained_id} saved, with its out-of-fold predictions "
+                             f"(reader model:{self.trained_id}).")
+            self.runFinished.emit("done")
+        else:
+            self._finish_predicted(run)
+
+    def _finish_predicted(self, run: CliProcess) -> None:
+        model_id = _model_arg(run)
+        self._bar(1, 1, "done")
+        self.predictionsWritten.emit(model_id)
+        self._set_status(f"Model {model_id}: predictions written.")
+        activate, self._activate_after = self._activate_after, None
+        if activate == model_id:
+            if self.activate(model_id):
+                self._set_status(f"Model {model_id}: predictions written; it is now the active model.")
+        else:
+            self.reload_models()
+        self._update_enabled()
+        self.runFinished.emit("done")
+
+    def _finish_cancelled(self, stage: str, run: CliProcess, completed: bool) -> None:
+        self._activate_after = None
+        self.progress.setRange(0, max(1, self.progress.maximum()))
+        self.progress.setFormat("cancelled")
+        if completed and stage == "predict":  # the stop came after the work was saved: say so, go no further
+            model_id = _model_arg(run)
+            self._set_status(f"Cancelled too late: model {model_id}'s predictions were already written.")
+            self.predictionsWritten.emit(model_id)
+        elif completed and self.trained_id is not None:
+            self._set_status(f"Cancelled too late: model {self.trained_id} was already saved (not activated).")
+            self.modelsChanged.emit()
+        elif stage == "predict":
+            self._set_status("Prediction cancelled: the model is saved, no predictions were written.")
+        else:
+            self._set_status("Training cancelled, nothing published.")
+        self.reload_models()
+        self._update_enabled()
+        self.runFinished.emit("cancelled")
+
+    def _finish_failed(self, stage: str, run: CliProcess, code: int, normal: bool, why: str = "") -> None:
+        self._activate_after = None
+        self.progress.setRange(0, max(1, self.progress.maximum()))
+        self.progress.setFormat("failed")
+        line = why or run.last_error_line or (f"exit code {code}" if normal else "the process crashed")
+        prefix = "annotator: error: "
+        message = line[len(prefix):] if line.startswith(prefix) else line
+        what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction"}[stage]
+        self._set_status(f"{what} failed: {message}", error=True)
+        self.reload_models()
+        self._update_enabled()
+        if not self.isVisible():  # nobody is looking at the panel: say it in the one error dialog
+            show_error(self.window(), AnnotatorError(f"{what} failed: {message}"))
+        self.runFinished.emit("failed")
+
+    # ----- display helpers ----------------------------------------------------------------------
+    def _clear_curves(self) -> None:
+        self.loss_x, self.loss_y, self.train_acc_y, self.val_x, self.val_y = [], [], [], [], []
+        for curve in (self.loss_curve, self.train_acc_curve, self.val_acc_curve):
+            curve.setData([], [])
+
+    def _bar(self, value: int, maximum: int, text: str) -> None:
+        self.progress.setFormat(text)
+        self.progress.setRange(0, max(1, maximum))
+        self.progress.setValue(min(value, max(1, maximum)))
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {ERROR_COLOUR};" if error else "")
+
+    def _show_elapsed(self) -> None:
+        if self._clock.isValid():
+            s = self._clock.elapsed() // 1000
+            self.elapsed_label.setText(f"{s // 60}:{s % 60:02d}")
+
+    # ----- lifetime: never leave a child behind ----------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        root: QWidget = self
+        while root.parentWidget() is not None:
+            root = root.parentWidget()
+        if root is not self and root is not self._watched:
+            if self._watched is not None:
+                self._watched.removeEventFilter(self)
+            root.installEventFilter(self)
+            self._watched = root
+        if not self.is_running():
+            self.refresh()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self._watched and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,306 @@
+"""The training panel: real ``annotator train``/``predict`` child processes, cancel, activate, no torch in the GUI.
+
+Training runs on the 3-slice fixture series with the real ``fast`` preset and a couple of epochs; most
+of each child's few seconds is importing torch. Signals are waited on, never slept on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox
+
+from annotator.domain.entities import Prediction
+from annotator.gui.cli_process import LineBuffer
+from annotator.gui.training_panel import NOT_ALLOWED, TrainingPanel
+from annotator.services import models as model_service
+from annotator.services.labelling import LabelService
+from annotator.services.worklist import WorklistService
+from annotator.storage import audit, models_repo
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_MS = 90_000  # a generous ceiling: each child takes a few seconds (mostly importing torch)
+
+
+@pytest.fixture(autouse=True)
+def _project_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model files go next to the test's database (``<db>.models``), for the child and this process alike."""
+    monkeypatch.delenv("ANNOTATOR_MODELS_DIR", raising=False)
+
+
+def _label_all(project) -> list[int]:  # type: ignore[no-untyped-def]
+    ids = [im.id for im in WorklistService(project.db, project.alice).series_images(1)]
+    for image_id, grade in zip(ids, (0, 1, 3), strict=True):
+        LabelService(project.db, project.alice).set_label(image_id, 60, 64, grade)
+    return ids
+
+
+def _panel(qtbot, project, rater) -> TrainingPanel:  # type: ignore[no-untyped-def]
+    panel = TrainingPanel(project.db, project.url, rater)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def _registry(project) -> Path:  # type: ignore[no-untyped-def]
+    return model_service.models_dir(project.url)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _start_long_run(qtbot, panel: TrainingPanel) -> int:  # type: ignore[no-untyped-def]
+    panel.set_target("rater:alice")
+    panel.epochs_spin.setValue(100_000)
+    panel.start_button.click()
+    assert panel.run is not None
+    pid = panel.run.pid()
+    qtbot.waitUntil(lambda: len(panel.loss_x) >= 1, timeout=RUN_MS)  # the child is inside the training loop
+    return pid
+
+
+def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label_all(project)
+    panel = _panel(qtbot, project, project.rev)
+    assert panel.table.rowCount() == 0
+    assert not panel.cancel_button.isEnabled()
+    bar: list[tuple[int, int, str]] = []
+    panel.progress.valueChanged.connect(lambda v: bar.append((v, panel.progress.maximum(), panel.progress.format())))
+    activated: list[int] = []
+    panel.modelActivated.connect(activated.append)
+    outcome: list[str] = []
+    panel.runFinished.connect(outcome.append)
+
+    panel.set_target("rater:alice")
+    panel.epochs_spin.setValue(2)
+    with qtbot.waitSignals([panel.modelsChanged, panel.predictionsWritten, panel.modelActivated,
+                            panel.runFinished], timeout=RUN_MS):
+        panel.start_button.click()
+        assert panel.is_running() and panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()
+
+    assert outcome == ["done"], panel.log.toPlainText()
+    versions = models_repo.list_versions(project.db)
+    assert len(versions) == 1
+    v = versions[0]
+    assert (v.kind, v.target, v.preset, v.active) == ("train", "rater:alice", "fast", True)
+    assert activated == [v.id]
+    # the bar went through the epochs to their end, and through prediction of all three slices
+    assert (2, 2, "epoch 2/2") in bar and (1, 2, "epoch 1/2") in bar
+    assert (3, 3, "predicting %v/%m") in bar
+    assert panel.progress.value() == panel.progress.maximum()
+    x, y = panel.loss_curve.getData()
+    assert list(x) == [1.0, 2.0] and len(y) == 2 and all(v > 0 for v in y)
+    # the table gained the row, marked active; predictions of the new model are in the database
+    assert panel.table.rowCount() == 1 and panel.model_ids() == [v.id]
+    row = [panel.table.item(0, c).text() for c in range(panel.table.columnCount())]
+    assert row[:5] == [str(v.id), "●", "train", "fast", "rater:alice"]
+    assert row[11] == v.card["data_snapshot_sha256"][:10]
+    assert sorted(p.image_id for p in models_repo.predictions(project.db, v.id)) == sorted(ids)
+    activation = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [e.rater_id for e in activation] == [project.rev.id]
+    assert "predictions written" in panel.status.text() and "active" in panel.status.text()
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_cancel_terminates_the_child_and_publishes_nothing(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    _label_all(project)
+    panel = _panel(qtbot, project, project.rev)
+    pid = _start_long_run(qtbot, panel)
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_MS) as finished:
+        panel.cancel_button.click()
+        assert not panel.cancel_button.isEnabled()
+    assert finished.args == ["cancelled"]
+    assert "cancelled, nothing published" in panel.status.text()
+    # SIGTERM reached the CLI's handler (a clean stop, not a kill), and the process is gone
+    assert "training cancelled; nothing was saved" in panel.log.toPlainText()
+    assert not _alive(pid)
+    assert models_repo.list_versions(project.db) == [] and panel.table.rowCount() == 0
+    registry = _registry(project)
+    assert not registry.exists() or list(registry.iterdir()) == []
+    assert panel.start_button.isEnabled()
+
+
+def test_closing_the_window_stops_a_running_child(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    _label_all(project)
+    host = QMainWindow()
+    qtbot.addWidget(host)
+    panel = TrainingPanel(project.db, project.url, project.rev)
+    dock = QDockWidget("Training", host)
+    dock.setWidget(panel)
+    host.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    host.show()
+    qtbot.waitExposed(host)
+    pid = _start_long_run(qtbot, panel)
+    with qtbot.waitSignal(panel.runFinished, timeout=10_000) as finished:  # close waits for the child
+        host.close()
+    assert finished.args == ["cancelled"] and not panel.is_running()
+    assert not _alive(pid)
+    assert models_repo.list_versions(project.db) == []
+
+
+def _fake_model(project, kind: str, *, predicted: bool = True) -> int:  # type: ignore[no-untyped-def]
+    """A registered version with a real weights file (activation checks its SHA-256), no torch needed."""
+    folder = _registry(project) / f"fake-{kind}-{len(models_repo.list_versions(project.db))}"
+    folder.mkdir(parents=True)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(os.urandom(64))
+    card = {"preset": "fast", "target": "rater:alice", "data_snapshot_sha256": "ab" * 32, "n_training_slices": 3,
+            "metrics": {"pooled": {"grades": {"accuracy": 0.75, "f1_macro": 0.5, "n": 3},
+                                   "points": {"median_mm": 1.25, "p95_mm": 2.5, "n": 3}}}}
+    v = models_repo.register(project.db, name=folder.name, preset="fast", target="rater:alice", kind=kind,
+                             weights_path=str(weights), weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+                             card=card)
+    if predicted:
+        ids = [im.id for im in WorklistService(project.db, project.alice).series_images(1)]
+        models_repo.write_predictions(project.db, v.id, [Prediction(v.id, i, 60.0, 64.0, 1, None) for i in ids])
+    return v.id
+
+
+def test_activate_marks_the_version_active_and_emits(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    first, second, cv = _fake_model(project, "train"), _fake_model(project, "train"), _fake_model(project, "cv")
+    panel = _panel(qtbot, project, project.rev)
+    assert panel.model_ids() == [cv, second, first]  # newest first
+    row = [panel.table.item(2, c).text() for c in range(panel.table.columnCount())]
+    assert row[7:] == ["75.0%", "50.0%", "1.25", "2.50", "ababababab"]
+    panel.select_model(cv)
+    assert not panel.activate_button.isEnabled()  # a cv model only holds out-of-fold predictions
+
+    panel.select_model(first)
+    assert panel.activate_button.isEnabled()
+    activated: list[int] = []
+    panel.modelActivated.connect(activated.append)
+    with qtbot.waitSignals([panel.modelActivated, panel.modelsChanged], timeout=2000):
+        panel.activate_button.click()
+    assert activated == [first]
+    assert model_service.get_model(project.db, None).id == first
+    assert [panel.table.item(r, 1).text() for r in range(3)] == ["", "", "●"]
+    assert not panel.is_running()  # it has predictions already: no child to start
+    assert not panel.activate_button.isEnabled()  # already active
+
+    with qtbot.waitSignal(panel.modelActivated, timeout=2000) as sig:
+        panel.activate(second)
+    assert sig.args == [second]
+    assert [(v.id, v.active) for v in models_repo.list_versions(project.db)] == [(first, False), (second, True),
+                                                                                 (cv, False)]
+    actors = [e.rater_id for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert actors == [project.rev.id, project.rev.id]
+
+
+def test_annotators_get_a_read_only_panel(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    _label_all(project)
+    first = _fake_model(project, "train")
+    panel = _panel(qtbot, project, project.alice)
+    assert panel.permission_label.isVisible() and panel.permission_label.text() == NOT_ALLOWED
+    assert not panel.start_button.isEnabled() and panel.target_combo.count() == 0
+    panel.select_model(first)
+    assert not panel.activate_button.isEnabled()
+    assert not panel.activate(first) and model_service.get_model(project.db, first).active is False
+    panel.start()
+    assert not panel.is_running()
+
+
+def test_a_failing_child_shows_its_error_and_frees_start(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    image_id = WorklistService(project.db, project.alice).series_images(1)[0].id
+    LabelService(project.db, project.alice).set_label(image_id, 60, 64, 2)  # one slice: too few to train on
+    panel = _panel(qtbot, project, project.rev)
+    panel.set_target("rater:alice")
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_MS) as finished:
+        panel.start_button.click()
+    assert finished.args == ["failed"]
+    status = panel.status.text()
+    assert status.startswith("Training failed: rater:alice has 1 slices") and "training needs at least 2" in status
+    assert "annotator: error: rater:alice has 1 slices" in panel.log.toPlainText()
+    assert "color" in panel.status.styleSheet()
+    assert panel.progress.format() == "failed"
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+    assert models_repo.list_versions(project.db) == []
+
+
+def test_line_buffer_emits_complete_lines_only() -> None:
+    buf = LineBuffer()
+    assert buf.feed(b'{"event": "ep') == []
+    assert buf.feed(b'och"}\n{"event"') == ['{"event": "epoch"}']
+    assert buf.feed(b': "done"}\r\n\n') == ['{"event": "done"}', ""]
+    assert buf.feed("é".encode()[:1]) == [] and buf.feed("é".encode()[1:] + b"\n") == ["é"]
+    assert buf.feed(b"tail") == [] and buf.flush() == ["tail"] and buf.flush() == []
+
+
+GUI_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    from annotator.gui.main_window import MainWindow
+    from annotator.services import models as model_service, project as project_service
+
+    url, ini = sys.argv[1], sys.argv[2]
+    db = project_service.open_project(url)
+    rev = next(r for r in project_service.list_raters(db) if r.name == "rev")
+    window = MainWindow(db, rev, QSettings(ini, QSettings.Format.IniFormat))
+    window.show()
+    window.training_action.trigger()  # Review > Training and model versions…
+    panel = window.training_dock.widget()
+    panel.set_target("rater:alice")
+    panel.epochs_spin.setValue(1)
+    outcome, activated = [], []
+    loop = QEventLoop()
+    panel.modelActivated.connect(activated.append)
+    panel.runFinished.connect(lambda o: (outcome.append(o), loop.quit()))
+    QTimer.singleShot(int(sys.argv[3]), loop.quit)
+    panel.start_button.click()
+    loop.exec()
+    active = model_service.get_model(db, None) if activated else None
+    for _ in range(50):  # let the window pick up the new active model's prediction for the open slice
+        app.processEvents()
+    shown = window.compare.info.text()
+    window.close()
+    print(json.dumps({"outcome": outcome, "activated": activated, "active": active.id if active else None,
+                      "shown": active is not None and active.name in shown, "models": panel.model_ids(),
+                      "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")
+                                       or m.startswith("annotator.ml") or m == "annotator.services.training")}))
+""")
+
+
+def test_the_gui_process_never_imports_torch(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real MainWindow with the panel trains, predicts and activates; torch stays in the children."""
+    _label_all(project)
+    script = tmp_path / "gui_train.py"
+    script.write_text(GUI_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, str(script), project.url, str(tmp_path / "user.ini"), str(RUN_MS)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=RUN_MS / 1000 + 60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == ["done"], proc.stderr
+    assert len(result["models"]) == 1 and result["activated"] == result["models"] == [result["active"]]
+    assert models_repo.predictions(project.db, result["active"])  # the auto-predict child wrote them
+    assert result["loaded"] == []
+    assert result["shown"], "the workstation does not show the new active model's prediction"
+
+
+def test_activating_tampered_weights_is_refused_with_the_error(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    model_id = _fake_model(project, "train")
+    Path(models_repo.get(project.db, model_id).weights_path).write_bytes(b"not the registered weights")
+    panel = _panel(qtbot, project, project.rev)
+    assert not panel.activate(model_id)
+    assert f"Cannot activate model {model_id}" in panel.status.text() and "SHA-256" in panel.status.text()
+    assert model_service.get_model(project.db, model_id).active is False
+    boxes = [b for b in panel.findChildren(QMessageBox) if b.objectName() == "annotator-error"]
+    assert len(boxes) == 1 and "SHA-256" in boxes[0].text()
+    boxes[0].close()
