@@ -12,8 +12,11 @@ experts (``default_experts``). Measures, for a preset (default ``fast``):
   expert 2 does (accuracy);
 - optionally the same CV trained on the truth (``--truth-cv``).
 
+``--device cuda`` runs the networks on a GPU (target there: 10-fold CV <= 10 min on one H100, see
+``benchmarks/paper_gpu.sh``); ``--skip-train`` leaves out the full training and the inference timings.
 Timings on a shared machine are noisy: the report records the load average and this process's CPU time.
-Usage: python benchmarks/model_quality.py [--data DIR] [--work DIR] [--truth-cv] [--json report.json]
+The JSON report is rewritten after every stage and fold, so a run cut short still leaves its figures.
+Usage: python benchmarks/model_quality.py [--data DIR] [--work DIR] [--device D] [--truth-cv] [--json report.json]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import sys
 import tempfile
@@ -31,11 +35,13 @@ from typing import Any
 import numpy as np
 
 from annotator.domain.entities import Role
+from annotator.domain.errors import AnnotatorError
 from annotator.imaging.dicom_io import load_pixels
 from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
 from annotator.imaging.simulated_experts import default_experts, simulate_reads
 from annotator.ml import metrics
 from annotator.ml.preprocess import SliceInput
+from annotator.ml.registry import library_versions
 from annotator.services import models as model_service
 from annotator.services import readers as reader_service
 from annotator.services import training
@@ -44,6 +50,15 @@ from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database, open_database
 
 RESULTS: dict[str, Any] = {}
+REPORT: list[Path] = []  # where the JSON report goes (set by --json)
+
+
+def dump() -> None:
+    """Write the figures so far (after every stage: a run killed at a time limit keeps them)."""
+    for path in REPORT:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(RESULTS, indent=2))
+        tmp.replace(path)
 
 
 def cpu_s() -> float:
@@ -66,12 +81,14 @@ class Timer:
             "load_before": round(self.l0, 2), "load_after": round(os.getloadavg()[0], 2)}
         print(f"  {self.name}: {self.wall:.1f} s wall, {cpu_s() - self.c0:.1f} s CPU, "
               f"load {self.l0:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+        dump()
 
 
-def build_project(data: Path, work: Path, patients: int, seed: int) -> tuple[Database, dict[str, Any]]:
+def build_project(data: Path, work: Path, patients: int, seed: int, workers: int = 2
+                  ) -> tuple[Database, dict[str, Any]]:
     if not (data / TRUTH_FILE).is_file():
         with Timer("generate phantom"):
-            generate_dataset(data, patients, seed, slices_per_patient=1, workers=2)
+            generate_dataset(data, patients, seed, slices_per_patient=1, workers=workers)
     truth = read_truth(data)
     db = open_database(f"sqlite:///{work / 'bench.db'}")
     with Timer("import"):
@@ -94,15 +111,27 @@ def build_project(data: Path, work: Path, patients: int, seed: int) -> tuple[Dat
     return db, {"truth": truth_by_id, "images": {im.id: im for im in by_sop.values()}}
 
 
-def progress(event: dict[str, Any]) -> None:
-    """Log the last epoch of each training and each fold's figures (the log is followed while it runs)."""
-    if event["event"] == "epoch" and event["epoch"] in (1, event["epochs"]):
-        print(f"    fold {event['fold']} epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
-              f"train acc {event['train_accuracy']:.3f} val acc {event['val_accuracy']} "
-              f"({event['seconds']:.1f} s/epoch, load {os.getloadavg()[0]:.2f})", flush=True)
-    elif event["event"] == "fold":
-        g, p = event["grades"], event["points"]
-        print(f"    fold {event['fold']}: acc {g.get('accuracy')} centre median {p.get('median_mm')} mm", flush=True)
+class Progress:
+    """Log the first and last epoch of each training and each fold's figures and wall time (the log is
+    followed while it runs); fold times also go into the report."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.t0 = self.last = time.perf_counter()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["event"] == "epoch" and event["epoch"] in (1, event["epochs"]):
+            print(f"    fold {event['fold']} epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
+                  f"train acc {event['train_accuracy']:.3f} val acc {event['val_accuracy']} "
+                  f"({event['seconds']:.1f} s/epoch, load {os.getloadavg()[0]:.2f})", flush=True)
+        elif event["event"] == "fold":
+            g, p = event["grades"], event["points"]
+            now = time.perf_counter()
+            print(f"    fold {event['fold']}: acc {g.get('accuracy')} centre median {p.get('median_mm')} mm "
+                  f"({now - self.last:.1f} s, {now - self.t0:.1f} s since the start)", flush=True)
+            RESULTS.setdefault("fold_wall_s", {}).setdefault(self.name, []).append(round(now - self.last, 1))
+            self.last = now
+            dump()
 
 
 def compare(db: Database, reader: str, ref: str, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -126,9 +155,9 @@ def show(name: str, m: dict[str, Any]) -> None:
     RESULTS.setdefault("agreement", {})[name] = m
 
 
-def inference_speed(db: Database, model_id: int, ctx: dict[str, Any], n: int = 200) -> float:
+def inference_speed(db: Database, model_id: int, ctx: dict[str, Any], device: str, n: int = 200) -> float:
     version = model_service.get_model(db, model_id)
-    pipeline = model_service.load_pipeline(version)
+    pipeline = model_service.load_pipeline(version).to(training.resolve_device(device)[0])
     ims = list(ctx["images"].values())[:n]
     slices = [SliceInput(im.id, load_pixels(im.path), im.geometry.pixel_spacing) for im in ims]
     list(pipeline.predict(slices[:16]))  # warm-up
@@ -147,29 +176,45 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the preset's)")
+    ap.add_argument("--device", default="auto", help="auto (default: a CUDA GPU if torch sees one), cpu, cuda, cuda:N")
+    ap.add_argument("--workers", type=int, default=2, help="processes generating the phantom (default 2)")
+    ap.add_argument("--skip-train", action="store_true",
+                    help="no full training, prediction and inference timing: the CV only")
     ap.add_argument("--truth-cv", action="store_true", help="also cross-validate on the truth")
-    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here (after every stage)")
     args = ap.parse_args()
+    if args.json:
+        REPORT.append(args.json)
+    try:
+        device = training.resolve_device(args.device)[1]  # at once, before any work, if the device is unusable
+    except AnnotatorError as exc:
+        print(f"model_quality: {exc}", file=sys.stderr)
+        return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="model-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     data = args.data or work / "phantom"
     os.environ["ANNOTATOR_MODELS_DIR"] = str(work / "models")
     RESULTS["setup"] = {"preset": args.preset, "epochs": args.epochs, "folds": args.folds, "cpus": os.cpu_count(),
-                        "threads": args.threads,
+                        "threads": args.threads, "device": device, "patients": args.patients,
+                        "python": platform.python_version(), "library_versions": library_versions(),
                         "load_at_start": [round(x, 2) for x in os.getloadavg()]}
-    print(f"model quality benchmark: {args.patients} patients, preset {args.preset}, work {work}", flush=True)
-    db, ctx = build_project(data, work, args.patients, args.seed)
+    print(f"model quality benchmark: {args.patients} patients, preset {args.preset}, device {device}, "
+          f"work {work}", flush=True)
+    db, ctx = build_project(data, work, args.patients, args.seed, args.workers)
 
-    print("one full training on expert1:", flush=True)
-    with Timer("train full (expert1)") as t_train:
-        v = training.train(db, "rater:expert1", preset=args.preset, epochs=args.epochs, seed=0, threads=args.threads,
-                           on_event=progress)
-    with Timer("predict all slices (end to end)") as t_pred:
-        _, n_pred, _ = training.predict(db, v.id)
-    e2e_ms = t_pred.wall / max(n_pred, 1) * 1000
-    model_ms = inference_speed(db, v.id, ctx)
-    RESULTS["inference_ms_per_slice"] = {"end_to_end": round(e2e_ms, 2), "model_only": round(model_ms, 2)}
-    print(f"  inference: {e2e_ms:.1f} ms/slice end to end, {model_ms:.1f} ms/slice model only", flush=True)
+    t_train: Timer | None = None
+    model_ms = e2e_ms = float("nan")
+    if not args.skip_train:
+        print("one full training on expert1:", flush=True)
+        with Timer("train full (expert1)") as t_train:
+            v = training.train(db, "rater:expert1", preset=args.preset, epochs=args.epochs, seed=0,
+                               threads=args.threads, device=args.device, on_event=Progress("train"))
+        with Timer("predict all slices (end to end)") as t_pred:
+            _, n_pred, _ = training.predict(db, v.id, device=args.device)
+        e2e_ms = t_pred.wall / max(n_pred, 1) * 1000
+        model_ms = inference_speed(db, v.id, ctx, args.device)
+        RESULTS["inference_ms_per_slice"] = {"end_to_end": round(e2e_ms, 2), "model_only": round(model_ms, 2)}
+        print(f"  inference: {e2e_ms:.1f} ms/slice end to end, {model_ms:.1f} ms/slice model only", flush=True)
 
     show("expert1 vs phantom truth", compare(db, "rater:expert1", "phantom truth", ctx))
     show("expert2 vs phantom truth", compare(db, "rater:expert2", "phantom truth", ctx))
@@ -181,7 +226,8 @@ def main() -> int:
         print(f"{args.folds}-fold CV on {label}:", flush=True)
         with Timer(f"cv {args.folds}-fold ({label})") as t_cv:
             cv = training.cross_validate(db, target, n_folds=args.folds, preset=args.preset, epochs=args.epochs,
-                                         seed=0, threads=args.threads, on_event=progress)
+                                         seed=0, threads=args.threads, device=args.device,
+                                         on_event=Progress(f"cv {label}"))
         cv_time[label] = t_cv.wall
         show(f"cv model ({label}) vs phantom truth", compare(db, f"model:{cv.id}", "phantom truth", ctx))
         show(f"cv model ({label}) vs expert1", compare(db, f"model:{cv.id}", "rater:expert1", ctx))
@@ -189,11 +235,18 @@ def main() -> int:
 
     a = RESULTS["agreement"]
     vs_truth = a["cv model (expert1) vs phantom truth"]
-    checks = [
-        ("fast: one full training <= 180 s", t_train.wall, 180.0, "<="),
-        ("fast: 10-fold CV <= 900 s", cv_time["expert1"], 900.0, "<="),
-        ("inference <= 20 ms/slice (model only)", model_ms, 20.0, "<="),
-        ("inference <= 20 ms/slice (end to end)", e2e_ms, 20.0, "<="),
+    gpu = not device.startswith("cpu")
+    checks: list[tuple[str, float, float, str]] = []
+    if gpu:  # the GPU target: the paper preset's 10-fold CV within 10 min on one H100
+        checks.append((f"{args.preset} on {device}: {args.folds}-fold CV <= 600 s", cv_time["expert1"], 600.0, "<="))
+    else:  # issue 6: the fast preset on a 2-core CPU
+        checks.append((f"{args.preset} on cpu: {args.folds}-fold CV <= 900 s", cv_time["expert1"], 900.0, "<="))
+    if t_train is not None:
+        checks += [("inference <= 20 ms/slice (model only)", model_ms, 20.0, "<="),
+                   ("inference <= 20 ms/slice (end to end)", e2e_ms, 20.0, "<=")]
+        if not gpu:
+            checks.insert(0, (f"{args.preset} on cpu: one full training <= 180 s", t_train.wall, 180.0, "<="))
+    checks += [
         ("centre error median <= 1.0 mm (cv expert1 vs truth)", vs_truth["points"]["median_mm"], 1.0, "<="),
         ("centre error p95 <= 3.0 mm (cv expert1 vs truth)", vs_truth["points"]["p95_mm"], 3.0, "<="),
         ("stage accuracy >= 0.90 (cv expert1 vs truth)", vs_truth["grades"]["accuracy"], 0.90, ">="),
@@ -215,8 +268,13 @@ def main() -> int:
         RESULTS["targets"].append({"target": name, "value": round(float(value), 4), "limit": round(float(limit), 4),
                                    "pass": bool(ok)})
     RESULTS["setup"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    if args.json:
-        args.json.write_text(json.dumps(RESULTS, indent=2))
+    summary = {"device": device, "train_full_wall_s": None if t_train is None else round(t_train.wall, 1),
+               "cv_wall_s": {label: round(t, 1) for label, t in cv_time.items()}}
+    RESULTS["summary"] = summary
+    print(f"summary: device {device}; full training "
+          f"{'skipped' if t_train is None else f'{t_train.wall:.1f} s'}; "
+          + "; ".join(f"{args.folds}-fold CV ({label}) {t:.1f} s" for label, t in cv_time.items()), flush=True)
+    dump()
     db.close()
     return 0 if all(t["pass"] for t in RESULTS["targets"]) else 1
 

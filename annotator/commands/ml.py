@@ -80,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     with stop_on_signals() as flag:
         version = training.train(db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed,
-                                 threads=args.threads, activate=args.activate,
+                                 threads=args.threads, device=args.device, activate=args.activate,
                                  on_event=_reporter(args.json_progress), should_stop=flag)
     if not args.json_progress:
         print(f"registered model {version.id} ({version.name}), weights {version.weights_path}"
@@ -93,8 +93,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     db = project.open_project(args.db)
     with stop_on_signals() as flag:
-        version, n, skipped = training.predict(db, args.model, on_event=_reporter(args.json_progress),
-                                               should_stop=flag)
+        version, n, skipped = training.predict(db, args.model, device=args.device,
+                                               on_event=_reporter(args.json_progress), should_stop=flag)
     if not args.json_progress:
         extra = f"; {skipped} slices without PixelSpacing skipped" if skipped else ""
         print(f"model {version.id}: wrote {n} predictions{extra}")
@@ -108,7 +108,8 @@ def _cv(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = training.cross_validate(db, args.target, n_folds=args.folds, preset=args.preset,
                                           epochs=args.epochs, seed=args.seed, threads=args.threads,
-                                          on_event=_reporter(args.json_progress), should_stop=flag)
+                                          device=args.device, on_event=_reporter(args.json_progress),
+                                          should_stop=flag)
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -143,6 +144,12 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                   help="where the networks run (default auto: a CUDA GPU if torch sees one, else the CPU); "
+                        "same seed -> same weights holds on the CPU only")
+
+
 def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     if target:
         s.add_argument("--target", required=True, metavar="READER",
@@ -152,6 +159,7 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed on a CPU -> same weights)")
     s.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the preset's, 1); part of the recipe like the seed")
+    _device(s)
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
 
 
@@ -163,6 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     s = sub.add_parser("predict", help="write a model's predictions for every slice (default: the active model)")
     s.add_argument("--model", type=int, default=None, metavar="ID")
+    _device(s)
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
     s.set_defaults(func=_predict)
 

@@ -3,7 +3,8 @@
 The service layer hands in prepared examples (numpy) and gets back plain results; nothing here knows
 about the database. Training is seeded and deterministic on the CPU (fixed thread count, deterministic
 algorithms, one generator for shuffling and augmentation), reports once per epoch through a callback
-and checks ``should_stop`` between batches, raising ``Cancelled``.
+and checks ``should_stop`` between batches, raising ``Cancelled``. The networks run on the pipeline's
+``device`` (see ``annotator.ml.device``); batches are made on the CPU and moved there.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from annotator.domain.errors import Cancelled, ModelIntegrityError
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.ml import preprocess
 from annotator.ml.config import Preset
+from annotator.ml.device import CPU, to_device
 from annotator.ml.preprocess import Example, SliceInput
 
 
@@ -50,6 +52,8 @@ OnEpoch = Callable[[EpochReport], None]
 
 
 class Localizer(Protocol):
+    device: torch.device
+
     def setup(self, n_train: int, epochs: int) -> None: ...
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
                     ) -> float: ...
@@ -58,6 +62,8 @@ class Localizer(Protocol):
 
 
 class Classifier(Protocol):
+    device: torch.device
+
     def setup(self, train: Sequence[Example], epochs: int) -> None: ...
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
                     ) -> tuple[float, float]: ...
@@ -83,40 +89,62 @@ def intra_op_threads(threads: int) -> Iterator[None]:
 
 
 @contextmanager
-def deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Fixed threads, deterministic kernels and seeded global RNG for the duration (restored after)."""
+def deterministic(seed: int, threads: int, device: torch.device = CPU) -> Iterator[None]:
+    """Fixed threads, seeded global RNG (CPU and CUDA) and, on the CPU, deterministic kernels for the
+    duration (all restored after).
+
+    On a GPU the run is seeded but not bit-reproducible: deterministic mode is left as it was there,
+    since some CUDA kernels the networks need have no deterministic version (adaptive average pooling
+    and RoIAlign backward), cuBLAS would also need ``CUBLAS_WORKSPACE_CONFIG`` set before it starts, and
+    the mode's filling of fresh memory costs time. cuDNN's auto-tuner stays off (it picks kernels by
+    timing, which varies from run to run).
+    """
     old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_bench = torch.backends.cudnn.benchmark
     with intra_op_threads(threads):
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
         torch.manual_seed(seed)
         try:
             yield
         finally:
-            torch.use_deterministic_algorithms(old_det)
+            torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+            torch.backends.cudnn.benchmark = old_bench
 
 
 class Pipeline:
-    """Localizer + classifier, built from a preset for ``n_classes`` grades."""
+    """Localizer + classifier, built from a preset for ``n_classes`` grades, on ``device`` (default CPU)."""
 
-    def __init__(self, preset: Preset, n_classes: int) -> None:
+    def __init__(self, preset: Preset, n_classes: int, device: torch.device | str = CPU) -> None:
         self.preset = preset
         self.n_classes = n_classes
+        self.device = torch.device(device)
         if preset.localizer.arch == "unet":
             from annotator.ml.fast import HeatmapLocalizer
 
-            self.localizer: Localizer = HeatmapLocalizer(preset)
+            self.localizer: Localizer = HeatmapLocalizer(preset, self.device)
         else:
             from annotator.ml.paper import RCNNLocalizer
 
-            self.localizer = RCNNLocalizer(preset)
+            self.localizer = RCNNLocalizer(preset, self.device)
         if preset.classifier.arch == "compact":
             from annotator.ml.fast import CompactClassifier
 
-            self.classifier: Classifier = CompactClassifier(preset, n_classes)
+            self.classifier: Classifier = CompactClassifier(preset, n_classes, self.device)
         else:
             from annotator.ml.paper import VGGClassifier
 
-            self.classifier = VGGClassifier(preset, n_classes)
+            self.classifier = VGGClassifier(preset, n_classes, self.device)
+
+    def to(self, device: torch.device | str) -> Pipeline:
+        """Move both networks (for reading; ``fit`` rebuilds them on the pipeline's device)."""
+        self.device = torch.device(device)
+        for module in self.modules().values():
+            module.to(self.device)
+        self.localizer.device = self.classifier.device = self.device
+        return self
 
     # --- training -----------------------------------------------------------------------------------
 
@@ -134,10 +162,11 @@ class Pipeline:
             if should_stop():
                 raise Cancelled("training cancelled; nothing was saved")
 
-        with deterministic(seed, self.preset.train.threads):
+        with deterministic(seed, self.preset.train.threads, self.device):
+            # built on the CPU from the seeded global RNG, then moved: the same start on every device
             self.localizer = self._rebuild_localizer()
             self.classifier = self._rebuild_classifier()
-            gen = torch.Generator().manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)  # a CPU generator: the same data order on every device
             loc_epochs = self.preset.localizer.epochs(epochs)
             self.localizer.setup(len(train), loc_epochs)
             self.classifier.setup(train, epochs)
@@ -153,10 +182,10 @@ class Pipeline:
                                          time.perf_counter() - t0))
 
     def _rebuild_localizer(self) -> Localizer:
-        return type(self.localizer)(self.preset)  # type: ignore[call-arg]
+        return type(self.localizer)(self.preset, self.device)  # type: ignore[call-arg]
 
     def _rebuild_classifier(self) -> Classifier:
-        return type(self.classifier)(self.preset, self.n_classes)  # type: ignore[call-arg]
+        return type(self.classifier)(self.preset, self.n_classes, self.device)  # type: ignore[call-arg]
 
     # --- weights ------------------------------------------------------------------------------------
 
@@ -164,14 +193,15 @@ class Pipeline:
         return {**self.localizer.modules(), **self.classifier.modules()}
 
     def state_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """Every parameter and buffer as a flat ``{prefix}{module}.{name}`` -> tensor map (safetensors)."""
+        """Every parameter and buffer as a flat ``{prefix}{module}.{name}`` -> CPU tensor map (safetensors)."""
         out: dict[str, torch.Tensor] = {}
         for name, module in self.modules().items():
             for key, value in module.state_dict().items():
-                out[f"{prefix}{name}.{key}"] = value.detach().contiguous().clone()
+                out[f"{prefix}{name}.{key}"] = value.detach().to(CPU).contiguous().clone()
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:
+        """Load (CPU) tensors from ``state_tensors`` into the networks, wherever they are."""
         for name, module in self.modules().items():
             head = f"{prefix}{name}."
             state = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
@@ -207,30 +237,31 @@ class Pipeline:
         p = self.preset
         loc, cls_ = p.localizer, p.classifier
         images = [preprocess.normalise(s.pixels, p.intensity.low_pct, p.intensity.high_pct) for s in chunk]
-        overviews = torch.from_numpy(np.stack([preprocess.overview(im, s.spacing, p)
-                                               for im, s in zip(images, chunk, strict=True)]))[:, None]
-        grid_pts = self.localizer.locate(overviews).numpy().astype(np.float64)
+        dev = self.device
+        overviews = to_device(torch.from_numpy(np.stack([
+            preprocess.overview(im, s.spacing, p) for im, s in zip(images, chunk, strict=True)]))[:, None], dev)
+        grid_pts = self.localizer.locate(overviews).cpu().numpy().astype(np.float64)
         points = np.array([preprocess.from_overview(tuple(g), im.shape, s.spacing, loc.grid_px, loc.mm_per_px)
                            for g, im, s in zip(grid_pts, images, chunk, strict=True)])
         sp = np.array([s.spacing for s in chunk], dtype=np.float64)
         shapes = np.array([im.shape for im in images], dtype=np.float64)
-        probs = torch.zeros(len(chunk), self.n_classes)
+        probs = torch.zeros(len(chunk), self.n_classes, device=dev)
         for _ in range(cls_.refine_steps + 1):
             points[:, 0] = np.clip(points[:, 0], 0, shapes[:, 1] - 1)
             points[:, 1] = np.clip(points[:, 1], 0, shapes[:, 0] - 1)
-            crops = torch.from_numpy(np.stack([
+            crops = to_device(torch.from_numpy(np.stack([
                 preprocess.resample(im, s.spacing, (float(pt[0]), float(pt[1])), cls_.crop_px, cls_.crop_mm_per_px)
-                for im, s, pt in zip(images, chunk, points, strict=True)]))[:, None]
+                for im, s, pt in zip(images, chunk, points, strict=True)]))[:, None], dev)
             probs, offset = self.classifier.classify(crops)
             if cls_.tta_flip:  # the mirror sees the same canal: average grades, un-mirror its offset
                 probs_m, offset_m = self.classifier.classify(torch.flip(crops, dims=[3]))
                 probs = (probs + probs_m) / 2
                 if offset is not None and offset_m is not None:
-                    offset = (offset + offset_m * torch.tensor([-1.0, 1.0])) / 2
+                    offset = (offset + offset_m * torch.tensor([-1.0, 1.0], device=dev)) / 2
             if offset is None:
                 break
-            off = offset.numpy().astype(np.float64)
+            off = offset.cpu().numpy().astype(np.float64)
             points = points + np.stack([off[:, 0] / sp[:, 1], off[:, 1] / sp[:, 0]], 1)
         return [SlicePrediction(s.key, float(pt[0]), float(pt[1]), int(pr.argmax()),
                                 tuple(round(float(v), 6) for v in pr))
-                for s, pt, pr in zip(chunk, points, probs, strict=True)]
+                for s, pt, pr in zip(chunk, points, probs.cpu(), strict=True)]

@@ -1,7 +1,9 @@
 """Components of the ``fast`` preset: heat-map localizer and compact crop classifier (train + infer).
 
 Each component owns its network, optimiser and schedule and exposes one epoch of training over
-prepared examples and a batched inference call; ``engine`` strings them into a pipeline. The
+prepared examples and a batched inference call; ``engine`` strings them into a pipeline. Networks,
+optimiser state and loss weights live on the component's ``device``; batches are cut and augmented on
+the CPU (one CPU generator, so the same data on every device) and moved there. The
 classifier trains on crops around the labelled point with jitter (half far, to learn to re-centre, half
 near, as at inference) and a class-weighted loss for the skewed grade prevalence.
 """
@@ -17,6 +19,7 @@ from torch import nn
 
 from annotator.ml import augment
 from annotator.ml.config import Preset
+from annotator.ml.device import CPU, to_device
 from annotator.ml.nets import CropNet, LocNet, heatmap_loss, local_peak, soft_argmax
 from annotator.ml.preprocess import Example
 
@@ -55,9 +58,10 @@ def class_weights(grades: Sequence[int], n_classes: int, power: float) -> torch.
 class HeatmapLocalizer:
     """U-Net on the overview; the point is the sub-pixel peak of its (half-resolution) heat map."""
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, device: torch.device = CPU) -> None:
         self.preset = preset
-        self.net = LocNet(preset.localizer.width)
+        self.device = device
+        self.net = LocNet(preset.localizer.width).to(device)
 
     def setup(self, n_train: int, epochs: int) -> None:
         cfg = self.preset.localizer
@@ -73,6 +77,7 @@ class HeatmapLocalizer:
         for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
             check()
             x, p = augment.augment_overview(images[idx], points[idx], aug, cfg.translate_mm, cfg.mm_per_px, gen)
+            x, p = to_device(x, self.device), to_device(p, self.device)
             loss = heatmap_loss(self.net(x), p / HEAT_STRIDE, cfg.heatmap_sigma_px)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -101,11 +106,12 @@ def center_crops(context: torch.Tensor, crop_px: int) -> torch.Tensor:
 class CompactClassifier:
     """Compact CNN on a canal-centred crop: grade probabilities and the centre's offset in mm."""
 
-    def __init__(self, preset: Preset, n_classes: int) -> None:
+    def __init__(self, preset: Preset, n_classes: int, device: torch.device = CPU) -> None:
         cfg = preset.classifier
         self.preset = preset
         self.n_classes = n_classes
-        self.net = CropNet(n_classes, cfg.width, cfg.dropout)
+        self.device = device
+        self.net = CropNet(n_classes, cfg.width, cfg.dropout).to(device)
         self.heat_px = cfg.crop_px // 4
 
     def setup(self, train: Sequence[Example], epochs: int) -> None:
@@ -113,8 +119,10 @@ class CompactClassifier:
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
                                               epochs * steps_per_epoch(len(train), cfg.batch_size))
         grades = [e.grade for e in train]
-        self.weights = class_weights(grades, self.n_classes, 0.0 if tr.balanced_sampling else tr.class_weight_power)
+        self.weights = class_weights(grades, self.n_classes, 0.0 if tr.balanced_sampling else tr.class_weight_power
+                                     ).to(self.device)
         counts = np.bincount(np.asarray(grades, dtype=np.int64), minlength=self.n_classes)
+        # on the CPU, for the CPU generator
         self.sample_w = torch.tensor(1.0 / np.maximum(counts, 1), dtype=torch.float64)[torch.tensor(grades)]
 
     def _mm_to_heat(self, offset_mm: torch.Tensor) -> torch.Tensor:
@@ -140,8 +148,9 @@ class CompactClassifier:
         for idx in batches(order, cfg.batch_size):
             check()
             x, offset = augment.augment_crops(context[idx], aug, cfg.crop_px, cfg.crop_mm_per_px, gen)
+            x, offset, y = (to_device(t, self.device) for t in (x, offset, grades[idx]))
             logits, heat = self.net(x)
-            loss = F.cross_entropy(logits, grades[idx], weight=self.weights, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
             if cfg.offset_loss_weight > 0:
                 loss = loss + cfg.offset_loss_weight * heatmap_loss(heat, self._mm_to_heat(offset), 1.0)
             self.opt.zero_grad(set_to_none=True)
@@ -149,7 +158,7 @@ class CompactClassifier:
             self.opt.step()
             self.sched.step()
             total += float(loss.detach()) * len(idx)
-            right += int((logits.argmax(1) == grades[idx]).sum())
+            right += int((logits.argmax(1) == y).sum())
             seen += len(idx)
         return total / max(seen, 1), right / max(seen, 1)
 
@@ -167,8 +176,8 @@ class CompactClassifier:
         if not examples:
             return float("nan")
         context = torch.from_numpy(np.stack([e.context for e in examples]))[:, None]
-        probs, _ = self.classify(center_crops(context, self.preset.classifier.crop_px))
-        return float((probs.argmax(1) == torch.tensor([e.grade for e in examples])).float().mean())
+        probs, _ = self.classify(to_device(center_crops(context, self.preset.classifier.crop_px), self.device))
+        return float((probs.argmax(1).cpu() == torch.tensor([e.grade for e in examples])).float().mean())
 
     def modules(self) -> dict[str, nn.Module]:
         return {"classifier": self.net}

@@ -23,8 +23,8 @@ def soft_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Expected (x, y) pixel position under the spatial softmax of [B, 1, H, W] logits; and the softmax."""
     b, _, h, w = logits.shape
     prob = torch.softmax(logits.reshape(b, -1), dim=1).reshape(b, h, w)
-    xs = torch.arange(w, dtype=logits.dtype)
-    ys = torch.arange(h, dtype=logits.dtype)
+    xs = torch.arange(w, dtype=logits.dtype, device=logits.device)
+    ys = torch.arange(h, dtype=logits.dtype, device=logits.device)
     x = (prob.sum(1) * xs).sum(1)
     y = (prob.sum(2) * ys).sum(1)
     return torch.stack([x, y], -1), prob
@@ -36,8 +36,8 @@ def local_peak(logits: torch.Tensor, radius: int = 2) -> torch.Tensor:
     flat = logits.reshape(b, -1)
     idx = flat.argmax(1)
     py, px = idx // w, idx % w
-    ys = torch.arange(h)[None, :, None]
-    xs = torch.arange(w)[None, None, :]
+    ys = torch.arange(h, device=logits.device)[None, :, None]
+    xs = torch.arange(w, device=logits.device)[None, None, :]
     near = ((ys - py[:, None, None]).abs() <= radius) & ((xs - px[:, None, None]).abs() <= radius)
     masked = logits[:, 0].masked_fill(~near, float("-inf"))
     pts, _ = soft_argmax(masked[:, None])
@@ -47,8 +47,8 @@ def local_peak(logits: torch.Tensor, radius: int = 2) -> torch.Tensor:
 def heatmap_loss(logits: torch.Tensor, target_px: torch.Tensor, sigma: float) -> torch.Tensor:
     """Cross-entropy of the spatial softmax against a Gaussian at the target, plus L1 of the soft-argmax."""
     b, _, h, w = logits.shape
-    ys = torch.arange(h, dtype=logits.dtype)[None, :, None]
-    xs = torch.arange(w, dtype=logits.dtype)[None, None, :]
+    ys = torch.arange(h, dtype=logits.dtype, device=logits.device)[None, :, None]
+    xs = torch.arange(w, dtype=logits.dtype, device=logits.device)[None, None, :]
     d2 = (xs - target_px[:, 0, None, None]) ** 2 + (ys - target_px[:, 1, None, None]) ** 2
     target = torch.softmax((-d2 / (2 * sigma * sigma)).reshape(b, -1), dim=1)
     logp = torch.log_softmax(logits.reshape(b, -1), dim=1)

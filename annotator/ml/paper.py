@@ -3,7 +3,9 @@
 Won et al. (Spine 2020) detected a patch around the canal with Faster R-CNN and graded the patch with
 VGG. Both come from torchvision with ``weights=None`` (no pretrained weights are reachable): the
 detector learns one class, a fixed mm-size square box around the labelled centre, on the overview;
-the VGG reads the 1-channel crop around the detected (at training: labelled, jittered) centre.
+the VGG reads the 1-channel crop around the detected (at training: labelled, jittered) centre. As in
+``fast``, batches are augmented on the CPU and moved to the component's ``device``; the detector takes
+lists of images and targets on that device.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torchvision.models.detection.backbone_utils import mobilenet_backbone, resn
 from annotator.domain.errors import InputError
 from annotator.ml import augment
 from annotator.ml.config import Preset
+from annotator.ml.device import CPU, to_device
 from annotator.ml.fast import StopCheck, batches, center_crops, class_weights, make_optimiser, steps_per_epoch
 from annotator.ml.preprocess import Example
 
@@ -61,9 +64,10 @@ def build_vgg(preset: Preset, n_classes: int) -> nn.Module:
 class RCNNLocalizer:
     """Faster R-CNN: the canal centre is the centre of the highest-scoring box."""
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, device: torch.device = CPU) -> None:
         self.preset = preset
-        self.net = build_detector(preset)
+        self.device = device
+        self.net = build_detector(preset).to(device)
 
     def setup(self, n_train: int, epochs: int) -> None:
         cfg = self.preset.localizer
@@ -80,8 +84,9 @@ class RCNNLocalizer:
         for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
             check()
             x, p = augment.augment_overview(images[idx], points[idx], aug, cfg.translate_mm, cfg.mm_per_px, gen)
-            targets = [{"boxes": torch.cat([q - half, q + half])[None], "labels": torch.ones(1, dtype=torch.int64)}
-                       for q in p]
+            x, p = to_device(x, self.device), to_device(p, self.device)
+            targets = [{"boxes": torch.cat([q - half, q + half])[None],
+                        "labels": torch.ones(1, dtype=torch.int64, device=self.device)} for q in p]
             losses = self.net([im.expand(3, -1, -1) for im in x], targets)
             loss = sum(losses.values())
             self.opt.zero_grad(set_to_none=True)
@@ -103,7 +108,7 @@ class RCNNLocalizer:
                 b = det["boxes"][int(det["scores"].argmax())]
                 pts.append(torch.stack([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]))
             else:  # nothing detected: the overview centre, where the canal usually is
-                pts.append(torch.tensor([centre, centre]))
+                pts.append(torch.tensor([centre, centre], device=overviews.device))
         return torch.stack(pts)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -113,16 +118,17 @@ class RCNNLocalizer:
 class VGGClassifier:
     """VGG-11-BN on the patch; no centre refinement (the study's pipeline)."""
 
-    def __init__(self, preset: Preset, n_classes: int) -> None:
+    def __init__(self, preset: Preset, n_classes: int, device: torch.device = CPU) -> None:
         self.preset = preset
         self.n_classes = n_classes
-        self.net = build_vgg(preset, n_classes)
+        self.device = device
+        self.net = build_vgg(preset, n_classes).to(device)
 
     def setup(self, train: Sequence[Example], epochs: int) -> None:
         cfg, tr = self.preset.classifier, self.preset.train
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
                                               epochs * steps_per_epoch(len(train), cfg.batch_size))
-        self.weights = class_weights([e.grade for e in train], self.n_classes, tr.class_weight_power)
+        self.weights = class_weights([e.grade for e in train], self.n_classes, tr.class_weight_power).to(self.device)
 
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: StopCheck
                     ) -> tuple[float, float]:
@@ -134,14 +140,15 @@ class VGGClassifier:
         for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
             check()
             x, _ = augment.augment_crops(context[idx], aug, cfg.crop_px, cfg.crop_mm_per_px, gen)
+            x, y = to_device(x, self.device), to_device(grades[idx], self.device)
             logits = self.net(x)
-            loss = F.cross_entropy(logits, grades[idx], weight=self.weights, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.sched.step()
             total += float(loss.detach()) * len(idx)
-            right += int((logits.argmax(1) == grades[idx]).sum())
+            right += int((logits.argmax(1) == y).sum())
             seen += len(idx)
         return total / max(seen, 1), right / max(seen, 1)
 
@@ -155,8 +162,8 @@ class VGGClassifier:
         if not examples:
             return float("nan")
         context = torch.from_numpy(np.stack([e.context for e in examples]))[:, None]
-        probs, _ = self.classify(center_crops(context, self.preset.classifier.crop_px))
-        return float((probs.argmax(1) == torch.tensor([e.grade for e in examples])).float().mean())
+        probs, _ = self.classify(to_device(center_crops(context, self.preset.classifier.crop_px), self.device))
+        return float((probs.argmax(1).cpu() == torch.tensor([e.grade for e in examples])).float().mean())
 
     def modules(self) -> dict[str, nn.Module]:
         return {"classifier": self.net}

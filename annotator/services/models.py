@@ -66,6 +66,7 @@ def render_card(card: dict[str, Any]) -> str:
         "name": card.get("name", ""), "kind": card.get("kind", ""), "preset": card.get("preset", ""),
         "target": card.get("target", ""), "created_at": card.get("created_at", ""),
         "seed": card.get("seed", ""), "epochs": card.get("epochs", ""),
+        "device": card.get("device", "not recorded"),
         "n_slices": card.get("n_training_slices", ""), "n_patients": card.get("n_patients", ""),
         "scale": card.get("scale_code", ""), "classes": card.get("class_ordinals", ""),
         "snapshot": card.get("data_snapshot_sha256", ""), "weights_sha256": card.get("weights_sha256", ""),

@@ -5,6 +5,8 @@ target's points and grades) and stores what comes back (a registered model versi
 Training data are the slices where the target has both a point and a grade: the localizer learns the
 points, the classifier the grades. torch is imported inside the functions only, so the GUI may import
 this module and run training in a child process (``python -m annotator train ... --json-progress``).
+``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) is resolved before anything is read, so a bad one
+fails at once; the device used goes into the model card.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def resolve_preset(preset: str, epochs: int | None, threads: int | None = None) 
     from annotator.ml.config import load_preset
 
     return load_preset(preset).with_epochs(epochs).with_threads(threads)
+
+
+def resolve_device(device: str) -> tuple[Any, str]:
+    """The torch device for ``--device`` (typed Any: no torch here) and how the model card names it;
+    InputError if unusable."""
+    from annotator.ml.device import describe_device, resolve_device
+
+    dev = resolve_device(device)
+    return dev, describe_device(dev)
 
 
 def _target_marks(db: Database, target: str) -> dict[int, ReaderMark]:
@@ -135,14 +146,15 @@ def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
 
 
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
-          threads: int | None = None, activate: bool = False, on_event: OnEvent = _no_event,
+          threads: int | None = None, device: str = "auto", activate: bool = False, on_event: OnEvent = _no_event,
           should_stop: ShouldStop = never_stop, actor_id: int | None = None) -> ModelVersion:
     """Train one model on all of the target's labelled slices and register it (kind ``train``)."""
     from annotator.ml.engine import Pipeline
 
+    dev, dev_name = resolve_device(device)
     cfg = resolve_preset(preset, epochs, threads)
     data = load_training_set(db, target, cfg, on_event, should_stop)
-    pipeline = Pipeline(cfg, len(data.class_ordinals))
+    pipeline = Pipeline(cfg, len(data.class_ordinals), dev)
     t0 = time.perf_counter()
     last: list[EpochReport] = []
 
@@ -155,6 +167,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
         raise Cancelled("training cancelled; nothing was saved")
     card = _base_card(data, cfg, seed)
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    card["device"] = dev_name
     card["folds"] = None
     card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
                        if last else None}
@@ -186,17 +199,18 @@ def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Seque
     return out
 
 
-def predict(db: Database, model_id: int | None = None, *, on_event: OnEvent = _no_event,
+def predict(db: Database, model_id: int | None = None, *, device: str = "auto", on_event: OnEvent = _no_event,
             should_stop: ShouldStop = never_stop) -> tuple[ModelVersion, int, int]:
     """Write the model's prediction for every slice that has none from it yet.
 
     Returns (model, predictions written, slices skipped for lack of PixelSpacing).
     """
+    dev, _ = resolve_device(device)
     version = model_service.get_model(db, model_id)
     if version.kind != "train":
         raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
                          "ones stored by `annotator cv`; predict with a model from `annotator train`")
-    pipeline = model_service.load_pipeline(version)
+    pipeline = model_service.load_pipeline(version).to(dev)  # weights are read to the CPU, then moved
     ordinals = [int(o) for o in version.card["class_ordinals"]]
     done = {p.image_id for p in models_repo.predictions(db, version.id)}
     all_images = catalog.images(db)
@@ -226,7 +240,7 @@ def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals
 
 
 def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
-                   epochs: int | None = None, seed: int = 0, threads: int | None = None,
+                   epochs: int | None = None, seed: int = 0, threads: int | None = None, device: str = "auto",
                    on_event: OnEvent = _no_event, should_stop: ShouldStop = never_stop,
                    actor_id: int | None = None) -> ModelVersion:
     """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
@@ -237,6 +251,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
     """
     from annotator.ml.engine import Pipeline
 
+    dev, dev_name = resolve_device(device)
     n_folds = n_folds if n_folds is not None else people.get_settings(db).cv_folds
     if n_folds < 2:
         raise InputError(f"--folds must be >= 2, got {n_folds}")
@@ -257,7 +272,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
             continue
         if len(train) < 2:
             raise InputError(f"fold {k}: fewer than 2 labelled training slices outside the fold")
-        pipeline = Pipeline(cfg, len(data.class_ordinals))
+        pipeline = Pipeline(cfg, len(data.class_ordinals), dev)
         pipeline.fit(train, seed=seed + k, val=held, fold=k, should_stop=should_stop,
                      on_epoch=lambda r: on_event(_epoch_event(r)))
         tensors.update(pipeline.state_tensors(prefix=f"fold{k}."))
@@ -271,6 +286,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
         raise Cancelled("cross-validation cancelled; nothing was saved")
     card = _base_card(data, cfg, seed)
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    card["device"] = dev_name
     card["folds"] = {"n_folds": n_folds, "unit": "patient", "seed_per_fold": "seed + fold",
                      "assignment_sha256": hashlib.sha256(repr(sorted(assignment.items())).encode()).hexdigest(),
                      "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
