@@ -1,4 +1,8 @@
-"""Make docs/screenshot-annotate.png reproducibly: the workstation on the demo phantom project.
+"""Make the README's screenshots reproducibly from the demo phantom project.
+
+docs/screenshot-annotate.png (the workstation), docs/screenshot-training.png (a real training run in the
+training panel: loss curve, model table) and docs/screenshot-review.png (the review screen with the
+model just trained).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py   # real X server
     QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py                  # no display at all
@@ -6,7 +10,10 @@
 Builds the demo project (synthetic L4-5 phantom, two simulated experts) in a temporary folder, signs
 in as the demo's reviewer (who sees every reader), opens a moderately stenotic slice, places the
 canal centre where the reviewer would, grades it, zooms in a little on the canal and points the
-cursor at it, then grabs the window.
+cursor at it, then grabs the window. It then trains the fast preset on expert 1's labels through the
+training panel (a real child process), waits for it to predict and activate, cross-validates
+(the preset's epochs, the project's folds), grabs the panel,
+and opens the review screen on the most severe disagreement with the model included.
 """
 
 from __future__ import annotations
@@ -16,13 +23,74 @@ import sys
 import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "screenshot-annotate.png"
+DOCS = Path(__file__).resolve().parent
+OUT = DOCS / "screenshot-annotate.png"
+TRAINING_OUT = DOCS / "screenshot-training.png"
+REVIEW_OUT = DOCS / "screenshot-review.png"
+
+
+def _spin(app, until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Process events until ``until()`` or the timeout."""
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not until() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def shoot_training(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """Train on expert 1 through Review > Training and model versions…; grab when it is active."""
+    panel = w.show_training()
+    w.training_dock.setFloating(True)  # its own window, wide enough for the curve and the model table
+    w.training_dock.resize(1400, 900)
+    panel.set_target("rater:expert1")
+    outcome: list[str] = []
+    panel.runFinished.connect(outcome.append)
+    panel.start_button.click()
+    _spin(app, lambda: bool(outcome), 900)
+    if outcome != ["done"]:
+        raise SystemExit(f"training through the panel ended {outcome or 'in a timeout'}: {panel.status.text()}")
+    # then a cross-validation, so the table shows held-out metrics and the curve a validation accuracy
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("cv"))
+    panel.epochs_spin.setValue(0)  # the preset default
+    panel.start_button.click()
+    _spin(app, lambda: len(outcome) == 2, 900)
+    if outcome != ["done", "done"]:
+        raise SystemExit(f"cross-validation through the panel ended {outcome[1:] or 'in a timeout'}")
+    _spin(app, lambda: False, 1.0)
+    w.training_dock.grab().save(str(out))
+    print(f"wrote {out} (models {panel.model_ids()}: trained, predicted, active; then cross-validated)")
+
+
+def shoot_review(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """The review screen on the most severe open slice, with the reviewer's own point and grade set."""
+    panel = w.show_review()
+    panel.include_model.setChecked(True)
+    panel.resize(1600, 1000)
+    _spin(app, lambda: panel.current is None or panel.showing == panel.current.image_id, 10)
+    item = panel.current
+    if item is not None:
+        pts = [(m.x_px, m.y_px) for k, m in item.marks.items() if k.startswith("rater:") and m.x_px is not None]
+        if pts:
+            x, y = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
+            panel.set_point(x, y)
+            panel.view.zoom(2.2)  # towards the canal, as a reviewer would look at it
+            g = panel.view.image_item.image.shape
+            panel.view.view_box.translateBy(x=(x - g[1] / 2) * 0.7, y=(y - g[0] / 2) * 0.7)
+        panel.choose_grade(max(m.grade for m in item.marks.values() if m.grade is not None))
+    _spin(app, lambda: False, 0.5)
+    panel.grab().save(str(out))
+    print(f"wrote {out} (queue of {len(panel.items)}, slice {item.image_id if item else None})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--patients", type=int, default=8)
+    ap.add_argument("--patients", type=int, default=40, help="demo size (40 = `make run`'s demo)")
+    ap.add_argument("--training-out", type=Path, default=TRAINING_OUT)
+    ap.add_argument("--review-out", type=Path, default=REVIEW_OUT)
+    ap.add_argument("--only-annotate", action="store_true", help="skip the training and review pictures")
     args = ap.parse_args(argv)
 
     from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
@@ -82,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     w.grab().save(str(args.out))
     print(f"wrote {args.out} ({QApplication.platformName()}, slice id {image.id}, "
           f"experts graded {a.grade} and {b.grade})")
+    if not args.only_annotate:
+        shoot_training(app, w, args.training_out)
+        shoot_review(app, w, args.review_out)
     w.close()
     db.close()
     return 0

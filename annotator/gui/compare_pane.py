@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import html
 
-import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from annotator.domain.scales import GradingScale
+from annotator.gui.reader_marks import ReaderMarks
 from annotator.gui.slice_view import SliceView
 from annotator.gui.theme import MODEL_COLOUR, OWN_COLOUR, reader_style
 from annotator.services.viewing import SliceOverlays, SuggestionStatus
@@ -43,9 +43,7 @@ class ComparePane(QWidget):
         super().__init__(parent)
         self.scale = scale
         self.view = SliceView(editable=False, follower=True)
-        self.legend = pg.LegendItem(offset=(-10, 10), labelTextColor="#e6e6e6", brush=(0, 0, 0, 150))
-        self.legend.setParentItem(self.view.view_box)
-        self._items: list[pg.GraphicsObject] = []
+        self.marks = ReaderMarks(self.view)
         self.info = QLabel()
         self.info.setObjectName("compareInfo")
         self.info.setWordWrap(True)
@@ -60,37 +58,21 @@ class ComparePane(QWidget):
 
     @property
     def legend_names(self) -> list[str]:
-        return [label.text for _sample, label in self.legend.items]
-
-    def _clear(self) -> None:
-        for item in self._items:
-            self.view.view_box.removeItem(item)
-        self._items.clear()
-        self.legend.clear()
-
-    def _add(self, x: float | None, y: float | None, name: str, colour: str, symbol: str, size: int = 14) -> None:
-        pts = [(x, y)] if x is not None and y is not None else []
-        item = pg.ScatterPlotItem(pos=pts, symbol=symbol, size=size, pen=pg.mkPen(colour, width=2),
-                                  brush=pg.mkBrush(0, 0, 0, 0), pxMode=True)
-        item.setZValue(50)
-        self.view.view_box.addItem(item, ignoreBounds=True)
-        self._items.append(item)
-        self.legend.addItem(item, name if pts else f"{name} (no point)")
+        return self.marks.names
 
     def set_overlays(self, ov: SliceOverlays | None) -> None:
-        self._clear()
+        self.marks.clear()
         if ov is None:
-            self.legend.hide()
             self.info.setText("")
             return
         lines: list[str] = []
         if ov.own is not None and not ov.own.empty:
-            self._add(ov.own.x_px, ov.own.y_px, f"you: {grade_text(self.scale, ov.own.grade)}", OWN_COLOUR, "+")
+            self.marks.add(ov.own.x_px, ov.own.y_px, f"you: {grade_text(self.scale, ov.own.grade)}", OWN_COLOUR, "+")
         sug = ov.suggestion
         if sug.status is SuggestionStatus.SHOWN and sug.prediction is not None:
             pred = sug.prediction
             name = sug.model.name if sug.model is not None else "model"
-            self._add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
+            self.marks.add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
             lines.append(f"<b>Model</b> {html.escape(name)}: grade {html.escape(grade_text(self.scale, pred.grade))}")
             if pred.probabilities:
                 rows = probability_rows(self.scale, pred.probabilities)
@@ -107,6 +89,6 @@ class ComparePane(QWidget):
         for reader in ov.others:
             colour, symbol = reader_style(reader.rater.id)
             lab = reader.label
-            self._add(lab.x_px, lab.y_px, f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}", colour, symbol)
-        self.legend.setVisible(bool(self._items))
+            name = f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}"
+            self.marks.add(lab.x_px, lab.y_px, name, colour, symbol)
         self.info.setText("<br>".join(lines))

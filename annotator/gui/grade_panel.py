@@ -7,12 +7,13 @@ The buttons only mirror the keyboard: every key press and click goes through the
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from annotator.domain.entities import Label
-from annotator.domain.scales import GradingScale
+from annotator.domain.scales import Grade, GradingScale
 from annotator.gui import readout
 from annotator.gui.theme import DONE_COLOUR, INCOMPLETE_COLOUR, OWN_COLOUR, UNLABELLED_COLOUR
 
@@ -20,6 +21,18 @@ GRADE_BUTTON_STYLE = (
     "QPushButton { padding: 4px 10px; }"
     f"QPushButton:checked {{ background: #00687a; color: white; font-weight: bold; border: 2px solid {OWN_COLOUR}; }}"
 )
+
+
+def grade_button(g: Grade, chosen: Callable[[int], object]) -> QPushButton:
+    """A checkable button for one grade: label and name, the definition and key in the tooltip."""
+    b = QPushButton(f"{g.label}  {g.name}" if g.label != g.name else g.name)
+    b.setCheckable(True)
+    b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    b.setToolTip(f"<b>{html.escape(g.label)} – {html.escape(g.name)}</b> (key {html.escape(g.key)})"
+                 f"<br>{html.escape(g.definition)}")
+    b.setStyleSheet(GRADE_BUTTON_STYLE)
+    b.clicked.connect(lambda _checked=False, o=g.ordinal: chosen(o))
+    return b
 
 
 class GradePanel(QWidget):
@@ -35,15 +48,9 @@ class GradePanel(QWidget):
         row = QHBoxLayout()
         row.setSpacing(6)
         for g in scale.grades:
-            b = QPushButton(f"{g.label}  {g.name}" if g.label != g.name else g.name)
-            b.setCheckable(True)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setToolTip(f"<b>{html.escape(g.label)} – {html.escape(g.name)}</b> (key {html.escape(g.key)})"
-                         f"<br>{html.escape(g.definition)}")
+            b = grade_button(g, self.gradeChosen.emit)
             b.setMinimumHeight(34)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-            b.setStyleSheet(GRADE_BUTTON_STYLE)
-            b.clicked.connect(lambda _checked=False, o=g.ordinal: self.gradeChosen.emit(o))
             self.buttons[g.ordinal] = b
             row.addWidget(b)
         row.addSpacing(12)

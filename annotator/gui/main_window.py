@@ -9,7 +9,7 @@ come from the database through the services.
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -30,6 +30,7 @@ from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
 from annotator.gui.pixel_loader import PixelLoader
+from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession
 from annotator.gui.slice_view import SliceView
 from annotator.gui.training_panel import TrainingPanel
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
             preset=lambda n: self.session.apply_preset(n))
         self.agreement_dock: QDockWidget | None = None
         self.training_dock: QDockWidget | None = None
+        self.review_window: ReviewPanel | None = None
         self._add_agreement_action()
         self._add_review_actions()
         self._connect()
@@ -267,9 +269,37 @@ class MainWindow(QMainWindow):
         return next(a.menu() for a in self.menuBar().actions() if a.text() == text)
 
     def _add_review_actions(self) -> None:
-        """Review > Training and model versions…: reviewers and admins (annotators get a read-only view)."""
+        """Review > Disagreement queue… (reviewers and admins only) and Training and model versions…
+        (annotators get it read-only)."""
         menu = self._menu("&Review")
+        self.review_action = menu.addAction("Disagreement queue…", self.show_review)
+        self.review_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.review_action.setEnabled(self.session.rater.role.sees_all)
+        if not self.session.rater.role.sees_all:
+            self.review_action.setToolTip("For reviewers and admins")
         self.training_action = menu.addAction("Training and model versions…", self.show_training)
+
+    def show_review(self) -> ReviewPanel | None:
+        """The review screen, in its own window (it has its own slice view, queue and keys)."""
+        if self.review_window is None:
+            panel = open_review_panel(self.session.db, self.session.rater, self.session.scale, parent=self)
+            if panel is None:
+                return None
+            panel.setWindowFlag(Qt.WindowType.Window, True)
+            panel.setWindowTitle(f"Review — {self.session.rules.settings.name} — {self.session.rater.name}")
+            panel.resize(1500, 920)
+            panel.openImage.connect(self._open_from_review)
+            panel.adjudicated.connect(lambda _adj: self.statusBar().showMessage("Decision stored", 3000))
+            self.review_window = panel
+        self.review_window.show()
+        self.review_window.raise_()
+        self.review_window.activateWindow()
+        return self.review_window
+
+    def _open_from_review(self, image_id: int) -> None:
+        self.open_image(image_id)
+        self.raise_()
+        self.activateWindow()
 
     def show_training(self) -> TrainingPanel:
         if self.training_dock is None:
@@ -338,6 +368,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.training_dock is not None:
             self.training_dock.widget().shutdown()  # type: ignore[attr-defined]  # no orphan child process
+        if self.review_window is not None:
+            self.review_window.shutdown()
+            self.review_window.close()
         self.save_state()
         self.session.close()
         super().closeEvent(event)

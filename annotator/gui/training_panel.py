@@ -2,10 +2,11 @@
 the loss, cancel, and choose which model version is active.
 
 Training runs as ``python -m annotator train … --json-progress`` under a :class:`CliProcess` (the
-database travels in ``ANNOTATOR_DB``; the GUI never imports torch). After a training the panel runs ``predict --model ID`` by itself, then,
-if asked, makes the new version active (audited with the signed-in rater), so the predictions the
-workstation shows — always the active version's — are there the moment it switches. Only reviewers
-and admins may start a run or activate a version; annotators see the panel read-only, with the reason.
+database travels in ``ANNOTATOR_DB``; the GUI never imports torch). After a training the panel runs
+``predict --model ID`` by itself, then, if asked, makes the new version active (audited with the
+signed-in rater), so the predictions the workstation shows — always the active version's — are there
+the moment it switches. Only reviewers and admins may start a run or activate a version; annotators
+see the panel read-only, with the reason.
 
 Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
 ``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
@@ -13,6 +14,7 @@ Signals for the main window: ``modelsChanged`` (a version was added or activated
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +85,8 @@ class TrainingPanel(QWidget):
         self.trained_id: int | None = None
         self._activate_after: int | None = None
         self._watched: QWidget | None = None
-        self.loss_x: list[float] = []  # one point per epoch (x counts on across folds)
+        self.loss_x: list[float] = []  # one point per epoch (x counts on across folds, NaN gaps between)
+        self._fold_lines: list[pg.InfiniteLine] = []
         self.loss_y: list[float] = []
         self.train_acc_y: list[float] = []
         self.val_x: list[float] = []
@@ -156,7 +159,7 @@ class TrainingPanel(QWidget):
         self.plot.setLabel("right", "accuracy")
         legend = self.plot.addLegend(offset=(-10, 10))
         self.loss_curve = self.plot.plot([], [], pen=pg.mkPen(READER_COLOURS[0], width=2), symbol="o",
-                                         symbolSize=5, name="loss")
+                                         symbolSize=5, name="loss", connect="finite")
         self.acc_box = pg.ViewBox()
         self.plot.scene().addItem(self.acc_box)
         self.plot.getAxis("right").linkToView(self.acc_box)
@@ -164,9 +167,9 @@ class TrainingPanel(QWidget):
         self.acc_box.setYRange(0.0, 1.0)
         self.acc_box.setMouseEnabled(False, False)
         self.train_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[1], width=1,
-                                                                     style=Qt.PenStyle.DashLine))
+                                                                     style=Qt.PenStyle.DashLine), connect="finite")
         self.val_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[2], width=2), symbol="t",
-                                             symbolSize=6)
+                                             symbolSize=6, connect="finite")
         for curve, name in ((self.train_acc_curve, "train accuracy"), (self.val_acc_curve, "val accuracy")):
             self.acc_box.addItem(curve)
             legend.addItem(curve, name)
@@ -397,6 +400,8 @@ class TrainingPanel(QWidget):
         folds = self.folds_spin.value() if self.stage == "cv" else 1
         k = int(fold) if fold is not None else 0
         x = float(k * epochs + epoch)
+        if fold is not None and epoch == 1:
+            self._start_fold_segment(k, epochs)
         self.loss_x.append(x)
         self.loss_y.append(float(e["loss"]))
         self.loss_curve.setData(self.loss_x, self.loss_y)
@@ -492,10 +497,28 @@ class TrainingPanel(QWidget):
         self.runFinished.emit("failed")
 
     # ----- display helpers ----------------------------------------------------------------------
+    def _start_fold_segment(self, k: int, epochs: int) -> None:
+        """Cross-validation: each fold is its own segment of the curves, with a labelled boundary."""
+        edge = k * epochs + 0.5
+        if self.loss_x:  # a gap (NaN, drawn with connect="finite") so folds are not joined
+            self.loss_x.append(edge)
+            self.loss_y.append(math.nan)
+            self.train_acc_y.append(math.nan)
+        if self.val_x:
+            self.val_x.append(edge)
+            self.val_y.append(math.nan)
+        line = pg.InfiniteLine(pos=edge, angle=90, pen=pg.mkPen("#555555", style=Qt.PenStyle.DotLine),
+                               label=f"fold {k + 1}", labelOpts={"position": 0.97, "color": "#9a9a9a"})
+        self.plot.addItem(line)
+        self._fold_lines.append(line)
+
     def _clear_curves(self) -> None:
         self.loss_x, self.loss_y, self.train_acc_y, self.val_x, self.val_y = [], [], [], [], []
         for curve in (self.loss_curve, self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
+        for line in self._fold_lines:
+            self.plot.removeItem(line)
+        self._fold_lines = []
 
     def _bar(self, value: int, maximum: int, text: str) -> None:
         self.progress.setFormat(text)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from annotator.domain.entities import Adjudication, Label, Rater, Role
+from annotator.domain.entities import Adjudication, ImageRef, Label, Rater, Role
 from annotator.domain.errors import InputError, NotFound, PermissionDenied
 from annotator.domain.readers import ReaderMark
 from annotator.domain.scales import load_scale
@@ -131,6 +132,12 @@ def queue_counts(items: list[QueueItem]) -> dict[str, int]:
     return out
 
 
+def queue_images(db: Database, image_ids: Iterable[int]) -> dict[int, ImageRef]:
+    """The catalogue records (patient, slice position, file) of queue items, so a screen can show and load them."""
+    wanted = set(image_ids)
+    return {im.id: im for im in catalog.images(db) if im.id in wanted}
+
+
 @dataclass
 class ReviewService:
     db: Database
@@ -151,11 +158,34 @@ class ReviewService:
                              grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip())
 
     def accept(self, image_id: int, reader: str, expected_version: int, reason: str = "") -> Adjudication:
-        """Adopt one reader's label (point and grade) as the decision."""
-        mark = self._marks(image_id).get(reader)
+        """Adopt one reader's label (point and grade) as the decision.
+
+        ``reader`` is ``rater:NAME`` or ``model:ID`` (that model's prediction); accepting a model whose
+        grade no rater gave overrides every rater, so it needs a reason like an own decision.
+        """
+        marks = self._marks(image_id)
+        if reader.startswith("model:"):
+            mark = self._model_mark(image_id, reader)
+            rater_grades = {m.grade for m in marks.values() if m.grade is not None}
+            if mark is not None and mark.grade not in rater_grades and not reason.strip():
+                raise InputError("a reason is required when the decision overrides every reader's grade")
+        else:
+            mark = marks.get(reader)
         if mark is None or mark.grade is None:
             raise InputError(f"{reader} has no graded label on this slice to accept")
         return self._record(image_id, expected_version, DECIDED, reader, mark.x_px, mark.y_px, mark.grade, reason)
+
+    def _model_mark(self, image_id: int, reader: str) -> ReaderMark | None:
+        try:
+            model_id = int(reader.split(":", 1)[1])
+        except ValueError:
+            raise InputError(f"{reader!r}: a model reader is model:ID with a numeric id") from None
+        models_repo.get(self.db, model_id)  # NotFound names the id
+        preds = models_repo.predictions(self.db, model_id, [image_id])
+        if not preds:
+            return None
+        p = preds[0]
+        return ReaderMark(image_id, p.x_px, p.y_px, p.grade, p.probabilities)
 
     def decide(self, image_id: int, x: float, y: float, grade: int, expected_version: int,
                reason: str = "") -> Adjudication:

@@ -53,8 +53,8 @@ def test_reviewer_sees_readers_in_colours_and_the_model(open_window, project) ->
     w = open_window(project.rev)
     names = w.compare.legend_names
     assert "alice: 1" in names and "bob: 3" in names and "model: 2" in names
-    colours = {item.opts["pen"].color().name() for item in w.compare._items}
-    assert len(colours) == len(w.compare._items)  # one colour per reader
+    colours = {item.opts["pen"].color().name() for item in w.compare.marks.items}
+    assert len(colours) == len(w.compare.marks.items)  # one colour per reader
     info = w.compare.info.text()
     assert "fast-3" in info and "0.70" in info and "Moderate" in info
 

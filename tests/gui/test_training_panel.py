@@ -304,3 +304,24 @@ def test_activating_tampered_weights_is_refused_with_the_error(qtbot, project) -
     boxes = [b for b in panel.findChildren(QMessageBox) if b.objectName() == "annotator-error"]
     assert len(boxes) == 1 and "SHA-256" in boxes[0].text()
     boxes[0].close()
+
+
+def test_cross_validation_curves_are_one_segment_per_fold(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    """Progress events of a 2-fold CV: the folds' curves are not joined, each fold is marked."""
+    import math
+
+    panel = _panel(qtbot, project, project.rev)
+    panel.folds_spin.setValue(2)
+    panel.stage = "cv"
+    for fold in (0, 1):
+        for epoch in (1, 2, 3):
+            panel._on_epoch({"event": "epoch", "fold": fold, "epoch": epoch, "epochs": 3, "loss": 1.0 / epoch,
+                             "train_accuracy": 0.5, "val_accuracy": 0.25 * epoch})
+    x, y = panel.loss_curve.getData()
+    assert list(x) == [1, 2, 3, 3.5, 4, 5, 6]
+    assert math.isnan(y[3]) and not any(math.isnan(v) for i, v in enumerate(y) if i != 3)
+    assert [line.value() for line in panel._fold_lines] == [0.5, 3.5]
+    assert panel.progress.value() == 6 and "fold 2/2" in panel.progress.format()
+    panel.stage = None
+    panel._clear_curves()
+    assert panel._fold_lines == [] and len(panel.loss_curve.getData()[0] or []) == 0

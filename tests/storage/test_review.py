@@ -10,7 +10,13 @@ from annotator.domain.entities import Role
 from annotator.domain.errors import ConflictError, InputError, PermissionDenied
 from annotator.services import readers
 from annotator.services.labelling import LabelService
-from annotator.services.review import ReviewService, consensus_marks, disagreement_queue, queue_counts
+from annotator.services.review import (
+    ReviewService,
+    consensus_marks,
+    disagreement_queue,
+    queue_counts,
+    queue_images,
+)
 from annotator.storage import audit, catalog, labels, people
 from tests.factories import instance
 
@@ -53,6 +59,15 @@ def test_queue_reasons_order_and_counts(project) -> None:  # type: ignore[no-unt
         ReviewService(db, people.rater_by_name(db, "e1"))
 
 
+def test_queue_images_name_the_queue_slices(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    q = disagreement_queue(db, rev)
+    refs = queue_images(db, [it.image_id for it in q])
+    assert sorted(refs) == sorted(it.image_id for it in q) and ims[0] not in refs
+    assert refs[ims[1]] == catalog.image_by_id(db, ims[1]) and refs[ims[1]].patient_key
+    assert queue_images(db, []) == {}
+
+
 def test_decisions_never_touch_rater_labels_and_are_audited(project) -> None:  # type: ignore[no-untyped-def]
     db, ims, rev = project
     before = labels.current(db)
@@ -71,6 +86,27 @@ def test_decisions_never_touch_rater_labels_and_are_audited(project) -> None:  #
         "adjudication.decided", "adjudication.decided", "adjudication.reopened"]
     assert [it.image_id for it in disagreement_queue(db, rev)] == [ims[2], ims[3]]
     assert [it.image_id for it in disagreement_queue(db, rev, status="reopened")] == [ims[1]]
+
+
+def test_accepting_the_model_uses_its_prediction_and_needs_a_reason_when_it_overrides(project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import Prediction
+    from annotator.storage import models_repo
+
+    db, ims, rev = project
+    m = models_repo.register(db, name="m", preset="fast", target="rater:e1", kind="train", weights_path="/x",
+                             weights_sha256="0" * 64, card={})
+    models_repo.write_predictions(db, m.id, [Prediction(m.id, ims[1], 33.0, 29.0, 2, (0.1, 0.2, 0.6, 0.1)),
+                                             Prediction(m.id, ims[4], 30.0, 30.0, 1, (0.1, 0.7, 0.1, 0.1))])
+    svc = ReviewService(db, rev)
+    a = svc.accept(ims[1], f"model:{m.id}", expected_version=0)  # grade 2 = e2's: no reason needed
+    assert (a.source, a.x_px, a.y_px, a.grade) == (f"model:{m.id}", 33.0, 29.0, 2)
+    with pytest.raises(InputError, match="reason is required"):
+        svc.accept(ims[4], f"model:{m.id}", expected_version=0)  # grade 1: no rater said so
+    assert svc.accept(ims[4], f"model:{m.id}", expected_version=0, reason="model right").grade == 1
+    with pytest.raises(InputError, match="no graded label"):
+        svc.accept(ims[2], f"model:{m.id}", expected_version=0)  # no prediction on this slice
+    with pytest.raises(InputError, match="numeric"):
+        svc.accept(ims[2], "model:latest", expected_version=0)
 
 
 def test_second_reviewer_gets_a_conflict_and_sees_the_first_decision(project) -> None:  # type: ignore[no-untyped-def]
