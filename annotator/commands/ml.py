@@ -78,10 +78,11 @@ def _train(args: argparse.Namespace) -> int:
     from annotator.services import training
 
     db = project.open_project(args.db)
+    actor = _actor(db, args)
     with stop_on_signals() as flag:
         version = training.train(db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed,
                                  threads=args.threads, device=args.device, activate=args.activate,
-                                 on_event=_reporter(args.json_progress), should_stop=flag)
+                                 on_event=_reporter(args.json_progress), should_stop=flag, actor_id=actor)
     if not args.json_progress:
         print(f"registered model {version.id} ({version.name}), weights {version.weights_path}"
               + (", active" if version.active else f"; activate it with `annotator models activate {version.id}`"))
@@ -105,11 +106,12 @@ def _cv(args: argparse.Namespace) -> int:
     from annotator.services import training
 
     db = project.open_project(args.db)
+    actor = _actor(db, args)
     with stop_on_signals() as flag:
         version = training.cross_validate(db, args.target, n_folds=args.folds, preset=args.preset,
                                           epochs=args.epochs, seed=args.seed, threads=args.threads,
                                           device=args.device, on_event=_reporter(args.json_progress),
-                                          should_stop=flag)
+                                          should_stop=flag, actor_id=actor)
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -161,6 +163,13 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
                    help="torch threads (default: the preset's, 1); part of the recipe like the seed")
     _device(s)
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
+    if target:
+        s.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
+                       help="the rater starting this run, for the audit log (the app passes the signed-in rater)")
+
+
+def _actor(db: Any, args: argparse.Namespace) -> int | None:
+    return project.rater_by_name(db, args.as_rater).id if args.as_rater else None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -9,21 +9,19 @@ import json
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from annotator.services import project
     from annotator.services.review import ReviewService
-    from annotator.storage import people
 
     db = project.open_project(args.db)
-    return db, ReviewService(db, people.rater_by_name(db, args.as_rater))
+    return db, ReviewService(db, project.rater_by_name(db, args.as_rater))
 
 
 def _queue(args: argparse.Namespace) -> int:
     from annotator.services import project
-    from annotator.services.review import disagreement_queue, queue_counts
-    from annotator.storage import catalog, people
+    from annotator.services.review import disagreement_queue, queue_counts, queue_images
 
     db = project.open_project(args.db)
-    items = disagreement_queue(db, people.rater_by_name(db, args.as_rater), include_model=args.include_model,
+    items = disagreement_queue(db, project.rater_by_name(db, args.as_rater), include_model=args.include_model,
                                status=None if args.status == "all" else args.status)
-    sops = {im.id: im.sop_instance_uid for im in catalog.images(db)}
+    sops = {i: im.sop_instance_uid for i, im in queue_images(db, [it.image_id for it in items]).items()}
     if args.json:
         print(json.dumps({"counts": queue_counts(items), "items": [
             {"image_id": it.image_id, "sop_uid": sops[it.image_id], "reasons": list(it.reasons),

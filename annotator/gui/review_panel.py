@@ -41,7 +41,15 @@ from annotator.gui.panel_keys import PanelKeys
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.reader_marks import ReaderMarks
 from annotator.gui.review_decision import DecisionBox, ReaderRow, describe_adjudication, unlabelled
-from annotator.gui.review_queue import REASONS, STATUSES, QueueTable, counts_text, matches_reason, slice_name
+from annotator.gui.review_queue import (
+    REASONS,
+    STATUS_MATCHES,
+    STATUSES,
+    QueueTable,
+    counts_text,
+    matches_reason,
+    slice_name,
+)
 from annotator.gui.slice_view import SliceView
 from annotator.gui.theme import DONE_COLOUR, MODEL_COLOUR, reader_style
 from annotator.services.project import Database, list_raters
@@ -163,11 +171,6 @@ class ReviewPanel(QWidget):
 
     # ----- queue ------------------------------------------------------------------------------
     @property
-    def status_filter(self) -> str | None:
-        s = self.status_box.currentText()
-        return None if s == "all" else s
-
-    @property
     def reason_filter(self) -> str | None:
         return self.reason_box.currentData()
 
@@ -198,8 +201,8 @@ class ReviewPanel(QWidget):
         except AnnotatorError as exc:
             show_error(self, exc)
             return False
-        status = self.status_filter
-        by_status = [it for it in self.items if status is None or it.status == status]
+        wanted = STATUS_MATCHES[self.status_box.currentText()]
+        by_status = [it for it in self.items if wanted is None or it.status in wanted]
         self.rows = [it for it in by_status if matches_reason(it, self.reason_filter)]
         self.counts.setText(counts_text(queue_counts(by_status), self.status_box.currentText(), len(self.rows)))
         self.queue.fill(self.rows, self.refs)

@@ -8,11 +8,14 @@ from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem,
 from annotator.domain.entities import ImageRef
 from annotator.services.review import QueueItem
 
-STATUSES = ("open", "reopened", "decided", "all")
+STATUSES = ("to decide", "open", "reopened", "decided", "all")
+STATUS_MATCHES: dict[str, frozenset[str] | None] = {  # "to decide": never decided, or reopened since
+    "to decide": frozenset({"open", "reopened"}), "open": frozenset({"open"}),
+    "reopened": frozenset({"reopened"}), "decided": frozenset({"decided"}), "all": None}
 REASONS = (("all reasons", None), ("grades differ", "grades"), ("centres apart", "centres"),
            ("missing rater", "missing"), ("model disagrees", "model"))
 COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")
-QUEUE_COLUMNS = ("slice", "reasons", "grade Δ", "mm", "status")
+QUEUE_COLUMNS = ("slice", "grade Δ", "mm", "status", "reasons")  # reasons last: it is the long one
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -51,12 +54,14 @@ class QueueTable(QTableWidget):
         for r, it in enumerate(rows):
             ref = refs.get(it.image_id)
             mm = "–" if it.mm_distance is None else f"{it.mm_distance:.1f}"
-            for c, text in enumerate((slice_name(ref, it.image_id), "; ".join(it.reasons), str(it.grade_distance),
-                                      mm, it.status)):
+            for c, text in enumerate((slice_name(ref, it.image_id), str(it.grade_distance), mm, it.status,
+                                      "; ".join(it.reasons))):
                 cell = QTableWidgetItem(text)
                 cell.setData(IMAGE_ID_ROLE, it.image_id)
                 if c == 0:
                     cell.setToolTip(f"image {it.image_id}" + (f" · {ref.path}" if ref else ""))
+                elif c == 4:
+                    cell.setToolTip(text)
                 self.setItem(r, c, cell)
         self.resizeColumnsToContents()
         self.blockSignals(False)

@@ -335,7 +335,8 @@ class TrainingPanel(QWidget):
             self._set_status("Choose a target and a preset first.", error=True)
             return
         mode = self.mode_combo.currentData()
-        args = [mode, "--target", target, "--preset", preset, "--seed", str(self.seed_spin.value())]
+        args = [mode, "--target", target, "--preset", preset, "--seed", str(self.seed_spin.value()),
+                "--as", self.rater.name]
         if self.epochs_spin.value() > 0:
             args += ["--epochs", str(self.epochs_spin.value())]
         if mode == "cv":

@@ -22,6 +22,11 @@ def list_raters(db: Database) -> list[Rater]:
     return people.list_raters(db)
 
 
+def rater_by_name(db: Database, name: str) -> Rater:
+    """The rater called ``name``; NotFound (naming it) otherwise."""
+    return people.rater_by_name(db, name)
+
+
 def status(db: Database) -> ProjectCounts:
     return catalog.counts(db)
 

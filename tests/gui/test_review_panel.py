@@ -66,11 +66,11 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     panel = _panel(qtbot, project)
     expected = disagreement_queue(project.db, project.rev)
     assert panel.queue_image_ids() == [it.image_id for it in expected] == ids  # grade Δ 2, then 6 mm, then missing
-    assert panel.counts.text() == counts_text(queue_counts(expected), "open")
-    assert panel.counts.text() == "3 open · 1 grades differ · 1 centres apart · 1 missing rater"
+    assert panel.counts.text() == counts_text(queue_counts(expected), "to decide")
+    assert panel.counts.text() == "3 to decide · 1 grades differ · 1 centres apart · 1 missing rater"
     row = [panel.queue.item(0, c).text() for c in range(panel.queue.columnCount())]
-    assert row == ["P0001 · slice 1", "grades differ by 2", "2", "2.7", "open"]
-    assert panel.queue.item(2, 1).text() == "missing bob" and panel.queue.item(2, 3).text() == "–"
+    assert row == ["P0001 · slice 1", "2", "2.7", "open", "grades differ by 2"]
+    assert panel.queue.item(2, 4).text() == "missing bob" and panel.queue.item(2, 2).text() == "–"
     assert panel.current.image_id == ids[0]
     panel.queue.selectRow(2)  # the slice bob has not labelled: he is listed, with nothing to accept
     assert panel.current.image_id == ids[2]
@@ -90,7 +90,7 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     panel.status_box.setCurrentText("decided")
     assert panel.queue_image_ids() == [ids[1]] and panel.counts.text() == "1 decided · 1 centres apart"
     panel.status_box.setCurrentText("all")
-    assert panel.queue_image_ids() == ids and panel.queue.item(1, 4).text() == "decided"
+    assert panel.queue_image_ids() == ids and panel.queue.item(1, 3).text() == "decided"
     assert panel.counts.text().startswith("3 in queue")
 
 
@@ -110,7 +110,7 @@ def test_side_by_side_readers_names_colours_and_model_probabilities(qtbot, proje
     assert panel.decision.readers.item(1, 1).text() == "3 Severe"
 
     panel.include_model.setChecked(True)  # the model joins the queue as a reason
-    reasons = {panel.queue.item(r, 1).text() for r in range(panel.queue.rowCount())}
+    reasons = {panel.queue.item(r, 4).text() for r in range(panel.queue.rowCount())}
     assert "missing bob; model disagrees" in reasons
     panel.reason_box.setCurrentIndex(panel.reason_box.findData("model"))
     assert panel.queue_image_ids() == [ids[0], ids[2]]
@@ -129,7 +129,7 @@ def test_accept_a_reader_stores_an_adjudication_and_moves_on(qtbot, project) -> 
     assert labels.current(project.db) == before  # rater labels untouched
     assert [e.action for e in audit.entries(project.db, entity="adjudication")] == ["adjudication.decided"]
     assert panel.queue_image_ids() == [ids[1], ids[2]] and panel.current.image_id == ids[1]
-    assert panel.counts.text().startswith("2 open")
+    assert panel.counts.text().startswith("2 to decide")
     assert "Saved slice" in panel.decision.message.text()
     _wait_shown(qtbot, panel)
 
@@ -206,6 +206,10 @@ def test_reopen_requires_a_reason(qtbot, project) -> None:  # type: ignore[no-un
     assert panel.current.image_id == ids[0] and "reopened" in panel.title.text()
     assert panel.decision.history.rowCount() == 2 and panel.decision.history.item(0, 3).text() == "reopened"
     assert panel.queue_image_ids() == []  # nothing decided left under this filter
+    panel.status_box.setCurrentText("to decide")  # the default: a reopened slice needs a decision again
+    assert panel.queue_image_ids() == [ids[0], ids[1], ids[2]]
+    panel.status_box.setCurrentText("open")  # never decided only
+    assert panel.queue_image_ids() == [ids[1], ids[2]]
     _wait_shown(qtbot, panel)
 
 

@@ -111,8 +111,11 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
     assert row[:5] == [str(v.id), "●", "train", "fast", "rater:alice"]
     assert row[11] == v.card["data_snapshot_sha256"][:10]
     assert sorted(p.image_id for p in models_repo.predictions(project.db, v.id)) == sorted(ids)
-    activation = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    entries = audit.entries(project.db, entity="model_version")
+    activation = [e for e in entries if e.action == "model.activate"]
     assert [e.rater_id for e in activation] == [project.rev.id]
+    # the child registered the model in the name of the signed-in reviewer (`train --as rev`)
+    assert [e.rater_id for e in entries if e.action == "model.register"] == [project.rev.id]
     assert "predictions written" in panel.status.text() and "active" in panel.status.text()
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
 

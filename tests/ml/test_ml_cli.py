@@ -76,3 +76,12 @@ def test_cli_errors_are_one_line(project: Project) -> None:
     proc = subprocess.run(_cmd(project, "train", "--target", "rater:nobody", "--preset", "nonexistent"),
                           capture_output=True, text=True, timeout=60, env=cli_env())
     assert proc.returncode == 1 and "preset 'nonexistent' is unknown" in proc.stderr
+
+
+def test_train_as_an_unknown_rater_is_one_clear_line_and_publishes_nothing(project: Project) -> None:
+    proc = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--as", "nobody", "--epochs", "1"),
+                          capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == "annotator: error: rater 'nobody' does not exist " \
+                                                   "(see `annotator raters list`)"
+    assert models_repo.list_versions(project.db) == []
