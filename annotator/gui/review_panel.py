@@ -282,7 +282,8 @@ class ReviewPanel(QWidget):
         self.title.setText(f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · "
                            f"{status} · {'; '.join(item.reasons)}")
         decided = self.latest.source if self.latest and self.latest.status == DECIDED else None
-        self.decision.show_readers(self._reader_rows(item), decided)
+        model_row = self._model_row(item)
+        self.decision.show_readers(self._reader_rows(item) + ([model_row] if model_row else []), decided)
         self.decision.show_history(history, names)
         self.decision.set_status(status)
         if self.latest is not None and self.latest.version != item.adjudication_version:
@@ -306,6 +307,15 @@ class ReviewPanel(QWidget):
             colour = reader_style(rater.id)[0] if rater is not None else "#ffffff"
             rows.append(ReaderRow(key, name, colour, mark))
         return rows
+
+    def _model_row(self, item: QueueItem) -> ReaderRow | None:
+        """The active model as one more reader to accept (its prediction on this slice), if shown."""
+        sug = self.viewing.overlay(item.image_id).suggestion
+        pred = sug.prediction
+        if sug.status is not SuggestionStatus.SHOWN or pred is None or sug.model is None:
+            return None
+        mark = ReaderMark(item.image_id, pred.x_px, pred.y_px, pred.grade, pred.probabilities)
+        return ReaderRow(f"model:{sug.model.id}", f"model {sug.model.id}", MODEL_COLOUR, mark)
 
     def _load_pixels(self, ref: ImageRef) -> None:
         if self.view.image_ref is not None and self.view.image_ref.id == ref.id:

@@ -106,8 +106,20 @@ def test_side_by_side_readers_names_colours_and_model_probabilities(qtbot, proje
     assert positions == [(40, 40), (43, 44), (64, 60)]
     info = panel.decision.model_info.text()
     assert "fast-7" in info and "0.70" in info and "Moderate" in info
-    assert set(panel.decision.accept_buttons) == {"rater:alice", "rater:bob"}
+    model_key = f"model:{models_repo.active(project.db).id}"
+    assert set(panel.decision.accept_buttons) == {"rater:alice", "rater:bob", model_key}
     assert panel.decision.readers.item(1, 1).text() == "3 Severe"
+    assert panel.decision.readers.item(2, 1).text() == "2 Moderate"
+    # accepting the model's grade 2, which neither rater gave, overrides everyone: a reason first
+    panel.decision.accept_buttons[model_key].click()
+    assert "reason is required" in panel.decision.message.text() and _history(project, ids[0]) == []
+    panel.decision.reason.setText("canal narrower than bob saw, wider than alice")
+    panel.decision.accept_buttons[model_key].click()
+    [adj] = _history(project, ids[0])
+    assert (adj.source, adj.grade, adj.x_px, adj.y_px) == (model_key, 2, 64.0, 60.0)
+    panel.status_box.setCurrentText("all")
+    panel.select_image(ids[0])
+    _wait_shown(qtbot, panel)
 
     panel.include_model.setChecked(True)  # the model joins the queue as a reason
     reasons = {panel.queue.item(r, 4).text() for r in range(panel.queue.rowCount())}
