@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
 
     def show_training(self) -> TrainingPanel:
         if self.training_dock is None:
-            url = self.session.db.engine.url.render_as_string(hide_password=False)
+            url = self.session.db.url_with_password
             panel = TrainingPanel(self.session.db, url, self.session.rater)
             panel.modelsChanged.connect(self.refresh)
             panel.predictionsWritten.connect(lambda _model_id: self.refresh())

@@ -100,6 +100,11 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     @property
+    def url_with_password(self) -> str:
+        """The full URL, password included: only for handing to a child process's environment."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
