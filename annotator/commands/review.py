@@ -27,7 +27,8 @@ def _queue(args: argparse.Namespace) -> int:
             {"image_id": it.image_id, "sop_uid": sops[it.image_id], "reasons": list(it.reasons),
              "grade_distance": it.grade_distance, "mm_distance": it.mm_distance, "status": it.status,
              "version": it.adjudication_version,
-             "readers": {k: {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade} for k, m in it.marks.items()}}
+             "readers": {k: {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade, "label_version": m.version}
+                        for k, m in it.marks.items()}}
             for it in items]}, indent=1))
         return 0
     print(", ".join(f"{k}: {v}" for k, v in queue_counts(items).items()))
@@ -38,7 +39,7 @@ def _queue(args: argparse.Namespace) -> int:
 
 def _accept(args: argparse.Namespace) -> int:
     _db, svc = _service(args)
-    a = svc.accept(args.image_id, args.reader, args.version, args.reason or "")
+    a = svc.accept(args.image_id, args.reader, args.version, args.reason or "", label_version=args.label_version)
     print(f"slice {a.image_id}: decided {a.source} grade {a.grade} (version {a.version})")
     return 0
 
@@ -72,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("image_id", type=int)
         if name == "accept":
             p.add_argument("reader", help="rater:NAME or model:ID")
+            p.add_argument("--label-version", type=int, default=None,
+                           help="the version of the rater's label you saw (queue --json: label_version); "
+                                "refused if the rater changed it since")
         if name == "decide":
             p.add_argument("x", type=float)
             p.add_argument("y", type=float)

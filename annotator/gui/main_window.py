@@ -196,17 +196,21 @@ class MainWindow(QMainWindow):
         self.settings.setValue("worklist/filter", flt.value)
         self.reload_worklist()
 
+    def _strategy_key(self) -> str:
+        """The order is remembered per rater (several raters may share one workstation account)."""
+        return f"worklist/strategy/{self.session.rater.name}"
+
     def _restore_strategy(self) -> None:
         """The remembered order, if this rater may still use it (else sequential)."""
         service = self.session.worklist
         available = service.available_strategies()
-        wanted = str(self.settings.value("worklist/strategy", "sequential"))
+        wanted = str(self.settings.value(self._strategy_key(), "sequential"))
         service.set_strategy(wanted if wanted in {s.name for s in available} else "sequential")
         self.worklist.set_strategies(available, service.strategy)
 
     def _on_strategy(self, name: str) -> None:
         self._guarded(lambda: self.session.worklist.set_strategy(name))
-        self.settings.setValue("worklist/strategy", self.session.worklist.strategy)
+        self.settings.setValue(self._strategy_key(), self.session.worklist.strategy)
         self.reload_worklist()
 
     # ----- commands ----------------------------------------------------------------------------
@@ -280,7 +284,11 @@ class MainWindow(QMainWindow):
         self.training_action = menu.addAction("Training and model versions…", self.show_training)
 
     def show_review(self) -> ReviewPanel | None:
-        """The review screen, in its own window (it has its own slice view, queue and keys)."""
+        """The review screen, in its own window (it has its own slice view, queue and keys).
+
+        Closing the window deletes it; opening it again builds a fresh one (queue reloaded)."""
+        if self.review_window is not None and self.review_window.closed:
+            self.review_window = None
         if self.review_window is None:
             panel = open_review_panel(self.session.db, self.session.rater, self.session.scale, parent=self)
             if panel is None:
@@ -290,11 +298,16 @@ class MainWindow(QMainWindow):
             panel.resize(1500, 920)
             panel.openImage.connect(self._open_from_review)
             panel.adjudicated.connect(lambda _adj: self.statusBar().showMessage("Decision stored", 3000))
+            panel.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+            panel.destroyed.connect(self._review_window_gone)
             self.review_window = panel
         self.review_window.show()
         self.review_window.raise_()
         self.review_window.activateWindow()
         return self.review_window
+
+    def _review_window_gone(self) -> None:
+        self.review_window = None
 
     def _open_from_review(self, image_id: int) -> None:
         self.open_image(image_id)

@@ -2,11 +2,14 @@
 
 Figures come from each version's card: the pooled out-of-fold ones of a cross-validated model (or held-out
 ones, if a card has them). A plain ``train`` model has none; its cell says so in a tooltip and shows the
-accuracy on its own training slices there instead.
+accuracy on its own training slices there instead. For a blinded annotator, a version built on other
+readers' labels shows neither its target, nor its slice count, nor its figures (they describe the others'
+work); ``set_models`` takes the rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtGui import QColor
@@ -18,6 +21,8 @@ from annotator.gui.theme import MODEL_COLOUR
 COLUMNS = ("id", "active", "kind", "preset", "target", "created", "slices", "accuracy", "F1 macro",
            "centre median mm", "centre p95 mm", "data snapshot")
 ACTIVE_MARK = "●"
+BLINDED = "(blinded)"
+BLINDED_TIP = "Whose labels this model learnt from, and how well it agrees with them, are for reviewers"
 
 
 def fmt(v: Any, pct: bool = False) -> str:
@@ -48,23 +53,32 @@ class ModelTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(False)
 
-    def set_models(self, versions: list[ModelVersion]) -> None:
-        """Show ``versions`` (newest first), keeping the selection on the same version if it is still there."""
+    def set_models(self, versions: list[ModelVersion],
+                   details_visible: Callable[[ModelVersion], bool] = lambda _v: True) -> None:
+        """Show ``versions`` (newest first), keeping the selection on the same version if it is still there.
+
+        A version for which ``details_visible`` is False shows id, state, kind, preset, date and snapshot only.
+        """
         selected = self.selected()
         self.models = sorted(versions, key=lambda v: v.id, reverse=True)
         self.clearSelection()
         self.setRowCount(len(self.models))
         for r, v in enumerate(self.models):
-            f = model_figures(v)
+            shown = details_visible(v)
+            f = model_figures(v) if shown else dict.fromkeys(("accuracy", "f1_macro", "median_mm", "p95_mm",
+                                                               "train_accuracy"))
             snapshot = str(v.card.get("data_snapshot_sha256") or "")
-            cells = [str(v.id), ACTIVE_MARK if v.active else "", v.kind, v.preset, v.target,
-                     v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), str(v.card.get("n_training_slices", "–")),
+            cells = [str(v.id), ACTIVE_MARK if v.active else "", v.kind, v.preset, v.target if shown else BLINDED,
+                     v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+                     str(v.card.get("n_training_slices", "–")) if shown else "–",
                      fmt(f["accuracy"], True), fmt(f["f1_macro"], True), fmt(f["median_mm"]), fmt(f["p95_mm"]),
                      snapshot[:10] or "–"]
-            for c, text in enumerate(cells):
-                self.setItem(r, c, QTableWidgetItem(text))
-            self.item(r, 0).setToolTip(v.name)
-            self.item(r, 11).setToolTip(snapshot)
+            items = [QTableWidgetItem(text) for text in cells]
+            items[0].setToolTip(v.name if shown else BLINDED_TIP)  # the name contains the target
+            items[4].setToolTip("" if shown else BLINDED_TIP)
+            items[11].setToolTip(snapshot)
+            for c, item in enumerate(items):
+                self.setItem(r, c, item)
             if f["accuracy"] is None and f["train_accuracy"] is not None:
                 self.item(r, 7).setToolTip("no held-out figures (cross-validate for them); accuracy on the "
                                            f"training slices at the last epoch: {fmt(f['train_accuracy'], True)}")

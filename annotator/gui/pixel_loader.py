@@ -1,9 +1,9 @@
 """Decode slices off the GUI thread, prefetch neighbours, keep the recent ones in an LRU cache.
 
-Jobs run on ``QThreadPool.globalInstance()``; a worker never touches widgets, it emits a signal of a
-QObject that lives on the GUI thread (Qt queues the call across threads). Every display request gets
-an increasing id and only the newest request is answered: a slice decoded after the user has moved
-on is cached but never shown (stale results are dropped).
+Jobs run on ``QThreadPool.globalInstance()`` (shared by every viewer); a worker never touches widgets,
+it emits a signal of a QObject that lives on the GUI thread (Qt queues the call across threads). Every
+display request gets an increasing id and only the newest request is answered: a slice decoded after
+the user has moved on is cached but never shown (stale results are dropped).
 """
 
 from __future__ import annotations
@@ -64,24 +64,59 @@ class _JobSignals(QObject):
     failed = Signal(int, object)  # image id, exception
 
 
+class _Gate:
+    """One loader's running jobs, so that closing waits for its own jobs only (not the shared pool's).
+
+    A job enters only while the gate is open; once closed, queued jobs return at once without touching
+    the loader, and :meth:`close` waits until the jobs already running have emitted their result.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._open = True
+        self.closing = threading.Event()  # set once close() has been called
+
+    def enter(self) -> bool:
+        with self._cond:
+            if self._open:
+                self._running += 1
+            return self._open
+
+    def leave(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout_s: float) -> bool:
+        """Refuse new jobs and wait for the running ones; True when none is left running."""
+        with self._cond:
+            self._open = False
+            self.closing.set()
+            return self._cond.wait_for(lambda: self._running == 0, timeout_s)
+
+
 class _DecodeJob(QRunnable):
-    def __init__(self, image: ImageRef, decode: Decoder, signals: _JobSignals, cancelled: threading.Event) -> None:
+    def __init__(self, image: ImageRef, decode: Decoder, signals: _JobSignals, gate: _Gate) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self.image = image
         self._decode = decode
         self._signals = signals
-        self._cancelled = cancelled
+        self._gate = gate
 
     def run(self) -> None:
-        if self._cancelled.is_set():  # the viewer closed while this job waited in the queue
+        if not self._gate.enter():  # the viewer closed while this job waited in the queue
             return
         try:
-            result = self._decode(self.image)
-        except Exception as exc:  # reported to the GUI thread; nothing is swallowed
-            self._signals.failed.emit(self.image.id, exc)
-            return
-        self._signals.done.emit(self.image.id, result)
+            try:
+                result = self._decode(self.image)
+            except Exception as exc:  # reported to the GUI thread; nothing is swallowed
+                self._signals.failed.emit(self.image.id, exc)
+                return
+            self._signals.done.emit(self.image.id, result)
+        finally:
+            self._gate.leave()
 
 
 class PixelLoader(QObject):
@@ -100,7 +135,7 @@ class PixelLoader(QObject):
         self._signals.done.connect(self._on_done)
         self._signals.failed.connect(self._on_failed)
         self._jobs: dict[int, ImageRef] = {}  # image id -> slice queued or being decoded
-        self._cancelled = threading.Event()
+        self._gate = _Gate()
         self._ids = itertools.count(1)
         self._wanted: tuple[int, ImageRef] | None = None
         self._closed = False
@@ -137,7 +172,7 @@ class PixelLoader(QObject):
         if self._closed or image.id in self._jobs:
             return
         self._jobs[image.id] = image
-        self._pool.start(_DecodeJob(image, self._decode, self._signals, self._cancelled), priority)
+        self._pool.start(_DecodeJob(image, self._decode, self._signals, self._gate), priority)
 
     def _take_wanted(self, image_id: int) -> int | None:
         if self._wanted is not None and self._wanted[1].id == image_id:
@@ -165,11 +200,11 @@ class PixelLoader(QObject):
         # a failed prefetch is not cached: the slice is decoded again, and reported, when displayed
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Cancel queued jobs and wait for running ones; True when the pool has finished."""
+        """Cancel this loader's queued jobs and wait for its running ones (other loaders' jobs on the
+        shared pool are not waited for); True when none of its jobs is still running. For good."""
         self._closed = True
         self._wanted = None
-        self._cancelled.set()
-        finished = self._pool.waitForDone(timeout_ms) if self._jobs else True
+        finished = self._gate.close(timeout_ms / 1000)
         self._jobs.clear()
         self.cache.clear()
         return bool(finished)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, ImageRef, Rater
+from annotator.domain.entities import Adjudication, ImageRef, Label, Rater
 from annotator.domain.errors import AnnotatorError, ConflictError, InputError
 from annotator.domain.readers import ReaderMark
 from annotator.domain.scales import GradingScale
@@ -40,7 +40,7 @@ from annotator.gui.errors import show_error
 from annotator.gui.panel_keys import PanelKeys
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.reader_marks import ReaderMarks
-from annotator.gui.review_decision import DecisionBox, ReaderRow, describe_adjudication, unlabelled
+from annotator.gui.review_decision import DecisionBox, ReaderRow, describe_adjudication, grade_long, unlabelled
 from annotator.gui.review_queue import (
     REASONS,
     STATUS_MATCHES,
@@ -89,6 +89,7 @@ class ReviewPanel(QWidget):
         self.display_window: Window | None = None
         self._rid = 0
         self.loader = PixelLoader(parent=self)
+        self.closed = False  # True once shut down: its loader decodes nothing more
         self.loader.ready.connect(self._on_ready)
         self.loader.failed.connect(self._on_failed)
         self._build()
@@ -404,7 +405,9 @@ class ReviewPanel(QWidget):
         item = self.current
         if item is None:
             return None
-        return self._act(lambda: self.service.accept(item.image_id, reader, self.version, self.decision.reason.text()))
+        seen = item.marks.get(reader)  # the rater's label as shown: refused if the rater changed it since
+        return self._act(lambda: self.service.accept(item.image_id, reader, self.version, self.decision.reason.text(),
+                                                     label_version=seen.version if seen is not None else None))
 
     def decide(self) -> Adjudication | None:
         """The reviewer's own point and grade (a reason is needed when it overrides every reader)."""
@@ -473,13 +476,18 @@ class ReviewPanel(QWidget):
             text = ("Not saved — another reviewer got there first: "
                     + describe_adjudication(cur, self.scale, self._name(cur.reviewer_id))
                     + ". Their decision is shown; nothing was overwritten. Decide again only if you disagree.")
+        elif isinstance(cur, Label):
+            now = f"grade {grade_long(self.scale, cur.grade)}" if cur.grade is not None else "no grade"
+            text = (f"Not saved — {self._name(cur.rater_id)} changed their label after it was shown "
+                    f"(now: {now}). The slice is shown as it is now; accept again if it still stands.")
         else:
             text = f"Not saved: {exc}"
         self.decision.show_message(text, "conflict")
 
     # ----- closing ----------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop decoding (call before the panel goes away)."""
+        """Stop decoding, for good (call before the panel goes away; a closed panel is not reused)."""
+        self.closed = True
         self.loader.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

@@ -240,8 +240,8 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(self.can_manage and idle and self.target_combo.count() > 0)
         self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
         selected = self.selected_model()
-        self.activate_button.setEnabled(self.can_manage and selected is not None and selected.kind == "train"
-                                        and not selected.active)
+        self.activate_button.setEnabled(self.can_manage and idle and selected is not None
+                                        and selected.kind == "train" and not selected.active)
 
     def refresh(self) -> None:
         """Reload the targets (raters with labels, and the consensus) and the model versions."""
@@ -288,7 +288,8 @@ class TrainingPanel(QWidget):
 
     # ----- models table ---------------------------------------------------------------------------
     def reload_models(self) -> None:
-        self.table.set_models(model_service.list_models(self.db))
+        self.table.set_models(model_service.list_models(self.db),
+                              lambda v: model_service.details_visible(self.db, self.rater, v))
         self._update_enabled()
 
     def model_ids(self) -> list[int]:
@@ -309,6 +310,9 @@ class TrainingPanel(QWidget):
         """Make ``model_id`` active (audited), then predict its slices if it has no predictions yet."""
         if not self.can_manage:
             self._set_status(NOT_ALLOWED, error=True)
+            return False
+        if self.is_running():  # its own prediction or activation would race the running child's
+            self._set_status("Wait until the run ends (or cancel it) before activating another version.", error=True)
             return False
         try:
             version = model_service.activate(self.db, model_id, actor_id=self.rater.id)
@@ -335,8 +339,8 @@ class TrainingPanel(QWidget):
             self._set_status("Choose a target and a preset first.", error=True)
             return
         mode = self.mode_combo.currentData()
-        args = [mode, "--target", target, "--preset", preset, "--seed", str(self.seed_spin.value()),
-                "--as", self.rater.name]
+        args = [mode, "--target", target, f"--preset={preset}", "--seed", str(self.seed_spin.value()),
+                f"--as={self.rater.name}"]  # one token: a name starting with "-" is not an option
         if self.epochs_spin.value() > 0:
             args += ["--epochs", str(self.epochs_spin.value())]
         if mode == "cv":

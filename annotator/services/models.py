@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from annotator.domain.entities import ModelVersion
+from annotator.domain.entities import ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
-from annotator.storage import models_repo
+from annotator.storage import models_repo, people
 from annotator.storage.database import Database
 
 if TYPE_CHECKING:
@@ -123,6 +123,14 @@ def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind
 
 def list_models(db: Database) -> list[ModelVersion]:
     return models_repo.list_versions(db)
+
+
+def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
+    """May ``rater`` see whose labels ``version`` learnt from, on how many slices, and how well it agrees
+    with them? Those figures describe other readers' work, so a blinded annotator sees them only for a
+    model of her own labels; reviewers, admins, and annotators of a project that shows other raters see all."""
+    return (rater.role.sees_all or version.target == f"rater:{rater.name}"
+            or people.get_settings(db).show_other_raters_to_annotators)
 
 
 def get_model(db: Database, model_id: int | None) -> ModelVersion:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from annotator.domain.entities import Adjudication, ImageRef, Label, Rater, Role
-from annotator.domain.errors import InputError, NotFound, PermissionDenied
+from annotator.domain.errors import ConflictError, InputError, NotFound, PermissionDenied
 from annotator.domain.readers import ReaderMark
 from annotator.domain.scales import load_scale
 from annotator.storage import catalog, labels, models_repo, people, review
@@ -157,11 +157,15 @@ class ReviewService:
                              expected_version=expected_version, status=status, source=source, x_px=x, y_px=y,
                              grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip())
 
-    def accept(self, image_id: int, reader: str, expected_version: int, reason: str = "") -> Adjudication:
+    def accept(self, image_id: int, reader: str, expected_version: int, reason: str = "",
+               label_version: int | None = None) -> Adjudication:
         """Adopt one reader's label (point and grade) as the decision.
 
         ``reader`` is ``rater:NAME`` or ``model:ID`` (that model's prediction); accepting a model whose
         grade no rater gave overrides every rater, so it needs a reason like an own decision.
+        ``label_version`` is the version of the rater's label the reviewer saw: if the rater has changed
+        it since, nothing is stored and a ConflictError carries the label as it is now (a screen passes
+        it, so a reviewer never adopts a label they have not seen).
         """
         marks = self._marks(image_id)
         if reader.startswith("model:"):
@@ -171,6 +175,13 @@ class ReviewService:
                 raise InputError("a reason is required when the decision overrides every reader's grade")
         else:
             mark = marks.get(reader)
+            if label_version is not None and (mark is None or mark.version != label_version):
+                rater = people.rater_by_name(self.db, reader.partition(":")[2])  # NotFound names it
+                now = labels.current(self.db, rater_ids=[rater.id], image_ids=[image_id], include_empty=True)
+                raise ConflictError(
+                    f"{rater.name} changed their label on slice {image_id} after you saw it "
+                    f"(you saw version {label_version}, now version {now[0].version if now else 'none'}); "
+                    "look at it again before accepting", now[0] if now else None)
         if mark is None or mark.grade is None:
             raise InputError(f"{reader} has no graded label on this slice to accept")
         return self._record(image_id, expected_version, DECIDED, reader, mark.x_px, mark.y_px, mark.grade, reason)

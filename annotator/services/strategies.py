@@ -3,9 +3,13 @@
 A strategy scores the slices (higher = label sooner) or, for the score-less ones, orders them
 directly; ``rank`` gives the order to work through with the scores behind it. ``most_uncertain`` uses the
 entropy of the active model's grade probabilities (uncertainty sampling, as in MONAI Label's active
-learning); ``most_disagreement`` uses how far the other readers' grades are apart. A strategy that reads
-other readers' labels is offered only to readers allowed to see them (reviewers, admins, or annotators
-in a project that shows other raters); for a blinded annotator it falls back to sequential order so it
+learning); ``most_disagreement`` uses how far the other readers' grades are apart.
+
+Blinding: a strategy is offered only to readers allowed to see what it reads. One that reads other
+readers' labels needs a reviewer or admin, or a project that shows other raters to annotators; one that
+reads the model needs a reviewer or admin, or a project whose model-suggestion policy is not "hidden"
+(an order by the model's uncertainty tells a reader where the model hesitates, which a study that hides
+the model from its readers must not). A strategy a reader may not use ranks in sequential order, so it
 leaks nothing. Slices without a score (no prediction, fewer than two readers) keep their sequential
 order after the scored ones.
 """
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from annotator.domain.entities import ImageRef, Rater
+from annotator.domain.entities import ImageRef, ModelSuggestion, Rater
 from annotator.domain.errors import InputError
 from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
@@ -35,12 +39,26 @@ class StrategyContext:
         """May this rater's ordering depend on other readers' labels (blinding)?"""
         return self.rater.role.sees_all or people.get_settings(self.db).show_other_raters_to_annotators
 
+    @property
+    def sees_model(self) -> bool:
+        """May this rater's ordering depend on the model (the project's model-suggestion policy)?"""
+        return (self.rater.role.sees_all
+                or people.get_settings(self.db).model_suggestion is not ModelSuggestion.HIDDEN)
+
+    def may_read(self, other_readers: bool, model: bool) -> bool:
+        """Blinding: may this rater's order depend on these (other readers' labels, the model)?"""
+        return (not other_readers or self.sees_others) and (not model or self.sees_model)
+
+    def allows(self, strategy: Strategy) -> bool:
+        return self.may_read(strategy.reads_other_readers, strategy.reads_model)
+
 
 class Strategy(Protocol):
     name: str
     label: str
     score_name: str  # what the score means, shown next to each slice ("" = no score)
     reads_other_readers: bool
+    reads_model: bool
 
     def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
         """Score per image id (higher first); images left out have no score."""
@@ -70,9 +88,8 @@ def get(name: str) -> Strategy:
 
 
 def available(ctx: StrategyContext) -> list[Strategy]:
-    """The strategies this rater may pick (those reading other readers' labels need the right to see them)."""
-    sees = ctx.sees_others
-    return [s for s in REGISTRY.values() if sees or not s.reads_other_readers]
+    """The strategies this rater may pick (what a strategy reads, the rater must be allowed to see)."""
+    return [s for s in REGISTRY.values() if ctx.allows(s)]
 
 
 def entropy(probabilities: Sequence[float]) -> float:
@@ -84,13 +101,14 @@ class _Scored:
 
     score_name: ClassVar[str] = ""
     reads_other_readers: ClassVar[bool] = False
+    reads_model: ClassVar[bool] = False
 
     def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
         return {}
 
     def rank(self, images: Sequence[ImageRef], ctx: StrategyContext) -> tuple[list[ImageRef], dict[int, float]]:
-        if self.reads_other_readers and not ctx.sees_others:
-            return list(images), {}  # blinded: other readers' labels must not steer an annotator
+        if not ctx.may_read(self.reads_other_readers, self.reads_model):
+            return list(images), {}  # blinded: what the rater may not see must not steer the order
         score = self.scores(images, ctx)
         scored = sorted((i for i, im in enumerate(images) if im.id in score),
                         key=lambda i: (-score[images[i].id], i))
@@ -122,6 +140,7 @@ class MostUncertain(_Scored):
     name = "most_uncertain"
     label = "Most uncertain (model entropy)"
     score_name = "entropy"
+    reads_model = True
 
     def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
         model = models_repo.active(ctx.db)
@@ -142,9 +161,10 @@ class MostDisagreement(_Scored):
     def scores(self, images: Sequence[ImageRef], ctx: StrategyContext) -> dict[int, float]:
         if not ctx.sees_others:
             return {}
+        wanted = {im.id for im in images}
         grades: dict[int, list[int]] = {}
-        for lab in labels.current(ctx.db, image_ids=[im.id for im in images]):
-            if lab.grade is not None and lab.rater_id != ctx.rater.id:
+        for lab in labels.current(ctx.db):  # every current label, filtered here: no SQL variable per slice
+            if lab.grade is not None and lab.rater_id != ctx.rater.id and lab.image_id in wanted:
                 grades.setdefault(lab.image_id, []).append(lab.grade)
         # spread of the grades; among equal spreads, slices more readers graded come first
         return {i: float(max(g) - min(g)) + 0.01 * len(g) for i, g in grades.items() if len(g) >= 2}

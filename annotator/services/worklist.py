@@ -161,7 +161,7 @@ class WorklistService:
         """Images in the strategy's order with its scores; a strategy the rater may not use -> sequential."""
         strat = strategies.get(self.strategy)
         ctx = self._context()
-        if strat not in strategies.available(ctx):
+        if not ctx.allows(strat):
             return images, {}
         return strat.rank(images, ctx)
 
@@ -173,8 +173,9 @@ class WorklistService:
     def load(self, flt: WorklistFilter = WorklistFilter.ALL) -> Worklist:
         """The whole worklist, in patient / study / series / slice order, with this rater's progress."""
         mine = self._own_labels()
+        every = catalog.images(self.db)
         by_series: dict[int, list[ImageRef]] = {}
-        for im in catalog.images(self.db):
+        for im in every:
             by_series.setdefault(im.series_id, []).append(im)
         studies = queries_gui.study_summaries(self.db)
         grouped: dict[int, list[WorklistSeries]] = {}
@@ -202,9 +203,11 @@ class WorklistService:
         ranked: tuple[RankedSlice, ...] = ()
         if self.strategy != strategies.Sequential.name:
             kept_slices = {sl.image.id: (sl, st.patient_key) for st in out for se in st.series for sl in se.slices}
-            order, scores = self._ordered([kept_slices[i][0].image for i in kept_slices])
+            # the whole catalogue is ranked, then filtered: the list and "next" (Enter) follow one order
+            order, scores = self._ordered(every)
+            kept_order = [im for im in order if im.id in kept_slices]
             ranked = tuple(RankedSlice(k, kept_slices[im.id][0], kept_slices[im.id][1], scores.get(im.id))
-                           for k, im in enumerate(order, start=1))
+                           for k, im in enumerate(kept_order, start=1))
         return Worklist(rater=self.rater, studies=tuple(out), progress=Progress.of(all_states),
                         strategy=self.strategy, ranked=ranked)
 

@@ -119,11 +119,35 @@ def test_shutdown_cancels_queued_work_and_waits_for_running(qapp, qtbot) -> None
     loader = PixelLoader(dec)
     loader.prefetch([_image(i) for i in range(queued)])
     qtbot.waitUntil(lambda: len(dec.calls) == running)  # the pool is full, the rest wait in the queue
-    opener = threading.Thread(target=lambda: (loader._cancelled.wait(10), dec.open_all()))
+    opener = threading.Thread(target=lambda: (loader._gate.closing.wait(10), dec.open_all()))
     opener.start()
     assert loader.shutdown()  # cancels the queue, then waits for the running jobs to finish
     opener.join()
     assert len(dec.calls) == running and len(loader.cache) == 0
+
+
+def test_shutdown_waits_for_its_own_jobs_not_for_other_viewers_on_the_shared_pool(qapp, qtbot) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool()
+    pool.setMaxThreadCount(3)
+    other_dec, own_dec = GatedDecoder(), GatedDecoder()
+    other, own = PixelLoader(other_dec, pool=pool), PixelLoader(own_dec, pool=pool)
+    other.prefetch([_image(1)])  # the workstation's decode, stuck on a slow disk
+    own.prefetch([_image(2), _image(3)])
+    qtbot.waitUntil(lambda: 1 in other_dec.calls and {2, 3} <= set(own_dec.calls))
+    opener = threading.Thread(target=lambda: (own._gate.closing.wait(10), time.sleep(0.2), own_dec.open_all()))
+    opener.start()
+    t0 = time.monotonic()
+    assert own.shutdown(timeout_ms=8000)  # waits for slices 2 and 3 (opened 0.2 s after), not for slice 1
+    assert time.monotonic() - t0 < 4
+    opener.join()
+    assert other.in_flight == 1 and not other_dec.gate(1).is_set()
+    other_dec.open_all()
+    assert other.shutdown()
+    pool.waitForDone(5000)
 
 
 def test_lru_cache_is_bounded_by_bytes() -> None:

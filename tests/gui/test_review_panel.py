@@ -201,6 +201,24 @@ def test_second_reviewer_gets_a_conflict_naming_the_first_decision(qtbot, projec
     _wait_shown(qtbot, second)
 
 
+def test_accepting_a_label_changed_since_it_was_shown_stores_nothing_and_shows_the_new_one(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    panel = _panel(qtbot, project)
+    assert panel.current.image_id == ids[0] and panel.current.marks["rater:bob"].grade == 3
+    LabelService(project.db, project.bob).set_grade(ids[0], 2)  # bob, at his workstation, changes his grade
+    with qtbot.assertNotEmitted(panel.adjudicated):
+        panel.decision.accept_buttons["rater:bob"].click()
+    assert panel.decision.message_kind == "conflict"
+    text = panel.decision.message.text()
+    assert "bob changed their label" in text and "now: grade 2 Moderate" in text
+    assert _history(project, ids[0]) == []
+    assert panel.current.image_id == ids[0] and panel.current.marks["rater:bob"].grade == 2  # shown as it is now
+    with qtbot.waitSignal(panel.adjudicated) as sig:
+        panel.decision.accept_buttons["rater:bob"].click()
+    assert sig.args[0].grade == 2
+    _wait_shown(qtbot, panel)
+
+
 def test_reopen_requires_a_reason(qtbot, project) -> None:  # type: ignore[no-untyped-def]
     ids = _label(project)
     ReviewService(project.db, project.rev).accept(ids[0], "rater:alice", expected_version=0)
@@ -303,4 +321,21 @@ def test_review_menu_opens_the_review_window_and_sends_slices_to_the_workstation
     panel.openImage.emit(ids[2])  # "Open in workstation" on the third queue item
     qtbot.waitUntil(lambda: w.session.current is not None and w.session.current.id == ids[2], timeout=5000)
     w.close()
-    assert not panel.isVisible()  # the review window goes with the main window
+    assert panel.closed  # the review window goes with the main window, its decoding stopped
+
+
+def test_the_review_window_closed_and_opened_again_still_shows_slices(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    w.review_action.trigger()
+    first = w.review_window
+    _wait_shown(qtbot, first)
+    first.close()
+    assert first.closed and not first.isVisible()
+    w.review_action.trigger()  # Review > Disagreement queue… (Ctrl+R) again
+    panel = w.review_window
+    assert panel is not None and panel is not first and panel.isVisible() and not panel.closed
+    _wait_shown(qtbot, panel)  # a fresh loader: the slice is decoded and drawn
+    assert panel.showing == ids[0]
+    panel.queue.selectRow(1)
+    qtbot.waitUntil(lambda: panel.showing == ids[1], timeout=5000)

@@ -18,10 +18,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox
 
-from annotator.domain.entities import Prediction
+from annotator.domain.entities import Prediction, Role
 from annotator.gui.cli_process import LineBuffer
 from annotator.gui.training_panel import NOT_ALLOWED, TrainingPanel
 from annotator.services import models as model_service
+from annotator.services import project as project_service
 from annotator.services.labelling import LabelService
 from annotator.services.worklist import WorklistService
 from annotator.storage import audit, models_repo
@@ -148,24 +149,30 @@ def test_closing_the_window_stops_a_running_child(qtbot, project) -> None:  # ty
     host.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     host.show()
     qtbot.waitExposed(host)
+    older = _fake_model(project, "train")
+    panel.reload_models()
     pid = _start_long_run(qtbot, panel)
+    panel.select_model(older)
+    assert not panel.activate_button.isEnabled()  # no activation while a child runs
+    assert not panel.activate(older) and "Wait until the run ends" in panel.status.text()
+    assert not models_repo.get(project.db, older).active
     with qtbot.waitSignal(panel.runFinished, timeout=10_000) as finished:  # close waits for the child
         host.close()
     assert finished.args == ["cancelled"] and not panel.is_running()
     assert not _alive(pid)
-    assert models_repo.list_versions(project.db) == []
+    assert [v.id for v in models_repo.list_versions(project.db)] == [older]
 
 
-def _fake_model(project, kind: str, *, predicted: bool = True) -> int:  # type: ignore[no-untyped-def]
+def _fake_model(project, kind: str, *, predicted: bool = True, target: str = "rater:alice") -> int:  # type: ignore[no-untyped-def]
     """A registered version with a real weights file (activation checks its SHA-256), no torch needed."""
     folder = _registry(project) / f"fake-{kind}-{len(models_repo.list_versions(project.db))}"
     folder.mkdir(parents=True)
     weights = folder / "model.safetensors"
     weights.write_bytes(os.urandom(64))
-    card = {"preset": "fast", "target": "rater:alice", "data_snapshot_sha256": "ab" * 32, "n_training_slices": 3,
+    card = {"preset": "fast", "target": target, "data_snapshot_sha256": "ab" * 32, "n_training_slices": 3,
             "metrics": {"pooled": {"grades": {"accuracy": 0.75, "f1_macro": 0.5, "n": 3},
                                    "points": {"median_mm": 1.25, "p95_mm": 2.5, "n": 3}}}}
-    v = models_repo.register(project.db, name=folder.name, preset="fast", target="rater:alice", kind=kind,
+    v = models_repo.register(project.db, name=folder.name, preset="fast", target=target, kind=kind,
                              weights_path=str(weights), weights_sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
                              card=card)
     if predicted:
@@ -215,6 +222,27 @@ def test_annotators_get_a_read_only_panel(qtbot, project) -> None:  # type: igno
     assert not panel.activate(first) and model_service.get_model(project.db, first).active is False
     panel.start()
     assert not panel.is_running()
+
+
+def test_a_blinded_annotator_sees_no_figures_of_models_built_on_other_readers(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.gui.model_table import BLINDED
+    from annotator.storage import people
+
+    own, bobs, consensus = (_fake_model(project, "train", target=t) for t in ("rater:alice", "rater:bob", "consensus"))
+    panel = _panel(qtbot, project, project.alice)
+    rows = {int(panel.table.row_texts(r)[0]): panel.table.row_texts(r) for r in range(panel.table.rowCount())}
+    target, slices, acc, f1, med, p95 = 4, 6, 7, 8, 9, 10
+    assert (rows[own][target], rows[own][slices], rows[own][acc]) == ("rater:alice", "3", "75.0%")  # her own labels
+    for other in (bobs, consensus):
+        assert rows[other][target] == BLINDED
+        assert [rows[other][c] for c in (slices, acc, f1, med, p95)] == ["–"] * 5
+        r = panel.model_ids().index(other)
+        assert "bob" not in panel.table.item(r, 0).toolTip() and "consensus" not in panel.table.item(r, 0).toolTip()
+    reviewer = _panel(qtbot, project, project.rev)
+    assert reviewer.table.row_texts(reviewer.model_ids().index(bobs))[target] == "rater:bob"
+    people.update_settings(project.db, None, show_other_raters_to_annotators=True)  # an unblinded project
+    panel.refresh()
+    assert panel.table.row_texts(panel.model_ids().index(bobs))[acc] == "75.0%"
 
 
 def test_a_failing_child_shows_its_error_and_frees_start(qtbot, project) -> None:  # type: ignore[no-untyped-def]
@@ -328,3 +356,18 @@ def test_cross_validation_curves_are_one_segment_per_fold(qtbot, project) -> Non
     panel.stage = None
     panel._clear_curves()
     assert panel._fold_lines == [] and len(panel.loss_curve.getData()[0] or []) == 0
+
+
+def test_the_child_command_line_keeps_names_that_start_with_a_dash(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from annotator.cli import build_parser
+
+    _label_all(project)
+    dash = project_service.add_rater(project.db, "-x", Role.REVIEWER)
+    panel = _panel(qtbot, project, dash)
+    started: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(panel, "_start_child", lambda stage, args: started.append((stage, args)))
+    panel.set_target("rater:alice")
+    panel.start_button.click()
+    [(stage, args)] = started
+    parsed = build_parser().parse_args(args)  # what the child's CLI will see
+    assert (stage, parsed.as_rater, parsed.target, parsed.preset) == ("train", "-x", "rater:alice", "fast")

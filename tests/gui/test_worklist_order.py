@@ -1,12 +1,12 @@
-"""The worklist ordered by a next-sample strategy: ranked list, N follows it, remembered per user."""
+"""The worklist ordered by a next-sample strategy: ranked list, Enter follows it, remembered per rater."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from annotator.domain.entities import Prediction
+from annotator.domain.entities import ModelSuggestion, Prediction
 from annotator.services import strategies
-from annotator.storage import catalog, models_repo
+from annotator.storage import catalog, models_repo, people
 
 
 def _model_with_predictions(db, probs):  # type: ignore[no-untyped-def]
@@ -25,7 +25,13 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     w = open_window(project.alice)
     box = w.worklist.order_box
     names = [box.itemData(i) for i in range(box.count())]
-    assert names == ["sequential", "random", "most_uncertain"]  # blinded annotator: no disagreement order
+    assert names == ["sequential", "random"]  # blinded annotator, model hidden: no order that reads either
+    w.close()
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
+    w = open_window(project.alice)
+    box = w.worklist.order_box
+    names = [box.itemData(i) for i in range(box.count())]
+    assert names == ["sequential", "random", "most_uncertain"]  # the model is shown after her own grade
     assert w.worklist.tree.topLevelItemCount() == 1  # the study tree
     box.setCurrentIndex(names.index("most_uncertain"))
     tree = w.worklist.tree
@@ -33,7 +39,7 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     assert [r.data(0, Qt.ItemDataRole.UserRole)[1].id for r in rows] == [ims[1].id, ims[2].id, ims[0].id]
     assert rows[0].text(0).startswith("1. P0001") and rows[0].text(2) == f"{strategies.entropy(probs[1]):.2f}"
     assert tree.headerItem().text(2) == "Entropy"
-    assert qsettings.value("worklist/strategy") == "most_uncertain"
+    assert qsettings.value("worklist/strategy/alice") == "most_uncertain"  # remembered for this rater
     w.session.go_to(ims[2])
     qtbot.keyClick(w, Qt.Key.Key_Return)  # next unfinished in the ranked order, from the current slice
     assert w.session.current.id == ims[0].id
@@ -48,13 +54,18 @@ def test_reviewer_may_order_by_disagreement_and_the_choice_is_remembered(open_wi
     for rater, grades in ((project.alice, (0, 0, 1)), (project.bob, (0, 3, 2))):
         for im, g in zip(ims, grades, strict=True):
             LabelService(project.db, rater).set_grade(im.id, g)
-    qsettings.setValue("worklist/strategy", "most_disagreement")
+    qsettings.setValue("worklist/strategy/rev", "most_disagreement")
+    qsettings.setValue("worklist/strategy/alice", "most_disagreement")  # e.g. from when she was allowed
     w = open_window(project.rev)
     assert w.worklist.current_strategy == "most_disagreement"
     tree = w.worklist.tree
     order = [tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)[1].id for i in range(tree.topLevelItemCount())]
     assert order == [ims[1].id, ims[2].id, ims[0].id]
     w.close()
-    w2 = open_window(project.alice)  # the same user settings, but alice is blinded: falls back
+    w2 = open_window(project.alice)  # alice is blinded: her remembered order falls back
     assert w2.worklist.current_strategy == "sequential"
     assert w2.worklist.tree.topLevelItemCount() == 1
+    w2.worklist.order_box.setCurrentIndex(1)  # random, for alice only
+    w2.close()
+    assert qsettings.value("worklist/strategy/alice") == "random"
+    assert open_window(project.rev).worklist.current_strategy == "most_disagreement"  # rev's own choice

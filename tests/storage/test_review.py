@@ -118,6 +118,22 @@ def test_second_reviewer_gets_a_conflict_and_sees_the_first_decision(project) ->
     assert err.value.current is not None and err.value.current.source == "rater:e1"
 
 
+def test_accepting_a_label_the_rater_changed_after_it_was_shown_conflicts(project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.storage import review
+
+    db, ims, rev = project
+    shown = next(it for it in disagreement_queue(db, rev) if it.image_id == ims[1]).marks["rater:e2"]
+    assert shown.grade == 2
+    LabelService(db, people.rater_by_name(db, "e2")).set_grade(ims[1], 1)  # e2 changes her mind meanwhile
+    svc = ReviewService(db, rev)
+    with pytest.raises(ConflictError, match="e2 changed their label") as err:
+        svc.accept(ims[1], "rater:e2", expected_version=0, label_version=shown.version)
+    assert err.value.current.grade == 1 and err.value.current.version == shown.version + 1  # what she has now
+    assert review.latest(db, ims[1]) is None  # nothing stored
+    a = svc.accept(ims[1], "rater:e2", expected_version=0, label_version=err.value.current.version)
+    assert (a.grade, a.version) == (1, 1)  # the label as it is now, once seen
+
+
 def test_simultaneous_decisions_one_wins_one_conflicts(project) -> None:  # type: ignore[no-untyped-def]
     db, ims, rev = project
     other = people.add_rater(db, "rev2", Role.REVIEWER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.domain.entities import Prediction, Role
+from annotator.domain.entities import ModelSuggestion, Prediction, Role
 from annotator.domain.errors import InputError
 from annotator.services import strategies
 from annotator.services.labelling import LabelService
@@ -33,6 +33,8 @@ def test_registry_and_orderings(sqlite_db) -> None:  # type: ignore[no-untyped-d
     probs = [(0.97, 0.01, 0.01, 0.01), (0.25, 0.25, 0.25, 0.25), (0.5, 0.5, 0.0, 0.0), None]
     models_repo.write_predictions(
         db, m.id, [Prediction(m.id, im.id, 1, 1, 0, p) for im, p in zip(ims, probs, strict=True)])
+    assert strategies.get("most_uncertain")(ims, ctx) == ims  # the project hides the model from annotators
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
     assert [im.id for im in strategies.get("most_uncertain")(ims, ctx)] == [ims[1].id, ims[2].id, ims[0].id,
                                                                             ims[3].id]
     e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
@@ -62,6 +64,7 @@ def test_worklist_next_and_ranked_list_follow_the_chosen_strategy(sqlite_db) -> 
 
     db = sqlite_db
     ims, probs = _uncertain_project(db)
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.ALWAYS)
     ann = people.add_rater(db, "ann", Role.ANNOTATOR)
     wl = WorklistService(db, ann)
     assert wl.next_unlabelled() == ims[0] and wl.load().ranked == ()  # sequential: the tree, no ranking
@@ -99,3 +102,54 @@ def test_strategies_reading_other_readers_are_not_offered_to_a_blinded_annotator
     assert [r.slice.image.id for r in reviewer.load().ranked] == [ims[1].id, ims[2].id, ims[0].id]
     people.update_settings(db, None, show_other_raters_to_annotators=True)
     assert "most_disagreement" in [s.name for s in blinded.available_strategies()]
+
+
+def test_the_model_ordering_follows_the_projects_model_suggestion_policy(sqlite_db) -> None:  # type: ignore[no-untyped-def]
+    """A study that hides the model from its readers must not let its uncertainty steer them either."""
+    from annotator.services.worklist import WorklistService
+
+    db = sqlite_db
+    ims, _probs = _uncertain_project(db)
+    ann = WorklistService(db, people.add_rater(db, "ann", Role.ANNOTATOR), strategy="most_uncertain")
+    rev = WorklistService(db, people.add_rater(db, "rev", Role.REVIEWER), strategy="most_uncertain")
+    assert "most_uncertain" not in [s.name for s in ann.available_strategies()]  # default policy: hidden
+    assert [r.slice.image.id for r in ann.load().ranked] == [im.id for im in ims]  # sequential, no scores
+    assert all(r.score is None for r in ann.load().ranked) and ann.next_unlabelled() == ims[0]
+    assert "most_uncertain" in [s.name for s in rev.available_strategies()]  # reviewers always see the model
+    assert rev.next_unlabelled() == ims[3]
+    for policy in (ModelSuggestion.AFTER_OWN_GRADE, ModelSuggestion.ALWAYS):
+        people.update_settings(db, None, model_suggestion=policy)
+        assert "most_uncertain" in [s.name for s in ann.available_strategies()]
+        assert ann.next_unlabelled() == ims[3]
+
+
+@pytest.mark.parametrize("strategy", ["random", "most_uncertain"])
+def test_a_filtered_ranked_list_and_next_follow_one_order(sqlite_db, strategy) -> None:  # type: ignore[no-untyped-def]
+    """The whole catalogue is ranked once, then filtered: Enter walks the list as shown."""
+    from annotator.services.worklist import WorklistFilter, WorklistService
+
+    db = sqlite_db
+    catalog.import_instances(db, [instance(i) for i in range(12)])
+    ims = catalog.images(db)
+    m = models_repo.register(db, name="m", preset="fast", target="rater:x", kind="train", weights_path="/x",
+                             weights_sha256="0" * 64, card={})
+    models_repo.activate(db, m.id)
+    models_repo.write_predictions(db, m.id, [Prediction(m.id, im.id, 1, 1, 0, (1 - k / 24, k / 24, 0, 0))
+                                             for k, im in enumerate(ims)])
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.ALWAYS)
+    ann = people.add_rater(db, "ann", Role.ANNOTATOR)
+    wl = WorklistService(db, ann, strategy=strategy, seed=7)
+    full = [r.slice.image.id for r in wl.load().ranked]
+    done = {full[1], full[4], full[5], full[9]}
+    for image_id in done:
+        LabelService(db, ann).set_point(image_id, 5, 5)
+        LabelService(db, ann).set_grade(image_id, 1)
+    shown = [r.slice.image.id for r in wl.load(WorklistFilter.UNLABELLED).ranked]
+    assert shown == [i for i in full if i not in done]  # the filter keeps the order of the whole list
+    walked, at = [], None
+    for _ in shown:
+        nxt = wl.next_unlabelled(at)
+        assert nxt is not None
+        walked.append(nxt.id)
+        at = nxt.id
+    assert walked == shown
