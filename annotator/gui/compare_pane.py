@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from annotator.domain.scales import GradingScale
 from annotator.gui.reader_marks import ReaderMarks
 from annotator.gui.slice_view import SliceView
-from annotator.gui.theme import MODEL_COLOUR, OWN_COLOUR, reader_style
+from annotator.gui.theme import MODEL_COLOUR, OWN_COLOUR, slice_styles
 from annotator.services.viewing import SliceOverlays, SuggestionStatus
 
 BAR_WIDTH = 16
@@ -71,7 +71,7 @@ class ComparePane(QWidget):
         sug = ov.suggestion
         if sug.status is SuggestionStatus.SHOWN and sug.prediction is not None:
             pred = sug.prediction
-            name = sug.model.name if sug.model is not None else "model"
+            name = ov.model_label or "model"
             self.marks.add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
             lines.append(f"<b>Model</b> {html.escape(name)}: grade {html.escape(grade_text(self.scale, pred.grade))}")
             if pred.probabilities:
@@ -80,14 +80,13 @@ class ComparePane(QWidget):
         elif sug.status is SuggestionStatus.NO_MODEL:
             lines.append("<b>Model</b>: no active model")
         else:
-            name = f" {html.escape(sug.model.name)}" if sug.model is not None else ""
+            name = f" {html.escape(ov.model_label)}" if ov.model_label else ""
             lines.append(f"<b>Model</b>{name}: {html.escape(sug.status.value)}")
         if not ov.others_visible:
             lines.append("<b>Other readers</b>: hidden (blinded reading)")
         elif not ov.others:
             lines.append("<b>Other readers</b>: none has labelled this slice")
-        for reader in ov.others:
-            colour, symbol = reader_style(reader.rater.id)
+        for reader, (colour, symbol) in zip(ov.others, slice_styles([r.ordinal for r in ov.others]), strict=True):
             lab = reader.label
             name = f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}"
             self.marks.add(lab.x_px, lab.y_px, name, colour, symbol)

@@ -307,7 +307,9 @@ class MainWindow(QMainWindow):
         return self.review_window
 
     def _review_window_gone(self) -> None:
-        self.review_window = None
+        """A closed panel was deleted; a fresh one opened meanwhile (quick Ctrl+R) stays tracked."""
+        if self.review_window is not None and self.review_window.closed:
+            self.review_window = None
 
     def _open_from_review(self, image_id: int) -> None:
         self.open_image(image_id)

@@ -49,6 +49,7 @@ class ReaderRow:
     name: str
     colour: str
     mark: ReaderMark
+    symbol: str = "o"
 
 
 def grade_long(scale: GradingScale, grade: int | None) -> str:

@@ -51,7 +51,7 @@ from annotator.gui.review_queue import (
     slice_name,
 )
 from annotator.gui.slice_view import SliceView
-from annotator.gui.theme import DONE_COLOUR, MODEL_COLOUR, reader_style
+from annotator.gui.theme import DONE_COLOUR, MODEL_COLOUR, slice_styles
 from annotator.services.project import Database, list_raters
 from annotator.services.review import (
     DECIDED,
@@ -85,6 +85,7 @@ class ReviewPanel(QWidget):
         self.latest: Adjudication | None = None
         self.own: tuple[float | None, float | None, int | None] = (None, None, None)
         self.raters: dict[str, Rater] = {}
+        self._ordinal: dict[int, int] = {}  # rater id -> position by id: the same style as in the workstation
         self.required: list[str] = []  # names of the raters every slice should have
         self.display_window: Window | None = None
         self._rid = 0
@@ -198,6 +199,7 @@ class ReviewPanel(QWidget):
                                             status=None)
             self.refs = queue_images(self.db, [it.image_id for it in self.items])
             self.raters = {r.name: r for r in list_raters(self.db)}
+            self._ordinal = {r.id: i for i, r in enumerate(sorted(self.raters.values(), key=lambda r: r.id))}
             self.required = [r.name for r in required_raters(self.db)]
         except AnnotatorError as exc:
             show_error(self, exc)
@@ -301,13 +303,12 @@ class ReviewPanel(QWidget):
         marks = {k: m for k, m in item.marks.items() if k.startswith("rater:")}
         for name in self.required:
             marks.setdefault(f"rater:{name}", ReaderMark(item.image_id, None, None, None))
-        rows = []
-        for key, mark in sorted(marks.items()):
-            name = key.partition(":")[2]
-            rater = self.raters.get(name)
-            colour = reader_style(rater.id)[0] if rater is not None else "#ffffff"
-            rows.append(ReaderRow(key, name, colour, mark))
-        return rows
+        keys = sorted(marks)
+        names = [k.partition(":")[2] for k in keys]
+        ordinals = [self._ordinal.get(r.id, len(self._ordinal)) if (r := self.raters.get(n)) else len(self._ordinal)
+                    for n in names]
+        return [ReaderRow(key, name, colour, marks[key], symbol)
+                for key, name, (colour, symbol) in zip(keys, names, slice_styles(ordinals), strict=True)]
 
     def _model_row(self, item: QueueItem) -> ReaderRow | None:
         """The active model as one more reader to accept (its prediction on this slice), if shown."""
@@ -360,13 +361,11 @@ class ReviewPanel(QWidget):
             self.view.set_marker(None, None)
             return
         for row in self._reader_rows(item):
-            rater = self.raters.get(row.name)
-            colour, symbol = reader_style(rater.id) if rater is not None else ("#ffffff", "o")
             if unlabelled(row.mark):
-                self.marks.add(None, None, f"{row.name}: not labelled", colour, symbol, no_point="")
+                self.marks.add(None, None, f"{row.name}: not labelled", row.colour, row.symbol, no_point="")
             else:
                 self.marks.add(row.mark.x_px, row.mark.y_px, f"{row.name}: {grade_text(self.scale, row.mark.grade)}",
-                               colour, symbol)
+                               row.colour, row.symbol)
         sug = self.viewing.overlay(item.image_id).suggestion
         pred = sug.prediction if sug.status is SuggestionStatus.SHOWN else None
         if pred is not None:

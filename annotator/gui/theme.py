@@ -21,10 +21,27 @@ INCOMPLETE_COLOUR = OWN_INCOMPLETE_COLOUR
 UNLABELLED_COLOUR = "#8a8a8a"
 
 
-def reader_style(rater_id: int) -> tuple[str, str]:
-    """A stable (colour, symbol) for a rater, the same in every view and session."""
-    i = rater_id % len(READER_COLOURS)
+def reader_style(ordinal: int) -> tuple[str, str]:
+    """The (colour, symbol) of the rater at this position among the project's raters (ordered by id), so
+    every view gives a rater the same style and the first eight raters all differ."""
+    i = ordinal % len(READER_COLOURS)
     return READER_COLOURS[i], READER_SYMBOLS[i % len(READER_SYMBOLS)]
+
+
+def slice_styles(ordinals: list[int]) -> list[tuple[str, str]]:
+    """Styles for the readers on one slice: each rater's own style, unless a reader before it on the slice
+    has it already (more than eight raters), then the next free one — up to eight readers never share."""
+    used: set[int] = set()
+    out = []
+    for ordinal in ordinals:
+        i = ordinal % len(READER_COLOURS)
+        for step in range(len(READER_COLOURS)):
+            if (i + step) % len(READER_COLOURS) not in used:
+                i = (i + step) % len(READER_COLOURS)
+                break
+        used.add(i)
+        out.append(reader_style(i))
+    return out
 
 
 def apply_dark_theme(app: QApplication) -> None:

@@ -1,14 +1,19 @@
 """Use case: reviewers resolve disagreements; the consensus label set.
 
 A slice enters the disagreement queue when the required raters' grades differ, when their centres lie
-further apart than the project's threshold (mm), when a required rater has not labelled it completely,
-or (optionally) when the active model's grade differs from the raters'. Decisions are adjudications:
-they never edit a rater's label, they are versioned so two reviewers cannot silently overwrite each
-other, and every step is audited.
+further apart than the project's threshold (mm), when a required rater has not labelled it completely
+while another has started it (a slice nobody has touched is still to label, not to review), or
+(optionally) when the active model's grade differs from the raters'. A slice that has a decision stays
+listed (decided, or reopened) even once its raters agree, so it can be looked at and reopened.
+Labels of readers outside the required set are shown with the others but never put a slice in the queue.
+Decisions are adjudications: they never edit a rater's label, they are versioned so two reviewers
+cannot silently overwrite each other, and every step is audited.
 
 Consensus rule (also in the README): a slice's consensus label is its latest adjudication if that is a
-decision; otherwise, if every required rater labelled it completely with the same grade, that grade with
-the mean of their points; otherwise (disagreement, missing rater, or reopened) the slice has none.
+decision; otherwise, if every required rater labelled it completely with the same grade and their centres
+lie within the project's threshold, that grade with the mean of their points; otherwise (disagreement,
+missing rater, or reopened) the slice has none. So a slice without a decision has a consensus label
+exactly when the raters' labels keep it out of the queue.
 """
 
 from __future__ import annotations
@@ -73,16 +78,44 @@ def _status(adj: Adjudication | None) -> str:
     return "open" if adj is None else adj.status
 
 
+@dataclass(frozen=True)
+class _Disagreement:
+    reasons: tuple[str, ...]
+    grade_distance: int
+    mm_distance: float | None
+
+
+def _disagreement(required: dict[str, ReaderMark], names: Iterable[str], spacing: tuple[float, float] | None,
+                  threshold_mm: float) -> _Disagreement:
+    """Why the required raters' marks on one slice need a decision (no reasons: they agree)."""
+    why = []
+    if required:  # a slice nobody has started is still to label, not to review
+        missing = [n for n in names if not ((m := required.get(f"rater:{n}")) and m.grade is not None
+                                            and m.x_px is not None)]
+        if missing:
+            why.append("missing " + ", ".join(missing))
+    grades = [m.grade for m in required.values() if m.grade is not None]
+    gd = (max(grades) - min(grades)) if grades else 0
+    if gd:
+        why.append(f"grades differ by {gd}")
+    pts = [(m.x_px, m.y_px) for m in required.values() if m.x_px is not None and m.y_px is not None]
+    dist = _max_distance_mm(pts, spacing)  # type: ignore[arg-type]
+    if dist is not None and dist > threshold_mm:
+        why.append(f"centres {dist:.1f} mm apart")
+    return _Disagreement(tuple(why), gd, dist)
+
+
 def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = False,
                        status: str | None = "open", reason: str | None = None) -> list[QueueItem]:
-    """Slices needing review, most severe first (grade distance, then mm distance)."""
+    """Slices needing review, most severe first (grade distance, then mm distance), and decided ones."""
     if not viewer.role.sees_all:
         raise PermissionDenied(f"{viewer.name} is an annotator: the review queue is for reviewers and admins")
     settings = people.get_settings(db)
-    raters = required_raters(db)
-    names = {r.id: r.name for r in raters}
+    required = [r.name for r in required_raters(db)]
+    keys = {f"rater:{n}" for n in required}
+    names = {r.id: r.name for r in people.list_raters(db)}
     by_image: dict[int, dict[str, ReaderMark]] = {}
-    for lab in labels.current(db, rater_ids=list(names)):
+    for lab in labels.current(db):  # every reader is shown; only the required ones decide the queue
         by_image.setdefault(lab.image_id, {})[f"rater:{names[lab.rater_id]}"] = _mark(lab)
     model = models_repo.active(db) if include_model else None
     preds = {p.image_id: p for p in models_repo.predictions(db, model.id)} if model else {}
@@ -90,29 +123,20 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
     items = []
     for im in catalog.images(db):
         marks = by_image.get(im.id, {})
-        why = []
-        missing = [n for n in names.values() if not (marks.get(f"rater:{n}") and marks[f"rater:{n}"].grade is not None
-                                                     and marks[f"rater:{n}"].x_px is not None)]
-        if missing:
-            why.append("missing " + ", ".join(missing))
-        grades = [m.grade for m in marks.values() if m.grade is not None]
-        gd = (max(grades) - min(grades)) if grades else 0
-        if gd:
-            why.append(f"grades differ by {gd}")
-        pts = [(m.x_px, m.y_px) for m in marks.values() if m.x_px is not None and m.y_px is not None]
-        dist = _max_distance_mm(pts, im.geometry.pixel_spacing)  # type: ignore[arg-type]
-        if dist is not None and dist > settings.disagreement_threshold_mm:
-            why.append(f"centres {dist:.1f} mm apart")
+        req = {k: m for k, m in marks.items() if k in keys}
+        d = _disagreement(req, required, im.geometry.pixel_spacing, settings.disagreement_threshold_mm)
+        why, gd = list(d.reasons), d.grade_distance
+        grades = [m.grade for m in req.values() if m.grade is not None]
         p = preds.get(im.id)
         if model and p is not None and p.grade is not None and grades and any(g != p.grade for g in grades):
             why.append("model disagrees")
             gd = max(gd, max(abs(g - p.grade) for g in grades))
         if p is not None and model:
             marks = {**marks, f"model:{model.id}": ReaderMark(im.id, p.x_px, p.y_px, p.grade, p.probabilities)}
-        if not why:
-            continue
         adj = adjs.get(im.id)
-        item = QueueItem(im.id, tuple(why), gd, dist, _status(adj), adj.version if adj else 0, marks)
+        if not why and adj is None:
+            continue  # a decided slice stays listed once its raters agree (to look at, or reopen)
+        item = QueueItem(im.id, tuple(why), gd, d.mm_distance, _status(adj), adj.version if adj else 0, marks)
         if status is not None and item.status != status:
             continue
         if reason is not None and not any(w.startswith(reason) for w in why):
@@ -224,6 +248,7 @@ class ReviewService:
 def consensus_marks(db: Database) -> dict[int, ReaderMark]:
     """The consensus label set (rule in the module docstring)."""
     raters = required_raters(db)
+    threshold = people.get_settings(db).disagreement_threshold_mm
     adjs = review.current_all(db)
     out: dict[int, ReaderMark] = {}
     by_image: dict[int, list[Label]] = {}
@@ -239,7 +264,8 @@ def consensus_marks(db: Database) -> dict[int, ReaderMark]:
         labs = by_image.get(im.id, [])
         if not raters or len(labs) != len(raters) or not all(lab.complete for lab in labs):
             continue
-        if len({lab.grade for lab in labs}) == 1:
+        marks = {f"rater:{lab.rater_id}": _mark(lab) for lab in labs}
+        if not _disagreement(marks, [], im.geometry.pixel_spacing, threshold).reasons:  # same grade, close
             xs = [lab.x_px for lab in labs if lab.x_px is not None]
             ys = [lab.y_px for lab in labs if lab.y_px is not None]
             out[im.id] = ReaderMark(im.id, sum(xs) / len(xs), sum(ys) / len(ys), labs[0].grade, None, None,

@@ -7,11 +7,11 @@ learning); ``most_disagreement`` uses how far the other readers' grades are apar
 
 Blinding: a strategy is offered only to readers allowed to see what it reads. One that reads other
 readers' labels needs a reviewer or admin, or a project that shows other raters to annotators; one that
-reads the model needs a reviewer or admin, or a project whose model-suggestion policy is not "hidden"
-(an order by the model's uncertainty tells a reader where the model hesitates, which a study that hides
-the model from its readers must not). A strategy a reader may not use ranks in sequential order, so it
-leaks nothing. Slices without a score (no prediction, fewer than two readers) keep their sequential
-order after the scored ones.
+reads the model needs a reviewer or admin, or a project that shows the model's suggestion always: an
+order by the model's uncertainty tells a reader where the model hesitates before she grades, which a
+study that hides the model, or shows it only after her own grade, must not. A strategy a reader may
+not use ranks in sequential order, so it leaks nothing. Slices without a score (no prediction, fewer
+than two readers) keep their sequential order after the scored ones.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ class StrategyContext:
 
     @property
     def sees_model(self) -> bool:
-        """May this rater's ordering depend on the model (the project's model-suggestion policy)?"""
-        return (self.rater.role.sees_all
-                or people.get_settings(self.db).model_suggestion is not ModelSuggestion.HIDDEN)
+        """May this rater's ordering depend on the model before she grades (model-suggestion policy "always")?"""
+        return self.rater.role.sees_all or people.get_settings(self.db).model_suggestion is ModelSuggestion.ALWAYS
 
     def may_read(self, other_readers: bool, model: bool) -> bool:
         """Blinding: may this rater's order depend on these (other readers' labels, the model)?"""

@@ -20,6 +20,7 @@ import numpy as np
 
 from annotator.domain.entities import ImageRef, Label, ModelSuggestion, ModelVersion, Prediction, Rater
 from annotator.domain.errors import InputError
+from annotator.services import models as model_service
 from annotator.services.labelling import LabelService
 from annotator.storage import people, queries_gui
 from annotator.storage.database import Database
@@ -114,6 +115,7 @@ class Suggestion:
 class OtherReader:
     rater: Rater
     label: Label
+    ordinal: int = 0  # the rater's position among the project's raters by id (picks a distinct style)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,7 @@ class SliceOverlays:
     others_visible: bool  # False: blinded, other readers are not shown to this rater
     suggestion: Suggestion
     policy: ModelSuggestion = ModelSuggestion.HIDDEN  # the project policy these overlays obey
+    model_label: str = ""  # how to name the active model to this rater ("" = no active model)
 
 
 def suggestion_allowed(rater: Rater, policy: ModelSuggestion, own: Label | None) -> SuggestionStatus | None:
@@ -157,11 +160,16 @@ class ViewingService:
         others: dict[int, list[OtherReader]] = {}
         if others_visible:
             raters = {r.id: r for r in people.list_raters(self.db)}
+            ordinal = {rid: i for i, rid in enumerate(sorted(raters))}
             for lab in labelling.visible_labels(ids):
                 if lab.rater_id != self.rater.id and lab.rater_id in raters:
-                    others.setdefault(lab.image_id, []).append(OtherReader(raters[lab.rater_id], lab))
+                    others.setdefault(lab.image_id, []).append(
+                        OtherReader(raters[lab.rater_id], lab, ordinal[lab.rater_id]))
         model = self.active_model()
         preds = queries_gui.predictions_for(self.db, model.id, ids) if model is not None else {}
+        model_label = "" if model is None else (
+            model.name if model_service.details_visible(self.db, self.rater, model)
+            else f"model {model.id}")  # its name says whose labels it learnt from: not for a blinded reader
         out = {}
         for image_id in ids:
             mine = own.get(image_id)
@@ -169,7 +177,7 @@ class ViewingService:
                 image_id=image_id, own=mine, others=tuple(others.get(image_id, ())),
                 others_visible=others_visible,
                 suggestion=self._suggestion(model, preds.get(image_id), settings.model_suggestion, mine),
-                policy=settings.model_suggestion)
+                policy=settings.model_suggestion, model_label=model_label)
         return out
 
     def with_own(self, ov: SliceOverlays, own: Label | None) -> SliceOverlays:

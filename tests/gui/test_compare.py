@@ -13,9 +13,9 @@ from annotator.storage.tables import ModelVersionRow, PredictionRow
 from tests.gui.helpers import drag, viewport_pos
 
 
-def _add_model(db, image_ids) -> None:  # type: ignore[no-untyped-def]
+def _add_model(db, image_ids, name: str = "fast-3", target: str = "rater:alice") -> None:  # type: ignore[no-untyped-def]
     def work(s):  # type: ignore[no-untyped-def]
-        mv = ModelVersionRow(name="fast-3", preset="fast", target="rater:alice", kind="train",
+        mv = ModelVersionRow(name=name, preset="fast", target=target, kind="train",
                              weights_path="/w", weights_sha256="0" * 64, active=True)
         s.add(mv)
         s.flush()
@@ -43,6 +43,34 @@ def test_blinded_annotator_sees_no_model_and_no_readers(open_window, project) ->
     w.refresh()
     assert "hidden by project policy" in w.compare.info.text() and "0.70" not in w.compare.info.text()
     assert not any("bob" in n or "model" in n for n in w.compare.legend_names)
+
+
+def test_a_blinded_annotator_is_not_told_whose_labels_the_model_learnt(open_window, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _image_ids(project)
+    _add_model(project.db, ids, name="20261127T0100Z-fast-train-rater-bob-1a2b", target="rater:bob")
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.ALWAYS)
+    w = open_window(project.alice)
+    info = w.compare.info.text()
+    assert "0.70" in info and "bob" not in info and "model 1" in info  # the suggestion, not its provenance
+    w.close()
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.HIDDEN)
+    w = open_window(project.alice)
+    assert "hidden by project policy" in w.compare.info.text() and "bob" not in w.compare.info.text()
+    assert "rater-bob" in open_window(project.rev).compare.info.text()  # reviewers see the full name
+
+
+def test_readers_keep_distinct_colours_whatever_their_ids(open_window, project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import Role
+
+    ids = _image_ids(project)
+    extra = [people.add_rater(project.db, f"r{i}", Role.ANNOTATOR) for i in range(8)]
+    partner = next(r for r in extra if r.id - project.bob.id == 8)  # ids that used to share colour and symbol
+    LabelService(project.db, project.bob).set_label(ids[0], 50, 52, 3)
+    LabelService(project.db, partner).set_label(ids[0], 40, 40, 1)
+    w = open_window(project.rev)
+    styles = {(item.opts["pen"].color().name(), str(item.opts["symbol"])) for item in w.compare.marks.items}
+    assert len(w.compare.marks.items) == 2 and len(styles) == 2
+    assert len({c for c, _ in styles}) == 2
 
 
 def test_reviewer_sees_readers_in_colours_and_the_model(open_window, project) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -339,3 +340,7 @@ def test_the_review_window_closed_and_opened_again_still_shows_slices(open_windo
     assert panel.showing == ids[0]
     panel.queue.selectRow(1)
     qtbot.waitUntil(lambda: panel.showing == ids[1], timeout=5000)
+    qtbot.waitUntil(lambda: not shiboken6.isValid(first), timeout=5000)  # the first panel's late deletion...
+    assert w.review_window is panel  # ...leaves the new one tracked: Ctrl+R raises it, closing the app closes it
+    w.review_action.trigger()
+    assert w.review_window is panel

@@ -27,11 +27,11 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     names = [box.itemData(i) for i in range(box.count())]
     assert names == ["sequential", "random"]  # blinded annotator, model hidden: no order that reads either
     w.close()
-    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.ALWAYS)
     w = open_window(project.alice)
     box = w.worklist.order_box
     names = [box.itemData(i) for i in range(box.count())]
-    assert names == ["sequential", "random", "most_uncertain"]  # the model is shown after her own grade
+    assert names == ["sequential", "random", "most_uncertain"]  # the project shows her the model anyway
     assert w.worklist.tree.topLevelItemCount() == 1  # the study tree
     box.setCurrentIndex(names.index("most_uncertain"))
     tree = w.worklist.tree

@@ -165,10 +165,38 @@ def test_consensus_rule(project) -> None:  # type: ignore[no-untyped-def]
     db, ims, rev = project
     ReviewService(db, rev).accept(ims[1], "rater:e2", expected_version=0)
     cons = consensus_marks(db)
-    assert set(cons) == {ims[0], ims[1], ims[2]}  # agreed grades (0, 2), decided (1); 3 missing, 4 open
+    # 0: same grade 0.5 mm apart; 1: decided; 2: same grade but 5 mm apart (over 3 mm); 3: e2 missing; 4: open
+    assert set(cons) == {ims[0], ims[1]}
     assert cons[ims[0]].grade == 1 and cons[ims[0]].x_px == 30.5
     assert cons[ims[1]].grade == 2
     assert readers.marks(db, "consensus") == cons
+    people.update_settings(db, None, disagreement_threshold_mm=6.0)  # 5 mm now counts as the same place
+    assert consensus_marks(db)[ims[2]].x_px == 35.0
+    assert ims[2] not in [it.image_id for it in disagreement_queue(db, rev)]  # the queue follows the same rule
+
+
+def test_the_queue_leaves_out_untouched_slices_and_keeps_decided_ones(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    catalog.import_instances(db, [instance(9)])  # a sixth slice nobody has labelled yet
+    new = catalog.images(db)[-1].id
+    assert new not in [it.image_id for it in disagreement_queue(db, rev, status=None)]
+    LabelService(db, people.rater_by_name(db, "e2")).set_point(new, 30, 30)  # e2 starts it: now e1 is missing
+    [item] = [it for it in disagreement_queue(db, rev) if it.image_id == new]
+    assert item.reasons == ("missing e1, e2",)  # e1 has nothing, e2 has no grade yet
+    ReviewService(db, rev).accept(ims[4], "rater:e1", expected_version=0)
+    LabelService(db, people.rater_by_name(db, "e2")).set_grade(ims[4], 2)  # the raters agree afterwards
+    [decided] = disagreement_queue(db, rev, status="decided")
+    assert (decided.image_id, decided.reasons, decided.adjudication_version) == (ims[4], (), 1)  # still reopenable
+
+
+def test_readers_outside_the_required_set_are_shown_but_do_not_queue(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    e3 = LabelService(db, people.add_rater(db, "e3", Role.ANNOTATOR))
+    e3.set_label(ims[0], 60, 60, 3)  # far off, other grade — but e3 is not a required rater
+    e3.set_label(ims[1], 30, 30, 0)
+    q = {it.image_id: it for it in disagreement_queue(db, rev, status=None)}
+    assert ims[0] not in q  # e1 and e2 agree there
+    assert set(q[ims[1]].marks) == {"rater:e1", "rater:e2", "rater:e3"} and q[ims[1]].grade_distance == 2
 
 
 def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ def test_registry_and_orderings(sqlite_db) -> None:  # type: ignore[no-untyped-d
     models_repo.write_predictions(
         db, m.id, [Prediction(m.id, im.id, 1, 1, 0, p) for im, p in zip(ims, probs, strict=True)])
     assert strategies.get("most_uncertain")(ims, ctx) == ims  # the project hides the model from annotators
-    people.update_settings(db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.ALWAYS)
     assert [im.id for im in strategies.get("most_uncertain")(ims, ctx)] == [ims[1].id, ims[2].id, ims[0].id,
                                                                             ims[3].id]
     e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
@@ -117,10 +117,12 @@ def test_the_model_ordering_follows_the_projects_model_suggestion_policy(sqlite_
     assert all(r.score is None for r in ann.load().ranked) and ann.next_unlabelled() == ims[0]
     assert "most_uncertain" in [s.name for s in rev.available_strategies()]  # reviewers always see the model
     assert rev.next_unlabelled() == ims[3]
-    for policy in (ModelSuggestion.AFTER_OWN_GRADE, ModelSuggestion.ALWAYS):
-        people.update_settings(db, None, model_suggestion=policy)
-        assert "most_uncertain" in [s.name for s in ann.available_strategies()]
-        assert ann.next_unlabelled() == ims[3]
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
+    assert "most_uncertain" not in [s.name for s in ann.available_strategies()]  # her first look is her own
+    assert ann.next_unlabelled() == ims[0]
+    people.update_settings(db, None, model_suggestion=ModelSuggestion.ALWAYS)
+    assert "most_uncertain" in [s.name for s in ann.available_strategies()]
+    assert ann.next_unlabelled() == ims[3]
 
 
 @pytest.mark.parametrize("strategy", ["random", "most_uncertain"])
