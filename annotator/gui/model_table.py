@@ -1,8 +1,10 @@
 """The table of trained model versions: id, active marker, kind, preset, target, date, figures, data snapshot.
 
 Figures come from each version's card: the pooled out-of-fold ones of a cross-validated model (or held-out
-ones, if a card has them). A plain ``train`` model has none; its cell says so in a tooltip and shows the
-accuracy on its own training slices there instead. For a blinded annotator, a version built on other
+ones, if a card has them). A plain ``train`` model learns from every slice, so it has none of its own: it
+shows those of a cross-validation of the same target and preset on the same data snapshot (the estimate of
+how it generalises, marked "≈" and named in the tooltip), else its accuracy on its own training slices,
+marked "train". For a blinded annotator, a version built on other
 readers' labels shows neither its target, nor its slice count, nor its figures (they describe the others'
 work); ``set_models`` takes the rule.
 """
@@ -29,6 +31,14 @@ def fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "–"
     return f"{100 * float(v):.1f}%" if pct else f"{float(v):.2f}"
+
+
+def cv_sibling(v: ModelVersion, versions: list[ModelVersion]) -> ModelVersion | None:
+    """The newest cross-validation of the same target and preset on the same data snapshot as ``v``."""
+    snap = v.card.get("data_snapshot_sha256")
+    same = [c for c in versions if c.kind == "cv" and c.target == v.target and c.preset == v.preset
+            and snap and c.card.get("data_snapshot_sha256") == snap]
+    return max(same, key=lambda c: c.id) if same else None
 
 
 def model_figures(v: ModelVersion) -> dict[str, Any]:
@@ -67,21 +77,32 @@ class ModelTable(QTableWidget):
             shown = details_visible(v)
             f = model_figures(v) if shown else dict.fromkeys(("accuracy", "f1_macro", "median_mm", "p95_mm",
                                                                "train_accuracy"))
+            sibling = cv_sibling(v, self.models) if shown and f["accuracy"] is None else None
+            mark = ""
+            if sibling is not None:
+                f, mark = {**model_figures(sibling), "train_accuracy": None}, "≈ "
             snapshot = str(v.card.get("data_snapshot_sha256") or "")
+            accuracy = fmt(f["accuracy"], True)
+            if f["accuracy"] is None and f["train_accuracy"] is not None:
+                accuracy = f"train {fmt(f['train_accuracy'], True)}"
             cells = [str(v.id), ACTIVE_MARK if v.active else "", v.kind, v.preset, v.target if shown else BLINDED,
                      v.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
                      str(v.card.get("n_training_slices", "–")) if shown else "–",
-                     fmt(f["accuracy"], True), fmt(f["f1_macro"], True), fmt(f["median_mm"]), fmt(f["p95_mm"]),
-                     snapshot[:10] or "–"]
+                     mark + accuracy, mark + fmt(f["f1_macro"], True), mark + fmt(f["median_mm"]),
+                     mark + fmt(f["p95_mm"]), snapshot[:10] or "–"]
+            cells = [c.replace("≈ –", "–") for c in cells]
             items = [QTableWidgetItem(text) for text in cells]
             items[0].setToolTip(v.name if shown else BLINDED_TIP)  # the name contains the target
             items[4].setToolTip("" if shown else BLINDED_TIP)
             items[11].setToolTip(snapshot)
+            if sibling is not None:
+                for c in (7, 8, 9, 10):
+                    items[c].setToolTip(f"estimated by cross-validation {sibling.id} (same target, preset and data)")
+            elif f["accuracy"] is None and f["train_accuracy"] is not None:
+                items[7].setToolTip("no held-out figures (cross-validate the same target and preset for them); "
+                                    "accuracy on the training slices at the last epoch")
             for c, item in enumerate(items):
                 self.setItem(r, c, item)
-            if f["accuracy"] is None and f["train_accuracy"] is not None:
-                self.item(r, 7).setToolTip("no held-out figures (cross-validate for them); accuracy on the "
-                                           f"training slices at the last epoch: {fmt(f['train_accuracy'], True)}")
             if v.active:
                 self.item(r, 1).setForeground(QColor(MODEL_COLOUR))
                 self.item(r, 1).setToolTip("the active model: its predictions are the ones shown")

@@ -371,3 +371,28 @@ def test_the_child_command_line_keeps_names_that_start_with_a_dash(qtbot, projec
     [(stage, args)] = started
     parsed = build_parser().parse_args(args)  # what the child's CLI will see
     assert (stage, parsed.as_rater, parsed.target, parsed.preset) == ("train", "-x", "rater:alice", "fast")
+
+
+def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from annotator.domain.entities import ModelVersion
+    from annotator.gui.model_table import ModelTable
+
+    pooled = {"grades": {"accuracy": 0.8, "f1_macro": 0.6}, "points": {"median_mm": 0.9, "p95_mm": 2.0}}
+
+    def version(i: int, kind: str, snap: str, metrics: dict, target: str = "rater:a") -> ModelVersion:  # type: ignore[type-arg]
+        return ModelVersion(i, f"m{i}", "fast", target, kind, datetime(2026, 11, 27, tzinfo=UTC), "/w", "0" * 64,
+                            {"data_snapshot_sha256": snap, "metrics": metrics})
+
+    trained = {"held_out": None, "last_epoch_train_accuracy": 0.97}
+    table = ModelTable()
+    qtbot.addWidget(table)
+    table.set_models([version(1, "train", "s1", trained), version(2, "cv", "s1", {"pooled": pooled}),
+                      version(3, "train", "s2", trained),  # labels changed since: no estimate for it
+                      version(4, "cv", "s2", {"pooled": pooled}, target="rater:b")])  # another target
+    rows = {int(table.row_texts(r)[0]): table.row_texts(r) for r in range(table.rowCount())}
+    assert rows[1][7:11] == ["≈ 80.0%", "≈ 60.0%", "≈ 0.90", "≈ 2.00"]
+    assert "cross-validation 2" in table.item(table.model_ids().index(1), 7).toolTip()
+    assert rows[3][7:11] == ["train 97.0%", "–", "–", "–"]
+    assert rows[2][7:11] == ["80.0%", "60.0%", "0.90", "2.00"]

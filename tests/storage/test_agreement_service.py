@@ -80,3 +80,24 @@ def test_cli_agreement_json(project, tmp_path: Path) -> None:  # type: ignore[no
     bad = subprocess.run([sys.executable, "-m", "annotator", "--db", db.engine.url.database, "agreement",
                           "--readers", "rater:nobody"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "nobody" in bad.stderr
+
+
+def test_the_consensus_is_a_reader_for_statistics(project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.review import ReviewService
+
+    db, grades, _model_id = project
+    people.update_settings(db, None, disagreement_threshold_mm=100.0)  # grades alone decide here
+    e1, e2 = grades["e1"][:-2], grades["e2"][:-2]
+    ims = catalog.images(db)
+    differ = [k for k in range(len(e1)) if e1[k] != e2[k]]
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
+    for k in differ[:4]:  # a reviewer sides with e2 on four disagreements; the rest stay undecided
+        ReviewService(db, rev).accept(ims[k].id, "rater:e2", expected_version=0)
+    consensus = {k: int(e1[k]) for k in range(len(e1)) if e1[k] == e2[k]} | {k: int(e2[k]) for k in differ[:4]}
+    ks = sorted(consensus)
+    rep = agreement.agreement_report(db, ["rater:e1", "consensus"], n_boot=50, seed=1)
+    [p] = rep["pairs"]
+    assert (p["a"], p["b"], p["n"]) == ("rater:e1", "consensus", len(ks))
+    a, b = [int(e1[k]) for k in ks], [consensus[k] for k in ks]
+    assert p["accuracy"] == pytest.approx(accuracy_score(a, b), abs=1e-12) and p["accuracy"] < 1
+    assert p["kappa_quadratic"] == pytest.approx(cohen_kappa_score(a, b, weights="quadratic"), abs=1e-9)

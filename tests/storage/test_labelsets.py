@@ -123,3 +123,27 @@ def test_set_many_checks_every_item_and_is_all_or_nothing(tmp_path: Path) -> Non
     assert labels.count_versions(db) == 0
     assert svc.set_many([(i, 10.0, 12.0, 2) for i in ims], action="simulated") == 3
     assert all(lab.complete and lab.action == "simulated" for lab in svc.my_labels())
+
+
+def test_the_consensus_label_set_exports_like_any_reader(tmp_path: Path) -> None:
+    from annotator.services.review import ReviewService
+
+    db = _project(tmp_path / "c.db", n=4)
+    ims = catalog.images(db)
+    e1 = LabelService(db, people.add_rater(db, "e1", Role.ANNOTATOR))
+    e2 = LabelService(db, people.add_rater(db, "e2", Role.ANNOTATOR))
+    for im, (p1, g1, p2, g2) in zip(ims, [((20, 20), 1, (22, 20), 1),   # agree: mean point, 1 mm apart
+                                         ((20, 20), 0, (20, 20), 2),   # differ: decided below
+                                         ((20, 20), 3, (20, 20), 1),   # differ, undecided: no consensus
+                                         ((20, 20), 2, (40, 20), 2)],  # same grade, 10 mm apart: none
+                                    strict=True):
+        e1.set_label(im.id, *p1, g1)
+        e2.set_label(im.id, *p2, g2)
+    ReviewService(db, people.add_rater(db, "rev", Role.REVIEWER)).accept(ims[1].id, "rater:e2", expected_version=0)
+    out = tmp_path / "consensus.json"
+    assert labelsets.export(db, ["consensus"], out, "json") == 2
+    rows = {r["sop_uid"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {ims[0].sop_instance_uid, ims[1].sop_instance_uid}
+    first, decided = rows[ims[0].sop_instance_uid], rows[ims[1].sop_instance_uid]
+    assert (first["reader"], first["grade"], first["x_px"], first["y_px"]) == ("consensus", 1, 21.0, 20.0)
+    assert (decided["grade"], decided["x_px"], decided["version"]) == (2, 20.0, 1)  # the adjudication, version 1
