@@ -36,7 +36,7 @@ import numpy as np
 
 from annotator.domain.entities import Role
 from annotator.domain.errors import AnnotatorError
-from annotator.imaging.dicom_io import load_pixels
+from annotator.imaging.dicom_io import as_monochrome2, load_slice
 from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
 from annotator.imaging.simulated_experts import default_experts, simulate_reads
 from annotator.ml import metrics
@@ -159,7 +159,7 @@ def inference_speed(db: Database, model_id: int, ctx: dict[str, Any], device: st
     version = model_service.get_model(db, model_id)
     pipeline = model_service.load_pipeline(version).to(training.resolve_device(device)[0])
     ims = list(ctx["images"].values())[:n]
-    slices = [SliceInput(im.id, load_pixels(im.path), im.geometry.pixel_spacing) for im in ims]
+    slices = [SliceInput(im.id, as_monochrome2(load_slice(im.path)), im.geometry.pixel_spacing) for im in ims]
     list(pipeline.predict(slices[:16]))  # warm-up
     t0 = time.perf_counter()
     list(pipeline.predict(slices))

@@ -154,8 +154,8 @@ class MainWindow(QMainWindow):
     def _on_pixels(self, decoded: DecodedSlice) -> None:
         window = self.session.window or decoded.default_window
         fit = self.session.take_fit()
-        self.view.set_slice(decoded.image, decoded.pixels, window, fit=fit)
-        self.compare.view.set_slice(decoded.image, decoded.pixels, window, fit=fit)
+        self.view.set_slice(decoded.image, decoded.pixels, window, fit=fit, inverted=decoded.inverted)
+        self.compare.view.set_slice(decoded.image, decoded.pixels, window, fit=fit, inverted=decoded.inverted)
         self.sync.sync_now()
         self._update_marker()
 

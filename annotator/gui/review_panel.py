@@ -335,7 +335,7 @@ class ReviewPanel(QWidget):
 
     def _display(self, decoded: DecodedSlice) -> None:
         self.display_window = decoded.default_window
-        self.view.set_slice(decoded.image, decoded.pixels, self.display_window, fit=True)
+        self.view.set_slice(decoded.image, decoded.pixels, self.display_window, fit=True, inverted=decoded.inverted)
         self._draw_own()
 
     def _drag_window(self, dx: float, dy: float) -> None:

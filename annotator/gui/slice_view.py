@@ -28,6 +28,7 @@ from annotator.services.viewing import Window
 pg.setConfigOptions(imageAxisOrder="row-major")
 
 WHEEL_STEP = 120  # angle delta of one notch
+INVERTED_GREYS = np.arange(255, -1, -1, dtype=np.uint8)  # MONOCHROME1: the window's low end is white
 
 
 class SliceViewBox(pg.ViewBox):
@@ -91,6 +92,7 @@ class SliceView(QWidget):
         self.image_ref: ImageRef | None = None
         self._marker_xy: tuple[float, float] | None = None
         self._shape: tuple[int, int] | None = None  # of the last slice shown, kept while the next one loads
+        self.inverted = False  # the slice shown is MONOCHROME1
         self.graphics_view = pg.GraphicsView(background=VIEW_BACKGROUND)
         self.graphics_view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.graphics_view.setFrameShape(QFrame.Shape.NoFrame)  # else pyqtgraph scales the scene ~2 %
@@ -141,11 +143,16 @@ class SliceView(QWidget):
         return g is not None and -0.5 <= x < g.columns - 0.5 and -0.5 <= y < g.rows - 0.5
 
     # ----- content -----------------------------------------------------------------------------
-    def set_slice(self, image: ImageRef, pixels: np.ndarray, window: Window, *, fit: bool = False) -> None:
-        """Show new pixels; keep zoom and pan unless ``fit`` or the image size changed."""
+    def set_slice(self, image: ImageRef, pixels: np.ndarray, window: Window, *, fit: bool = False,
+                  inverted: bool = False) -> None:
+        """Show new pixels; keep zoom and pan unless ``fit`` or the image size changed.
+
+        ``inverted`` (MONOCHROME1) draws the window's low end white through an inverted grey ramp."""
         shape = (image.geometry.rows, image.geometry.columns)
         resized, self._shape = shape != self._shape, shape
         self.image_ref = image
+        self.inverted = inverted
+        self.image_item.setLookupTable(INVERTED_GREYS if inverted else None, update=False)
         self.image_item.setImage(pixels, autoLevels=False, levels=window.levels)
         self.image_item.setRect(QRectF(-0.5, -0.5, pixels.shape[1], pixels.shape[0]))
         g = image.geometry

@@ -15,7 +15,10 @@ Contracts
   from how the dataset parsed (implicit/explicit VR, byte order), never for encapsulated pixel data.
 - :func:`read_instance` returns the *stored* pixel values as pydicom decodes them (no rescale, no VOI,
   MONOCHROME1 not inverted), read-only, in native byte order. :func:`load_pixels` applies the Modality LUT
-  (RescaleSlope/RescaleIntercept or a Modality LUT Sequence) and returns float32 for display.
+  (RescaleSlope/RescaleIntercept or a Modality LUT Sequence) and returns float32 for display;
+  :func:`load_slice` also says whether the file is MONOCHROME1 (low values bright), which the viewer
+  shows with an inverted grey ramp (the values read out stay the stored ones), and
+  :func:`as_monochrome2` flips for models, so that they always see CSF bright on T2.
 - Each file is read from disk once: the bytes are hashed (SHA-256) and parsed from memory.
 """
 
@@ -28,6 +31,7 @@ import math
 import os
 import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +52,7 @@ from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
 from annotator.domain.geometry import ImageGeometry
 
-__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels"]
+__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice"]
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK", "XYB")
@@ -447,8 +451,14 @@ def read_instance(path: str | os.PathLike[str]) -> tuple[DicomInstance, np.ndarr
         raise _reject(path, f"malformed DICOM: {type(exc).__name__}: {_one_line(exc)}") from None
 
 
-def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), float32, rows x columns.
+@dataclass(frozen=True)
+class LoadedSlice:
+    pixels: np.ndarray  # float32, rows x columns, Modality LUT applied
+    monochrome1: bool  # True: the lowest value is meant to look white
+
+
+def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
+    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), and their polarity.
 
     No VOI/windowing and no MONOCHROME1 inversion: the viewer does those. Raises DicomRejected.
     """
@@ -456,8 +466,22 @@ def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:
     ds, native = _parse(path, data)
     try:
         stored = _decode(path, data, ds, _validate(path, ds, native), native)
-        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+        pixels = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
     except DicomRejected:
         raise
     except Exception as exc:
         raise _reject(path, f"cannot apply modality LUT: {type(exc).__name__}: {_one_line(exc)}") from None
+    return LoadedSlice(pixels, _ascii(ds, "PhotometricInterpretation") == "MONOCHROME1")
+
+
+def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:
+    """:func:`load_slice`'s pixels (stored polarity)."""
+    return load_slice(path).pixels
+
+
+def as_monochrome2(loaded: LoadedSlice) -> np.ndarray:
+    """The pixels with high values bright: MONOCHROME1 mirrored within its own range, else unchanged."""
+    p = loaded.pixels
+    if not loaded.monochrome1 or p.size == 0:
+        return p
+    return np.asarray(float(p.max()) + float(p.min()) - p, dtype=np.float32)

@@ -25,7 +25,7 @@ from annotator.domain.errors import Cancelled, InputError
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
-from annotator.imaging.dicom_io import load_pixels
+from annotator.imaging.dicom_io import as_monochrome2, load_slice
 from annotator.services import folds as fold_service
 from annotator.services import models as model_service
 from annotator.services import readers as reader_service
@@ -107,7 +107,7 @@ def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEve
             skipped += 1
             continue
         assert m.x_px is not None and m.y_px is not None and m.grade is not None and im.geometry.pixel_spacing
-        pixels = load_pixels(im.path)
+        pixels = as_monochrome2(load_slice(im.path))  # models always see CSF bright
         examples.append(prepare_example(im.id, im.patient_key, pixels, im.geometry.pixel_spacing,
                                         (m.x_px, m.y_px), index[m.grade], preset))
         rows.append((im.sop_instance_uid, m.x_px, m.y_px, m.grade))
@@ -185,7 +185,7 @@ def _slice_inputs(images: Sequence[ImageRef], on_event: OnEvent, stage: str) -> 
 
     for i, im in enumerate(images, start=1):
         assert im.geometry.pixel_spacing is not None
-        yield SliceInput(im.id, load_pixels(im.path), im.geometry.pixel_spacing)
+        yield SliceInput(im.id, as_monochrome2(load_slice(im.path)), im.geometry.pixel_spacing)
         if i % 25 == 0 or i == len(images):
             on_event({"event": "progress", "stage": stage, "done": i, "total": len(images)})
 

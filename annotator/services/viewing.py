@@ -1,6 +1,6 @@
 """Use case: show one slice — its pixels, display windows, and what else the rater may see on it.
 
-Pixels are decoded with :func:`annotator.imaging.dicom_io.load_pixels` (safe to call from a worker
+Pixels are decoded with :func:`annotator.imaging.dicom_io.load_slice` (safe to call from a worker
 thread). The overlays (other readers' labels, the active model's suggestion) obey the project's
 blinding policy here, in the service, so no widget can show what the rater may not see:
 
@@ -53,6 +53,7 @@ class DecodedSlice:
     default_window: Window
     default_source: str  # "DICOM" or "auto": where the default window came from
     presets: dict[str, Window] = field(default_factory=dict)
+    inverted: bool = False  # MONOCHROME1: show the lowest value white (the values themselves are not changed)
 
     @property
     def nbytes(self) -> int:
@@ -81,9 +82,10 @@ def window_presets(image: ImageRef, pixels: np.ndarray) -> tuple[Window, str, di
 
 def decode_slice(image: ImageRef) -> DecodedSlice:
     """Read and prepare one slice for display. Slow (file I/O, decompression): call off the GUI thread."""
-    from annotator.imaging.dicom_io import load_pixels
+    from annotator.imaging.dicom_io import load_slice
 
-    pixels = np.ascontiguousarray(load_pixels(image.path), dtype=np.float32)
+    loaded = load_slice(image.path)
+    pixels = np.ascontiguousarray(loaded.pixels, dtype=np.float32)
     if pixels.ndim != 2:
         raise InputError(f"{image.path}: expected one 2-D frame, got an array of shape {pixels.shape}")
     g = image.geometry
@@ -91,7 +93,8 @@ def decode_slice(image: ImageRef) -> DecodedSlice:
         raise InputError(f"{image.path}: pixel array is {pixels.shape[0]}x{pixels.shape[1]} but the catalogue "
                          f"says {g.rows}x{g.columns}; re-import the file")
     window, source, presets = window_presets(image, pixels)
-    return DecodedSlice(image=image, pixels=pixels, default_window=window, default_source=source, presets=presets)
+    return DecodedSlice(image=image, pixels=pixels, default_window=window, default_source=source, presets=presets,
+                        inverted=loaded.monochrome1)
 
 
 class SuggestionStatus(enum.StrEnum):

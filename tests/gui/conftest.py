@@ -21,7 +21,8 @@ MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 def write_mr_series(folder: Path, *, n: int = 3, rows: int = 128, cols: int = 128,
                     spacing: tuple[float, float] | None = (0.5, 0.6), patient: str = "P0001",
-                    window: tuple[float, float] | None = (600.0, 1200.0), seed: int = 0) -> list[Path]:
+                    window: tuple[float, float] | None = (600.0, 1200.0), seed: int = 0,
+                    photometric: str = "MONOCHROME2") -> list[Path]:
     """Write ``n`` axial uint16 MR slices; pixel [r, c] = 10 * r + c + 1000 * slice (easy to check)."""
     folder.mkdir(parents=True, exist_ok=True)
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
@@ -48,7 +49,7 @@ def write_mr_series(folder: Path, *, n: int = 3, rows: int = 128, cols: int = 12
         if window is not None:
             ds.WindowCenter, ds.WindowWidth = window
         ds.Rows, ds.Columns = rows, cols
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         r, c = np.mgrid[0:rows, 0:cols]
         ds.PixelData = ((10 * r + c + 1000 * i) % 4096).astype("<u2").tobytes()

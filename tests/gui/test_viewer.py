@@ -72,6 +72,33 @@ def test_readout_shows_value_px_and_mm(open_window, project) -> None:  # type: i
     assert text.startswith("px 20, 10") and "12.0, 5.0 mm" in text and "value 120" in text
 
 
+def test_monochrome1_shows_low_values_white_and_reads_out_stored_values(qtbot, project, qsettings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from annotator.gui.main_window import MainWindow
+    from annotator.services.importing import import_paths
+    from tests.gui.conftest import write_mr_series
+
+    def shown(w, r: int, c: int) -> int:  # type: ignore[no-untyped-def]
+        item = w.view.image_item
+        item.render()
+        return item.qimage.pixelColor(c, r).red()
+
+    write_mr_series(tmp_path / "m1", n=1, patient="P0002", photometric="MONOCHROME1")
+    import_paths(project.db, [tmp_path / "m1"])
+    w = MainWindow(project.db, project.alice, qsettings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.showing_current)
+    assert not w.view.inverted and shown(w, 0, 0) == 0 and shown(w, 100, 50) > 200  # MONOCHROME2: 0 is black
+    [image] = w.session.worklist.series_images(2)
+    w.session.go_to(image)
+    qtbot.waitUntil(lambda: w.session.showing_current)
+    assert w.view.inverted and w.compare.view.inverted
+    assert shown(w, 0, 0) == 255 and shown(w, 100, 50) < 55  # the same values, MONOCHROME1: 0 is white
+    assert tuple(w.view.image_item.levels) == (0.0, 1200.0)  # the window still applies to stored values
+    move_to(w.view, viewport_pos(w.view, 20, 10))
+    assert "value 120" in w.view.corner["bottom_right"].text()
+
+
 def test_mm_unavailable_without_pixel_spacing(qtbot, project, qsettings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from annotator.gui.main_window import MainWindow
     from annotator.services.importing import import_paths

@@ -22,7 +22,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, generate_uid
 
 from annotator.domain.errors import DicomRejected, InputError
-from annotator.imaging.dicom_io import iter_dicom_candidates, load_pixels, read_instance
+from annotator.imaging.dicom_io import as_monochrome2, iter_dicom_candidates, load_pixels, load_slice, read_instance
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -328,6 +328,21 @@ def test_load_pixels_applies_rescale(tmp_path: Path) -> None:
     assert np.array_equal(load_pixels(MR_SMALL), read_instance(MR_SMALL)[1].astype(np.float32))
     with pytest.raises(DicomRejected, match="truncated"):
         load_pixels(TEST_FILES / "MR_truncated.dcm")
+
+
+def test_monochrome1_keeps_its_values_and_says_so(tmp_path: Path) -> None:
+    """Values stay as stored (the readout, the windows); the flag tells the viewer to invert the grey ramp."""
+    ds = pydicom.dcmread(MR_SMALL)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    path = tmp_path / "m1.dcm"
+    ds.save_as(path)
+    loaded, plain = load_slice(path), load_slice(MR_SMALL)
+    assert loaded.monochrome1 and not plain.monochrome1
+    np.testing.assert_array_equal(loaded.pixels, plain.pixels)
+    flipped = as_monochrome2(loaded)  # what a model sees: the brightest tissue stays the brightest
+    np.testing.assert_array_equal(flipped, plain.pixels.max() + plain.pixels.min() - plain.pixels)
+    assert int(np.argmax(flipped)) == int(np.argmin(plain.pixels))
+    assert as_monochrome2(plain) is plain.pixels
 
 
 def test_iter_dicom_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
