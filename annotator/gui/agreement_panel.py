@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.domain.entities import Rater
 from annotator.domain.readers import ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.services import readers as reader_service
@@ -58,9 +59,10 @@ def click_distances_mm(data: ReaderData, a: str, b: str) -> np.ndarray:
 class AgreementPanel(QWidget):
     openImage = Signal(int)  # noqa: N815 (Qt naming)
 
-    def __init__(self, db: Database, scale: GradingScale, parent: QWidget | None = None) -> None:
+    def __init__(self, db: Database, scale: GradingScale, parent: QWidget | None = None,
+                 rater: Rater | None = None) -> None:
         super().__init__(parent)
-        self.db, self.scale = db, scale
+        self.db, self.scale, self.rater = db, scale, rater
         self.report: dict[str, Any] | None = None
         self.data: ReaderData | None = None
         self.pair: tuple[str, str] | None = None
@@ -131,7 +133,9 @@ class AgreementPanel(QWidget):
     def reload_readers(self) -> None:
         checked = set(self.selected_readers()) if self.readers.count() else None
         self.readers.clear()
-        for ref in reader_service.all_readers(self.db):
+        refs = (reader_service.all_readers(self.db) if self.rater is None
+                else reader_service.readers_visible_to(self.db, self.rater))  # blinding: no model if hidden
+        for ref in refs:
             name = str(ref)
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
 
     def show_agreement(self) -> AgreementPanel:
         if self.agreement_dock is None:
-            panel = AgreementPanel(self.session.db, self.session.scale)
+            panel = AgreementPanel(self.session.db, self.session.scale, rater=self.session.rater)
             panel.openImage.connect(self.open_image)
             self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
         self.agreement_dock.show()

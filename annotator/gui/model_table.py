@@ -2,7 +2,7 @@
 
 Figures come from each version's card: the pooled out-of-fold ones of a cross-validated model (or held-out
 ones, if a card has them). A plain ``train`` model learns from every slice, so it has none of its own: it
-shows those of a cross-validation of the same target and preset on the same data snapshot (the estimate of
+shows those of a cross-validation of the same recipe (target, preset, epochs) on the same data snapshot (the estimate of
 how it generalises, marked "≈" and named in the tooltip), else its accuracy on its own training slices,
 marked "train". For a blinded annotator, a version built on other
 readers' labels shows neither its target, nor its slice count, nor its figures (they describe the others'
@@ -34,10 +34,13 @@ def fmt(v: Any, pct: bool = False) -> str:
 
 
 def cv_sibling(v: ModelVersion, versions: list[ModelVersion]) -> ModelVersion | None:
-    """The newest cross-validation of the same target and preset on the same data snapshot as ``v``."""
+    """The newest cross-validation of the same recipe (target, preset, hyper-parameters and epochs) on the
+    same data snapshot as ``v``: its out-of-fold figures estimate how ``v`` generalises."""
     snap = v.card.get("data_snapshot_sha256")
     same = [c for c in versions if c.kind == "cv" and c.target == v.target and c.preset == v.preset
-            and snap and c.card.get("data_snapshot_sha256") == snap]
+            and snap and c.card.get("data_snapshot_sha256") == snap
+            and c.card.get("hyper_parameters") == v.card.get("hyper_parameters")
+            and c.card.get("epochs") == v.card.get("epochs")]
     return max(same, key=lambda c: c.id) if same else None
 
 
@@ -97,7 +100,8 @@ class ModelTable(QTableWidget):
             items[11].setToolTip(snapshot)
             if sibling is not None:
                 for c in (7, 8, 9, 10):
-                    items[c].setToolTip(f"estimated by cross-validation {sibling.id} (same target, preset and data)")
+                    items[c].setToolTip(f"estimated by cross-validation {sibling.id} (same target, preset, epochs "
+                                        "and data)")
             elif f["accuracy"] is None and f["train_accuracy"] is not None:
                 items[7].setToolTip("no held-out figures (cross-validate the same target and preset for them); "
                                     "accuracy on the training slices at the last epoch")

@@ -477,8 +477,11 @@ class ReviewPanel(QWidget):
                     + ". Their decision is shown; nothing was overwritten. Decide again only if you disagree.")
         elif isinstance(cur, Label):
             now = f"grade {grade_long(self.scale, cur.grade)}" if cur.grade is not None else "no grade"
-            text = (f"Not saved — {self._name(cur.rater_id)} changed their label after it was shown "
-                    f"(now: {now}). The slice is shown as it is now; accept again if it still stands.")
+            text = f"Not saved — {self._name(cur.rater_id)} changed their label after it was shown (now: {now}). "
+            if any(it.image_id == image_id for it in self.items):
+                text += "The slice is shown as it is now; accept again if it still stands."
+            else:
+                text += "The raters now agree, so the slice has left the queue: nothing is left to decide."
         else:
             text = f"Not saved: {exc}"
         self.decision.show_message(text, "conflict")

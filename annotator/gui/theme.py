@@ -29,19 +29,17 @@ def reader_style(ordinal: int) -> tuple[str, str]:
 
 
 def slice_styles(ordinals: list[int]) -> list[tuple[str, str]]:
-    """Styles for the readers on one slice: each rater's own style, unless a reader before it on the slice
-    has it already (more than eight raters), then the next free one — up to eight readers never share."""
+    """Styles for the readers on one slice, in the order given: each rater's own style, unless a rater of
+    lower ordinal on the slice has it already (more than eight raters), then the next free one. Up to eight
+    readers never share, and the result does not depend on the order the readers are listed in."""
+    n = len(READER_COLOURS)
     used: set[int] = set()
-    out = []
-    for ordinal in ordinals:
-        i = ordinal % len(READER_COLOURS)
-        for step in range(len(READER_COLOURS)):
-            if (i + step) % len(READER_COLOURS) not in used:
-                i = (i + step) % len(READER_COLOURS)
-                break
+    chosen: dict[int, int] = {}
+    for ordinal in sorted(set(ordinals)):
+        i = next(((ordinal + step) % n for step in range(n) if (ordinal + step) % n not in used), ordinal % n)
         used.add(i)
-        out.append(reader_style(i))
-    return out
+        chosen[ordinal] = i
+    return [reader_style(chosen[o]) for o in ordinals]
 
 
 def apply_dark_theme(app: QApplication) -> None:

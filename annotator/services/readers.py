@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from annotator.domain.entities import ModelSuggestion, Rater
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
@@ -29,3 +30,18 @@ def all_readers(db: Database) -> list[ReaderRef]:
     out = [ReaderRef(ReaderKind.RATER, r.name) for r in people.list_raters(db)]
     out += [ReaderRef(ReaderKind.MODEL, str(m.id)) for m in models_repo.list_versions(db)]
     return out + [ReaderRef(ReaderKind.CONSENSUS)]
+
+
+def model_visible(db: Database, rater: Rater) -> bool:
+    """May the model's grades reach this rater before she grades a slice herself? Reviewers and admins
+    always; annotators only in a project whose model-suggestion policy is "always"."""
+    return rater.role.sees_all or people.get_settings(db).model_suggestion is ModelSuggestion.ALWAYS
+
+
+def readers_visible_to(db: Database, rater: Rater) -> list[ReaderRef]:
+    """The readers whose labels this rater may compare (the agreement screen): other raters and the
+    consensus need the right to see other readers, model versions the right to see the model."""
+    if not (rater.role.sees_all or people.get_settings(db).show_other_raters_to_annotators):
+        return [ReaderRef(ReaderKind.RATER, rater.name)]
+    models = model_visible(db, rater)
+    return [r for r in all_readers(db) if models or r.kind is not ReaderKind.MODEL]

@@ -12,8 +12,8 @@ cannot silently overwrite each other, and every step is audited.
 Consensus rule (also in the README): a slice's consensus label is its latest adjudication if that is a
 decision; otherwise, if every required rater labelled it completely with the same grade and their centres
 lie within the project's threshold, that grade with the mean of their points; otherwise (disagreement,
-missing rater, or reopened) the slice has none. So a slice without a decision has a consensus label
-exactly when the raters' labels keep it out of the queue.
+missing rater, or reopened) the slice has none. So a slice that every required rater labelled completely
+and that has no decision has a consensus label exactly when the raters' labels keep it out of the queue.
 """
 
 from __future__ import annotations

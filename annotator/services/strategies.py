@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from annotator.domain.entities import ImageRef, ModelSuggestion, Rater
+from annotator.domain.entities import ImageRef, Rater
 from annotator.domain.errors import InputError
+from annotator.services import readers
 from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
 
@@ -42,7 +43,7 @@ class StrategyContext:
     @property
     def sees_model(self) -> bool:
         """May this rater's ordering depend on the model before she grades (model-suggestion policy "always")?"""
-        return self.rater.role.sees_all or people.get_settings(self.db).model_suggestion is ModelSuggestion.ALWAYS
+        return readers.model_visible(self.db, self.rater)
 
     def may_read(self, other_readers: bool, model: bool) -> bool:
         """Blinding: may this rater's order depend on these (other readers' labels, the model)?"""

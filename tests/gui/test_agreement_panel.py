@@ -93,3 +93,30 @@ def test_window_opens_panel_and_navigates(open_window, qtbot, project) -> None: 
 def test_blinded_annotator_cannot_open_agreement(open_window, project) -> None:  # type: ignore[no-untyped-def]
     w = open_window(project.alice)
     assert not w.agreement_action.isEnabled()
+
+
+def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_shows_it(open_window, project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import ModelSuggestion
+    from annotator.storage import models_repo, people
+
+    _label(project)
+    models_repo.register(project.db, name="m", preset="fast", target="rater:bob", kind="train", weights_path="/x",
+                         weights_sha256="0" * 64, card={})
+    people.update_settings(project.db, None, show_other_raters_to_annotators=True)
+
+    def offered(rater) -> list[str]:  # type: ignore[no-untyped-def]
+        w = open_window(rater)
+        assert w.agreement_action.isEnabled()
+        w.agreement_action.trigger()
+        panel = w.agreement_dock.widget()
+        names = [panel.readers.item(i).text() for i in range(panel.readers.count())]
+        w.close()
+        return names
+
+    hidden = offered(project.alice)  # model hidden from annotators: no model:1 to compare against
+    assert "rater:bob" in hidden and "consensus" in hidden and not any(n.startswith("model:") for n in hidden)
+    assert "model:1" in offered(project.rev)
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.AFTER_OWN_GRADE)
+    assert not any(n.startswith("model:") for n in offered(project.alice))
+    people.update_settings(project.db, None, model_suggestion=ModelSuggestion.ALWAYS)
+    assert "model:1" in offered(project.alice)

@@ -137,3 +137,12 @@ def test_compare_view_can_be_hidden_and_the_choice_is_remembered(open_window, pr
     assert w3.compare.isHidden()
     qtbot.keyClick(w3, Qt.Key.Key_F9)
     assert not w3.compare.isHidden() and "no active model" in w3.compare.info.text()
+
+
+def test_slice_styles_differ_and_do_not_depend_on_listing_order() -> None:
+    from annotator.gui.theme import reader_style, slice_styles
+
+    assert slice_styles([0, 1, 2]) == [reader_style(0), reader_style(1), reader_style(2)]  # own styles
+    assert len(set(slice_styles(list(range(0, 64, 8))))) == 8  # eight raters whose ordinals all clash
+    a, b = slice_styles([1, 9, 3]), slice_styles([9, 3, 1])  # review (by name) vs workstation (by label)
+    assert (a[0], a[1], a[2]) == (b[2], b[0], b[1])

@@ -218,6 +218,11 @@ def test_accepting_a_label_changed_since_it_was_shown_stores_nothing_and_shows_t
         panel.decision.accept_buttons["rater:bob"].click()
     assert sig.args[0].grade == 2
     _wait_shown(qtbot, panel)
+    assert panel.current.image_id == ids[1]  # same grade, 6 mm apart
+    LabelService(project.db, project.bob).set_point(ids[1], 41, 40)  # bob moves his point next to alice's
+    panel.decision.accept_buttons["rater:bob"].click()
+    assert panel.decision.message_kind == "conflict" and "has left the queue" in panel.decision.message.text()
+    assert ids[1] not in panel.queue_image_ids() and _history(project, ids[1]) == []
 
 
 def test_reopen_requires_a_reason(qtbot, project) -> None:  # type: ignore[no-untyped-def]

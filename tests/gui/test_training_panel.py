@@ -381,16 +381,17 @@ def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> N
 
     pooled = {"grades": {"accuracy": 0.8, "f1_macro": 0.6}, "points": {"median_mm": 0.9, "p95_mm": 2.0}}
 
-    def version(i: int, kind: str, snap: str, metrics: dict, target: str = "rater:a") -> ModelVersion:  # type: ignore[type-arg]
+    def version(i: int, kind: str, snap: str, metrics: dict, target: str = "rater:a", epochs: int = 30) -> ModelVersion:  # type: ignore[type-arg]
         return ModelVersion(i, f"m{i}", "fast", target, kind, datetime(2026, 11, 27, tzinfo=UTC), "/w", "0" * 64,
-                            {"data_snapshot_sha256": snap, "metrics": metrics})
+                            {"data_snapshot_sha256": snap, "metrics": metrics, "epochs": epochs})
 
     trained = {"held_out": None, "last_epoch_train_accuracy": 0.97}
     table = ModelTable()
     qtbot.addWidget(table)
     table.set_models([version(1, "train", "s1", trained), version(2, "cv", "s1", {"pooled": pooled}),
                       version(3, "train", "s2", trained),  # labels changed since: no estimate for it
-                      version(4, "cv", "s2", {"pooled": pooled}, target="rater:b")])  # another target
+                      version(4, "cv", "s2", {"pooled": pooled}, target="rater:b"),  # another target
+                      version(5, "cv", "s2", {"pooled": pooled}, epochs=5)])  # another number of epochs
     rows = {int(table.row_texts(r)[0]): table.row_texts(r) for r in range(table.rowCount())}
     assert rows[1][7:11] == ["≈ 80.0%", "≈ 60.0%", "≈ 0.90", "≈ 2.00"]
     assert "cross-validation 2" in table.item(table.model_ids().index(1), 7).toolTip()
