@@ -131,7 +131,9 @@ class PixelLoader(QObject):
         self._decode = decode
         self._pool = pool or QThreadPool.globalInstance()
         self.cache = SliceCache(max_bytes)
-        self._signals = _JobSignals()
+        # a child: deleted with the loader on the GUI thread, never by a worker dropping the last reference
+        # (a queued job that finds the gate closed may outlive the loader)
+        self._signals = _JobSignals(self)
         self._signals.done.connect(self._on_done)
         self._signals.failed.connect(self._on_failed)
         self._jobs: dict[int, ImageRef] = {}  # image id -> slice queued or being decoded

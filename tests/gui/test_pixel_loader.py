@@ -150,6 +150,33 @@ def test_shutdown_waits_for_its_own_jobs_not_for_other_viewers_on_the_shared_poo
     pool.waitForDone(5000)
 
 
+def test_queued_jobs_outliving_a_closed_loader_never_own_its_qt_objects(qapp) -> None:  # type: ignore[no-untyped-def]
+    """Closing does not wait for the shared pool, so queued jobs may outlive the loader. They must not hold
+    the last reference to a QObject, or a worker thread would delete it (a crash seen in the full suite)."""
+    import shiboken6
+    from PySide6.QtCore import QRunnable, QThreadPool
+
+    pool = QThreadPool()
+    pool.setMaxThreadCount(1)
+    busy = threading.Event()
+
+    class Busy(QRunnable):  # another viewer's slow decode occupies the only thread
+        def run(self) -> None:
+            busy.wait(10)
+
+    pool.start(Busy())
+    dec = GatedDecoder()
+    dec.open_all()
+    loader = PixelLoader(dec, pool=pool)
+    loader.prefetch([_image(i) for i in range(5)])  # queued behind the busy job
+    assert loader.shutdown(timeout_ms=1000)  # none of its own jobs runs: returns at once
+    signals = loader._signals
+    del loader
+    assert not shiboken6.isValid(signals)  # deleted with the loader, on this (the GUI) thread
+    busy.set()
+    assert pool.waitForDone(5000) and dec.calls == []  # the queued jobs ran, found the gate shut, did nothing
+
+
 def test_lru_cache_is_bounded_by_bytes() -> None:
     one = _decoded(_image(1, size=32)).nbytes
     cache = SliceCache(max_bytes=3 * one)
