@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from annotator import __version__
 from annotator.domain.entities import ImportResult, ImportStatus, Role
-from annotator.domain.errors import AnnotatorError
+from annotator.domain.errors import AnnotatorError, InputError
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
 COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml")
@@ -78,10 +78,29 @@ def _cmd_raters(args: argparse.Namespace) -> int:
     if args.raters_command == "add":
         r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated)
         print(f"added rater {r.name} ({r.role.value})")
+    elif args.raters_command == "password":
+        from annotator.services import auth
+
+        rater = project.rater_by_name(db, args.name)
+        r = auth.set_password(db, rater, None if args.clear else _read_new_password(rater.name))
+        print(f"rater {r.name}: " + ("password set" if r.protected else "no password (signs in by name)"))
     else:
         for r in project.list_raters(db):
-            print(f"{r.id:4}  {r.name:24} {r.role.value:10}{'  simulated' if r.simulated else ''}")
+            print(f"{r.id:4}  {r.name:24} {r.role.value:10}{'  simulated' if r.simulated else ''}"
+                  f"{'  password' if r.protected else ''}")
     return 0
+
+
+def _read_new_password(name: str) -> str:
+    """Twice at a terminal (not echoed), else one line from standard input (for scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(f"new password for {name}: ")
+    if getpass.getpass("again: ") != first:
+        raise InputError("the two passwords differ; nothing was changed")
+    return first
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -134,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--role", choices=[r.value for r in Role], default=Role.ANNOTATOR.value)
     a.add_argument("--simulated", action="store_true", help=argparse.SUPPRESS)
     rsub.add_parser("list", help="list raters")
+    pw = rsub.add_parser("password", help="set a rater's sign-in password (asked for, or one line on stdin)")
+    pw.add_argument("name")
+    pw.add_argument("--clear", action="store_true", help="remove the password: the rater signs in by name")
     s.set_defaults(func=_cmd_raters)
 
     s = sub.add_parser("status", help="counts of studies, series, images and labels per rater")

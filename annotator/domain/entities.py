@@ -53,6 +53,7 @@ class Rater:
     role: Role
     simulated: bool = False
     created_at: datetime | None = None
+    protected: bool = False  # signing in as this rater needs a password
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""Sign in: pick who is reading (or add a new rater with a role) and see the project's rules.
+"""Sign in: pick who is reading (with the password, if that rater has one) or add a new rater.
 
-This is identification, not authentication: the database is shared by people who trust each other;
-what sign-in buys is that every label and audit entry carries the right rater, and that blinding
-applies to that rater's role. Simulated raters (software readers) cannot be signed in as.
+Every label and audit entry then carries the right rater, and blinding applies to that rater's role.
+A rater with a password (``annotator raters password NAME``) needs it here; once the project has a
+protected admin, the screen adds annotators only (see :mod:`annotator.services.auth`). Simulated raters
+(software readers) cannot be signed in as.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 from annotator.domain.entities import ModelSuggestion, Rater, Role
 from annotator.domain.errors import AnnotatorError
 from annotator.gui.errors import show_error
+from annotator.services.auth import self_enrolment_roles as enrolment_roles
 from annotator.services.project import Database
 from annotator.services.worklist import human_raters, project_rules, sign_in
 
@@ -55,24 +57,35 @@ class SignInDialog(QDialog):
         self.list = QListWidget()
         self.list.itemDoubleClicked.connect(lambda _item: self.accept())
         for r in human_raters(db):
-            item = QListWidgetItem(f"{r.name}    ({r.role.value})")
+            item = QListWidgetItem(f"{r.name}    ({r.role.value}){'  · password' if r.protected else ''}")
             item.setData(Qt.ItemDataRole.UserRole, r.id)
             self.list.addItem(item)
             if r.id == last_rater_id:
                 self.list.setCurrentItem(item)
         if self.list.currentItem() is None and self.list.count():
             self.list.setCurrentRow(0)
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("only for a rater who has one")
+        self.password.returnPressed.connect(self.accept)
         self.new_name = QLineEdit()
         self.new_name.setPlaceholderText("name, e.g. dr_lee")
         self.new_role = QComboBox()
-        for role in Role:
+        roles = enrolment_roles(db)
+        for role in roles:
             self.new_role.addItem(role.value, role)
+        if roles == [Role.ANNOTATOR]:
+            self.new_role.setToolTip("Reviewers and admins are added by an admin: annotator raters add NAME --role")
+        self.new_password = QLineEdit()
+        self.new_password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.new_password.setPlaceholderText("optional, at least 8 characters")
         self.create_button = QPushButton("Add rater and sign in")
         self.create_button.clicked.connect(self._create)
         new_box = QGroupBox("New rater")
         form = QFormLayout(new_box)
         form.addRow("Name", self.new_name)
         form.addRow("Role", self.new_role)
+        form.addRow("Password", self.new_password)
         form.addRow("", self.create_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
@@ -82,6 +95,9 @@ class SignInDialog(QDialog):
         layout.addWidget(rules)
         layout.addWidget(QLabel("Sign in as"))
         layout.addWidget(self.list, 1)
+        pw_row = QFormLayout()
+        pw_row.addRow("Password", self.password)
+        layout.addLayout(pw_row)
         layout.addWidget(new_box)
         layout.addWidget(buttons)
 
@@ -92,15 +108,18 @@ class SignInDialog(QDialog):
                 show_error(self, _NoChoice("choose a rater, or add a new one"))
                 return
             try:
-                self.rater = sign_in(self.db, rater_id=int(item.data(Qt.ItemDataRole.UserRole)))
+                self.rater = sign_in(self.db, rater_id=int(item.data(Qt.ItemDataRole.UserRole)),
+                                     password=self.password.text() or None)
             except AnnotatorError as exc:
+                self.password.clear()
                 show_error(self, exc)
                 return
         super().accept()
 
     def _create(self) -> None:
         try:
-            self.rater = sign_in(self.db, new_name=self.new_name.text(), new_role=self.new_role.currentData())
+            self.rater = sign_in(self.db, new_name=self.new_name.text(), new_role=Role(self.new_role.currentData()),
+                                 password=self.new_password.text() or None)
         except AnnotatorError as exc:
             show_error(self, exc)
             return

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, Role, Series
-from annotator.domain.errors import InputError
+from annotator.domain.errors import InputError, PermissionDenied
 from annotator.domain.scales import GradingScale, load_scale
-from annotator.services import strategies
+from annotator.services import auth, strategies
 from annotator.storage import catalog, labels, people, queries_gui
 from annotator.storage.database import Database
 
@@ -121,16 +121,26 @@ def project_rules(db: Database) -> ProjectRules:
 
 
 def sign_in(db: Database, *, rater_id: int | None = None, new_name: str | None = None,
-            new_role: Role = Role.ANNOTATOR) -> Rater:
-    """Pick an existing rater by id, or create one; simulated raters cannot be signed in as."""
+            new_role: Role = Role.ANNOTATOR, password: str | None = None) -> Rater:
+    """Pick an existing rater by id (with its password, if it has one), or create one (``password``, if
+    given, protects it); simulated raters cannot be signed in as. Every sign-in is audited."""
     if (rater_id is None) == (new_name is None):
         raise InputError("sign in either as an existing rater or as a new one")
     if new_name is not None:
-        return people.add_rater(db, new_name, new_role, actor_id=None)
-    assert rater_id is not None
-    rater = people.rater_by_id(db, rater_id)
-    if rater.simulated:
-        raise InputError(f"rater {rater.name!r} is simulated: a person cannot sign in as it")
+        new_role = Role(new_role)  # a role may come back from a widget as its plain string
+        if new_role not in auth.self_enrolment_roles(db):
+            raise PermissionDenied(f"only an admin adds a {new_role.value} to this project "
+                                   f"(`annotator raters add NAME --role {new_role.value}`); "
+                                   "here you may add an annotator")
+        hashed = auth.hash_password(password) if password else None
+        rater = people.add_rater(db, new_name, new_role, actor_id=None, password_hash=hashed)
+    else:
+        assert rater_id is not None
+        rater = people.rater_by_id(db, rater_id)
+        if rater.simulated:
+            raise InputError(f"rater {rater.name!r} is simulated: a person cannot sign in as it")
+        auth.verify(db, rater, password)
+    people.record_sign_in(db, rater.id, ok=True)
     return rater
 
 

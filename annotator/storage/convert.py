@@ -49,7 +49,7 @@ def settings(row: ProjectSettingsRow) -> ProjectSettings:
 
 def rater(row: RaterRow) -> Rater:
     return Rater(id=row.id, name=row.name, role=Role(row.role), simulated=bool(row.simulated),
-                 created_at=aware(row.created_at))
+                 created_at=aware(row.created_at), protected=row.password_hash is not None)
 
 
 def geometry(row: ImageRow) -> ImageGeometry:

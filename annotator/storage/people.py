@@ -63,7 +63,7 @@ def update_settings(db: Database, actor_id: int | None, **changes: Any) -> Proje
 
 
 def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False,
-              actor_id: int | None = None) -> Rater:
+              actor_id: int | None = None, password_hash: str | None = None) -> Rater:
     name = name.strip()
     if not name or ":" in name or "," in name:
         raise InputError(f"rater name {name!r} must be non-empty and contain no ':' or ','")
@@ -71,11 +71,12 @@ def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False,
     def work(s: Session) -> Rater:
         if s.scalar(select(RaterRow).where(RaterRow.name == name)) is not None:
             raise InputError(f"rater {name!r} already exists")
-        row = RaterRow(name=name, role=role.value, simulated=simulated)
+        row = RaterRow(name=name, role=role.value, simulated=simulated, password_hash=password_hash)
         s.add(row)
         s.flush()
         audit.record(s, rater_id=actor_id, action="rater.add", entity="rater", entity_id=row.id,
-                     after={"name": name, "role": role.value, "simulated": simulated})
+                     after={"name": name, "role": role.value, "simulated": simulated,
+                            "protected": password_hash is not None})
         return convert.rater(row)
 
     try:
@@ -103,3 +104,33 @@ def rater_by_id(db: Database, rater_id: int) -> Rater:
         if row is None:
             raise NotFound(f"rater id {rater_id} does not exist")
         return convert.rater(row)
+
+
+def password_hash(db: Database, rater_id: int) -> str | None:
+    with db.read() as s:
+        row = s.get(RaterRow, rater_id)
+        if row is None:
+            raise NotFound(f"rater id {rater_id} does not exist")
+        return row.password_hash
+
+
+def set_password_hash(db: Database, rater_id: int, hashed: str | None, actor_id: int | None) -> Rater:
+    """Store (or, with None, remove) a rater's password hash; audited without the hash."""
+    def work(s: Session) -> Rater:
+        row = s.get(RaterRow, rater_id)
+        if row is None:
+            raise NotFound(f"rater id {rater_id} does not exist")
+        before = {"protected": row.password_hash is not None}
+        row.password_hash = hashed
+        audit.record(s, rater_id=actor_id, action="rater.password", entity="rater", entity_id=rater_id,
+                     before=before, after={"protected": hashed is not None})
+        return convert.rater(row)
+
+    return db.write(work)
+
+
+def record_sign_in(db: Database, rater_id: int, ok: bool) -> None:
+    """Audit a sign-in (or a refused one: a wrong password)."""
+    db.write(lambda s: audit.record(s, rater_id=rater_id if ok else None,
+                                    action="rater.sign_in" if ok else "rater.sign_in_refused",
+                                    entity="rater", entity_id=rater_id))

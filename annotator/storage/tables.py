@@ -65,6 +65,7 @@ class RaterRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # scrypt; None: no password
 
 
 class PatientRow(Base):
