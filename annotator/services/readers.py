@@ -32,6 +32,12 @@ def all_readers(db: Database) -> list[ReaderRef]:
     return out + [ReaderRef(ReaderKind.CONSENSUS)]
 
 
+def others_visible(db: Database, rater: Rater) -> bool:
+    """May this rater see other readers' labels (blinding)? Reviewers and admins always; annotators only
+    in a project that shows other raters."""
+    return rater.role.sees_all or people.get_settings(db).show_other_raters_to_annotators
+
+
 def model_visible(db: Database, rater: Rater) -> bool:
     """May the model's grades reach this rater before she grades a slice herself? Reviewers and admins
     always; annotators only in a project whose model-suggestion policy is "always"."""
@@ -41,7 +47,7 @@ def model_visible(db: Database, rater: Rater) -> bool:
 def readers_visible_to(db: Database, rater: Rater) -> list[ReaderRef]:
     """The readers whose labels this rater may compare (the agreement screen): other raters and the
     consensus need the right to see other readers, model versions the right to see the model."""
-    if not (rater.role.sees_all or people.get_settings(db).show_other_raters_to_annotators):
+    if not others_visible(db, rater):
         return [ReaderRef(ReaderKind.RATER, rater.name)]
     models = model_visible(db, rater)
     return [r for r in all_readers(db) if models or r.kind is not ReaderKind.MODEL]

@@ -25,7 +25,7 @@ from typing import ClassVar, Protocol
 from annotator.domain.entities import ImageRef, Rater
 from annotator.domain.errors import InputError
 from annotator.services import readers
-from annotator.storage import labels, models_repo, people
+from annotator.storage import labels, models_repo
 from annotator.storage.database import Database
 
 
@@ -38,7 +38,7 @@ class StrategyContext:
     @property
     def sees_others(self) -> bool:
         """May this rater's ordering depend on other readers' labels (blinding)?"""
-        return self.rater.role.sees_all or people.get_settings(self.db).show_other_raters_to_annotators
+        return readers.others_visible(self.db, self.rater)
 
     @property
     def sees_model(self) -> bool:
