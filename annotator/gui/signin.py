@@ -9,6 +9,7 @@ protected admin, the screen adds annotators only (see :mod:`annotator.services.a
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -67,7 +68,6 @@ class SignInDialog(QDialog):
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("only for a rater who has one")
-        self.password.returnPressed.connect(self.accept)
         self.new_name = QLineEdit()
         self.new_name.setPlaceholderText("name, e.g. dr_lee")
         self.new_role = QComboBox()
@@ -91,6 +91,9 @@ class SignInDialog(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        for button in (*buttons.buttons(), self.create_button):
+            button.setAutoDefault(False)  # Enter is handled in keyPressEvent, once
+            button.setDefault(False)
         layout = QVBoxLayout(self)
         layout.addWidget(rules)
         layout.addWidget(QLabel("Sign in as"))
@@ -100,6 +103,17 @@ class SignInDialog(QDialog):
         layout.addLayout(pw_row)
         layout.addWidget(new_box)
         layout.addWidget(buttons)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        """Enter in the new-rater fields adds that rater; anywhere else it signs in. Exactly one of them:
+        no button is a default button, so Enter never also reaches one."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.focusWidget() in (self.new_name, self.new_password, self.new_role):
+                self._create()
+            else:
+                self.accept()
+            return
+        super().keyPressEvent(event)
 
     def accept(self) -> None:
         if self.rater is None:

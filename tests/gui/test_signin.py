@@ -60,3 +60,29 @@ def test_the_screen_offers_only_the_annotator_role_once_an_admin_is_protected(qt
     dialog.create_button.click()
     assert dialog.rater is not None and dialog.rater.name == "dana" and dialog.rater.protected
     assert dialog.rater.role is Role.ANNOTATOR
+
+
+def test_enter_signs_in_once_or_adds_the_new_rater_where_the_cursor_is(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    from annotator.storage import people
+
+    auth.set_password(project.db, project.rev, "review-pass")
+    dialog = _dialog(qtbot, project)
+    names = [dialog.list.item(i).text() for i in range(dialog.list.count())]
+    dialog.list.setCurrentRow(next(i for i, n in enumerate(names) if n.startswith("rev")))
+    dialog.password.setFocus()
+    qtbot.keyClicks(dialog.password, "guess")
+    qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(_error_boxes()) == 1)
+    refusals = [e for e in audit.entries(project.db, entity="rater") if e.action == "rater.sign_in_refused"]
+    assert len(refusals) == 1 and len(_error_boxes()) == 1  # one Enter, one attempt
+    for box in _error_boxes():
+        box.close()
+    dialog.new_name.setFocus()
+    qtbot.keyClicks(dialog.new_name, "newbie")
+    dialog.new_password.setFocus()
+    qtbot.keyClicks(dialog.new_password, "newbie-pass")
+    qtbot.keyClick(dialog.new_password, Qt.Key.Key_Return)
+    assert dialog.rater is not None and dialog.rater.name == "newbie"  # added, not signed in as rev
+    assert people.rater_by_name(project.db, "newbie").protected

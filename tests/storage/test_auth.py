@@ -77,3 +77,25 @@ def test_cli_sets_lists_and_clears_passwords(tmp_path: Path) -> None:
     assert "no password" in run("password", "alice", "--clear").stdout
     assert "password" not in run("list").stdout
     assert run("password", "nobody", stdin="whatever-pw\n").returncode != 0
+
+
+def test_in_a_locked_project_reviewers_and_admins_need_a_password_to_sign_in(db) -> None:  # type: ignore[no-untyped-def]
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
+    ann = people.add_rater(db, "ann", Role.ANNOTATOR)
+    assert sign_in(db, rater_id=rev.id) == rev  # not locked yet: by name
+    auth.set_password(db, people.add_rater(db, "boss", Role.ADMIN), "boss-pass")
+    with pytest.raises(PermissionDenied, match="rev is a reviewer without a password"):
+        sign_in(db, rater_id=rev.id)  # a blinded annotator cannot borrow an unprotected reviewer
+    assert sign_in(db, rater_id=ann.id) == ann  # annotators may still sign in by name
+    auth.set_password(db, rev, "review-pass")
+    assert sign_in(db, rater_id=rev.id, password="review-pass").name == "rev"
+
+
+def test_passwords_are_unicode_normalised_and_a_damaged_hash_opens_nothing() -> None:
+    import unicodedata
+
+    stored = auth.hash_password(unicodedata.normalize("NFC", "café au lait"))
+    assert auth.check_password(unicodedata.normalize("NFD", "café au lait"), stored)
+    for damaged in ("", "scrypt$x", "bcrypt$1$2$3$00$00", "scrypt$99999999999999999999$8$1$00$00",
+                    "scrypt$16384$8$1$zz$00", "scrypt$16384$8$1$é$00"):
+        assert not auth.check_password("café au lait", damaged)
