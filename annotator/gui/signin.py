@@ -92,8 +92,9 @@ class SignInDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         for button in (*buttons.buttons(), self.create_button):
-            button.setAutoDefault(False)  # Enter is handled in keyPressEvent, once
-            button.setDefault(False)
+            if isinstance(button, QPushButton):
+                button.setAutoDefault(False)  # Enter is handled in keyPressEvent, once
+                button.setDefault(False)
         layout = QVBoxLayout(self)
         layout.addWidget(rules)
         layout.addWidget(QLabel("Sign in as"))
