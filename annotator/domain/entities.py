@@ -15,10 +15,6 @@ class Role(enum.StrEnum):
     REVIEWER = "reviewer"
     ADMIN = "admin"
 
-    @property
-    def sees_all(self) -> bool:
-        return self is not Role.ANNOTATOR
-
 
 class ModelSuggestion(enum.StrEnum):
     """When an annotator may see the active model's suggestion (project blinding policy)."""

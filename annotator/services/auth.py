@@ -20,8 +20,10 @@ import hmac
 import secrets
 import unicodedata
 
+from annotator.domain import policy as policy_rules
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError, PermissionDenied
+from annotator.domain.policy import needs_password
 from annotator.storage import people
 from annotator.storage.database import Database
 
@@ -61,7 +63,7 @@ def set_password(db: Database, rater: Rater, password: str | None, actor_id: int
 
 def locked(db: Database) -> bool:
     """Does the project have an admin with a password?"""
-    return any(r.role is Role.ADMIN and r.protected for r in people.list_raters(db))
+    return policy_rules.project_locked(people.list_raters(db))
 
 
 def verify(db: Database, rater: Rater, password: str | None) -> None:
@@ -69,7 +71,7 @@ def verify(db: Database, rater: Rater, password: str | None) -> None:
     except a reviewer or admin in a locked project."""
     stored = people.password_hash(db, rater.id)
     if stored is None:
-        if rater.role.sees_all and locked(db):
+        if needs_password(rater.role, has_password=False, project_locked=locked(db)):
             people.record_sign_in(db, rater.id, ok=False)
             raise PermissionDenied(f"{rater.name} is a {rater.role.value} without a password in a project that "
                                    f"has a protected admin: an admin sets one first "
@@ -82,4 +84,4 @@ def verify(db: Database, rater: Rater, password: str | None) -> None:
 
 def self_enrolment_roles(db: Database) -> list[Role]:
     """The roles the sign-in screen may create: all, until the project has a protected admin."""
-    return [Role.ANNOTATOR] if locked(db) else list(Role)
+    return policy_rules.self_enrolment_roles(locked(db))

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from annotator.domain.entities import Label, ProjectSettings, Rater
 from annotator.domain.errors import InputError
+from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
@@ -62,6 +63,10 @@ class LabelService:
     @property
     def settings(self) -> ProjectSettings:
         return people.get_settings(self.db)
+
+    @property
+    def policy(self) -> Policy:
+        return Policy.of(self.rater, self.settings)
 
     @property
     def scale(self) -> GradingScale:
@@ -131,7 +136,7 @@ class LabelService:
 
     def visible_labels(self, image_ids: Collection[int] | None = None) -> list[Label]:
         """Every label this rater may see: own only for a blinded annotator, all for reviewers/admins."""
-        if self.rater.role.sees_all or self.settings.show_other_raters_to_annotators:
+        if self.policy.may_see_other_readers:
             return labels.current(self.db, image_ids=image_ids)
         return self.my_labels(image_ids)
 

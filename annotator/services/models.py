@@ -24,7 +24,7 @@ import platformdirs
 
 from annotator.domain.entities import ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
-from annotator.services.readers import others_visible
+from annotator.services.project import policy
 from annotator.storage import models_repo
 from annotator.storage.database import Database
 
@@ -130,7 +130,7 @@ def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
     """May ``rater`` see whose labels ``version`` learnt from, on how many slices, and how well it agrees
     with them? Those figures describe other readers' work, so a blinded annotator sees them only for a
     model of her own labels; reviewers, admins, and annotators of a project that shows other raters see all."""
-    return version.target == f"rater:{rater.name}" or others_visible(db, rater)
+    return policy(db, rater).may_see_model_details(version.target)
 
 
 def get_model(db: Database, model_id: int | None) -> ModelVersion:

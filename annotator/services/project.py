@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from annotator.domain.entities import ProjectCounts, Rater, Role
+from annotator.domain.policy import Policy
 from annotator.storage import catalog, migrate, people
 from annotator.storage.database import Database, open_database
 
-__all__ = ["open_project", "add_rater", "list_raters", "status", "schema_status", "upgrade_schema"]
+__all__ = ["open_project", "add_rater", "list_raters", "policy", "status", "schema_status", "upgrade_schema"]
 
 
 def open_project(url: str | None = None) -> Database:
@@ -20,6 +21,11 @@ def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False) -
 
 def list_raters(db: Database) -> list[Rater]:
     return people.list_raters(db)
+
+
+def policy(db: Database, rater: Rater) -> Policy:
+    """The project's rule book for ``rater``: what she may see and do (settings read now)."""
+    return Policy.of(rater, people.get_settings(db))
 
 
 def rater_by_name(db: Database, name: str) -> Rater:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from annotator.domain.entities import ModelSuggestion, Rater
+from annotator.domain.entities import Rater
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
+from annotator.services.project import policy
 from annotator.storage import labels, models_repo, people
 from annotator.storage.database import Database
 
@@ -32,22 +33,10 @@ def all_readers(db: Database) -> list[ReaderRef]:
     return out + [ReaderRef(ReaderKind.CONSENSUS)]
 
 
-def others_visible(db: Database, rater: Rater) -> bool:
-    """May this rater see other readers' labels (blinding)? Reviewers and admins always; annotators only
-    in a project that shows other raters."""
-    return rater.role.sees_all or people.get_settings(db).show_other_raters_to_annotators
-
-
-def model_visible(db: Database, rater: Rater) -> bool:
-    """May the model's grades reach this rater before she grades a slice herself? Reviewers and admins
-    always; annotators only in a project whose model-suggestion policy is "always"."""
-    return rater.role.sees_all or people.get_settings(db).model_suggestion is ModelSuggestion.ALWAYS
-
-
 def readers_visible_to(db: Database, rater: Rater) -> list[ReaderRef]:
     """The readers whose labels this rater may compare (the agreement screen): other raters and the
-    consensus need the right to see other readers, model versions the right to see the model."""
-    if not others_visible(db, rater):
+    consensus need the right to see other readers, model versions the right to see the model unprompted."""
+    rules = policy(db, rater)
+    if not rules.may_see_other_readers:
         return [ReaderRef(ReaderKind.RATER, rater.name)]
-    models = model_visible(db, rater)
-    return [r for r in all_readers(db) if models or r.kind is not ReaderKind.MODEL]
+    return [r for r in all_readers(db) if rules.may_see_model_unprompted or r.kind is not ReaderKind.MODEL]

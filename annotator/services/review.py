@@ -23,10 +23,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from annotator.domain.entities import Adjudication, ImageRef, Label, Rater, Role
+from annotator.domain.entities import Adjudication, ImageRef, Label, Rater
 from annotator.domain.errors import ConflictError, InputError, NotFound, PermissionDenied
+from annotator.domain.policy import Action, is_study_reader
 from annotator.domain.readers import ReaderMark
 from annotator.domain.scales import load_scale
+from annotator.services.project import policy
 from annotator.storage import catalog, labels, models_repo, people, review
 from annotator.storage.database import Database
 
@@ -60,7 +62,7 @@ def required_raters(db: Database) -> list[Rater]:
             raise NotFound(f"required rater {missing[0]!r} does not exist")
         return [by_name[n] for n in settings.required_raters]
     counts = {lab.rater_id for lab in labels.current(db)}
-    return [r for r in raters if r.role is Role.ANNOTATOR and r.id in counts]
+    return [r for r in raters if is_study_reader(r) and r.id in counts]
 
 
 def _mark(lab: Label) -> ReaderMark:
@@ -108,7 +110,7 @@ def _disagreement(required: dict[str, ReaderMark], names: Iterable[str], spacing
 def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = False,
                        status: str | None = "open", reason: str | None = None) -> list[QueueItem]:
     """Slices needing review, most severe first (grade distance, then mm distance), and decided ones."""
-    if not viewer.role.sees_all:
+    if not policy(db, viewer).may_adjudicate:
         raise PermissionDenied(f"{viewer.name} is an annotator: the review queue is for reviewers and admins")
     settings = people.get_settings(db)
     required = [r.name for r in required_raters(db)]
@@ -168,8 +170,7 @@ class ReviewService:
     reviewer: Rater
 
     def __post_init__(self) -> None:
-        if not self.reviewer.role.sees_all:
-            raise PermissionDenied(f"{self.reviewer.name} is an annotator and cannot adjudicate")
+        policy(self.db, self.reviewer).require(Action.ADJUDICATE)
 
     def _marks(self, image_id: int) -> dict[str, ReaderMark]:
         names = {r.id: r.name for r in people.list_raters(self.db)}

@@ -24,7 +24,7 @@ from typing import ClassVar, Protocol
 
 from annotator.domain.entities import ImageRef, Rater
 from annotator.domain.errors import InputError
-from annotator.services import readers
+from annotator.services.project import policy
 from annotator.storage import labels, models_repo
 from annotator.storage.database import Database
 
@@ -38,12 +38,12 @@ class StrategyContext:
     @property
     def sees_others(self) -> bool:
         """May this rater's ordering depend on other readers' labels (blinding)?"""
-        return readers.others_visible(self.db, self.rater)
+        return policy(self.db, self.rater).may_see_other_readers
 
     @property
     def sees_model(self) -> bool:
         """May this rater's ordering depend on the model before she grades (model-suggestion policy "always")?"""
-        return readers.model_visible(self.db, self.rater)
+        return policy(self.db, self.rater).may_see_model_unprompted
 
     def may_read(self, other_readers: bool, model: bool) -> bool:
         """Blinding: may this rater's order depend on these (other readers' labels, the model)?"""

@@ -2,12 +2,9 @@
 
 Pixels are decoded with :func:`annotator.imaging.dicom_io.load_slice` (safe to call from a worker
 thread). The overlays (other readers' labels, the active model's suggestion) obey the project's
-blinding policy here, in the service, so no widget can show what the rater may not see:
-
-- other readers: only for reviewers and admins, or when the project shows them to annotators
-  (the rule is :meth:`LabelService.visible_labels`);
-- the model: reviewers and admins always; annotators per ``ProjectSettings.model_suggestion``
-  (hidden / after their own grade on that slice / always).
+rule book (:class:`annotator.domain.policy.Policy`) here, in the service, so no widget can show what the
+rater may not see: other readers need ``may_see_other_readers``, the model's suggestion on a slice
+``model_withheld(own_graded)`` to be None.
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from annotator.domain.entities import ImageRef, Label, ModelSuggestion, ModelVersion, Prediction, Rater
+from annotator.domain.entities import ImageRef, Label, ModelVersion, Prediction, Rater
 from annotator.domain.errors import InputError
-from annotator.services import models as model_service
+from annotator.domain.policy import Policy
 from annotator.services.labelling import LabelService
 from annotator.storage import people, queries_gui
 from annotator.storage.database import Database
@@ -130,17 +127,14 @@ class SliceOverlays:
     others: tuple[OtherReader, ...]
     others_visible: bool  # False: blinded, other readers are not shown to this rater
     suggestion: Suggestion
-    policy: ModelSuggestion = ModelSuggestion.HIDDEN  # the project policy these overlays obey
+    rules: Policy  # the rule book these overlays obey (the rater's role and the project's settings)
     model_label: str = ""  # how to name the active model to this rater ("" = no active model)
 
 
-def suggestion_allowed(rater: Rater, policy: ModelSuggestion, own: Label | None) -> SuggestionStatus | None:
+def suggestion_allowed(rules: Policy, own: Label | None) -> SuggestionStatus | None:
     """None when the rater may see the model's suggestion now, else the reason it is withheld."""
-    if rater.role.sees_all or policy is ModelSuggestion.ALWAYS:
-        return None
-    if policy is ModelSuggestion.AFTER_OWN_GRADE:
-        return None if own is not None and own.has_grade else SuggestionStatus.AFTER_GRADE
-    return SuggestionStatus.HIDDEN
+    withheld = rules.model_withheld(own_graded=own is not None and own.has_grade)
+    return None if withheld is None else SuggestionStatus(withheld.value)
 
 
 @dataclass
@@ -159,7 +153,8 @@ class ViewingService:
         settings = people.get_settings(self.db)
         labelling = LabelService(self.db, self.rater)
         own = {lab.image_id: lab for lab in labelling.my_labels(ids)}
-        others_visible = self.rater.role.sees_all or settings.show_other_raters_to_annotators
+        rules = Policy.of(self.rater, settings)
+        others_visible = rules.may_see_other_readers
         others: dict[int, list[OtherReader]] = {}
         if others_visible:
             raters = {r.id: r for r in people.list_raters(self.db)}
@@ -171,7 +166,7 @@ class ViewingService:
         model = self.active_model()
         preds = queries_gui.predictions_for(self.db, model.id, ids) if model is not None else {}
         model_label = "" if model is None else (
-            model.name if model_service.details_visible(self.db, self.rater, model)
+            model.name if rules.may_see_model_details(model.target)
             else f"model {model.id}")  # its name says whose labels it learnt from: not for a blinded reader
         out = {}
         for image_id in ids:
@@ -179,37 +174,37 @@ class ViewingService:
             out[image_id] = SliceOverlays(
                 image_id=image_id, own=mine, others=tuple(others.get(image_id, ())),
                 others_visible=others_visible,
-                suggestion=self._suggestion(model, preds.get(image_id), settings.model_suggestion, mine),
-                policy=settings.model_suggestion, model_label=model_label)
+                suggestion=self._suggestion(model, preds.get(image_id), rules, mine),
+                rules=rules, model_label=model_label)
         return out
 
     def with_own(self, ov: SliceOverlays, own: Label | None) -> SliceOverlays:
         """The same overlays after the rater's own label changed (to ``own``), with few or no queries.
 
         Other readers are unchanged by the rater's action; the suggestion is re-decided under the
-        same policy and the prediction fetched only when it becomes visible.
+        same rules and the prediction fetched only when it becomes visible.
         """
         own = own if own is not None and not own.empty else None
         model = ov.suggestion.model
         if model is None:
             suggestion = ov.suggestion  # no active model
-        elif (withheld := suggestion_allowed(self.rater, ov.policy, own)) is not None:
+        elif (withheld := suggestion_allowed(ov.rules, own)) is not None:
             suggestion = Suggestion(withheld, model=model)
         elif ov.suggestion.status in (SuggestionStatus.SHOWN, SuggestionStatus.NOT_PREDICTED):
             suggestion = ov.suggestion
         else:
             pred = queries_gui.predictions_for(self.db, model.id, [ov.image_id]).get(ov.image_id)
-            suggestion = self._suggestion(model, pred, ov.policy, own)
+            suggestion = self._suggestion(model, pred, ov.rules, own)
         return replace(ov, own=own, suggestion=suggestion)
 
     def overlay(self, image_id: int) -> SliceOverlays:
         return self.overlays([image_id])[image_id]
 
-    def _suggestion(self, model: ModelVersion | None, pred: Prediction | None, policy: ModelSuggestion,
+    def _suggestion(self, model: ModelVersion | None, pred: Prediction | None, rules: Policy,
                     own: Label | None) -> Suggestion:
         if model is None:
             return Suggestion(SuggestionStatus.NO_MODEL)
-        withheld = suggestion_allowed(self.rater, policy, own)
+        withheld = suggestion_allowed(rules, own)
         if withheld is not None:
             return Suggestion(withheld, model=model)
         if pred is None:
