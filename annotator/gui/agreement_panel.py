@@ -59,8 +59,8 @@ def click_distances_mm(data: ReaderData, a: str, b: str) -> np.ndarray:
 class AgreementPanel(QWidget):
     openImage = Signal(int)  # noqa: N815 (Qt naming)
 
-    def __init__(self, db: Database, scale: GradingScale, parent: QWidget | None = None,
-                 rater: Rater | None = None) -> None:
+    def __init__(self, db: Database, scale: GradingScale, rater: Rater, parent: QWidget | None = None) -> None:
+        """``rater``: who is looking; the readers offered obey her rights (there is no unblinded default)."""
         super().__init__(parent)
         self.db, self.scale, self.rater = db, scale, rater
         self.report: dict[str, Any] | None = None
@@ -133,8 +133,7 @@ class AgreementPanel(QWidget):
     def reload_readers(self) -> None:
         checked = set(self.selected_readers()) if self.readers.count() else None
         self.readers.clear()
-        refs = (reader_service.all_readers(self.db) if self.rater is None
-                else reader_service.readers_visible_to(self.db, self.rater))  # blinding: no model if hidden
+        refs = reader_service.readers_visible_to(self.db, self.rater)  # blinding: the policy decides
         for ref in refs:
             name = str(ref)
             item = QListWidgetItem(name)

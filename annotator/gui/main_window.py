@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import ImageRef, Label, ModelSuggestion, Rater
+from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
 from annotator.gui.actions import HELP_TEXT, build_actions
@@ -257,11 +257,11 @@ class MainWindow(QMainWindow):
         view = self._menu("&View")
         view.addSeparator()
         self.agreement_action = act = view.addAction("Agreement…", self.show_agreement)
-        act.setEnabled(self.session.rater.role.sees_all or self.session.rules.settings.show_other_raters_to_annotators)
+        act.setEnabled(self.session.policy.may_see_other_readers)
 
     def show_agreement(self) -> AgreementPanel:
         if self.agreement_dock is None:
-            panel = AgreementPanel(self.session.db, self.session.scale, rater=self.session.rater)
+            panel = AgreementPanel(self.session.db, self.session.scale, self.session.rater)
             panel.openImage.connect(self.open_image)
             self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
         self.agreement_dock.show()
@@ -278,8 +278,8 @@ class MainWindow(QMainWindow):
         menu = self._menu("&Review")
         self.review_action = menu.addAction("Disagreement queue…", self.show_review)
         self.review_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.review_action.setEnabled(self.session.rater.role.sees_all)
-        if not self.session.rater.role.sees_all:
+        self.review_action.setEnabled(self.session.policy.may_adjudicate)
+        if not self.session.policy.may_adjudicate:
             self.review_action.setToolTip("For reviewers and admins")
         self.training_action = menu.addAction("Training and model versions…", self.show_training)
 
@@ -348,9 +348,7 @@ class MainWindow(QMainWindow):
     # ----- window state ------------------------------------------------------------------------
     def _compare_useful(self) -> bool:
         """False for a fully blinded annotator: no other reader and no model to compare with."""
-        rules, rater = self.session.rules.settings, self.session.rater
-        return (rater.role.sees_all or rules.show_other_raters_to_annotators
-                or rules.model_suggestion is not ModelSuggestion.HIDDEN)
+        return self.session.policy.compare_useful
 
     def _compare_key(self) -> str:
         """Remembered apart for blinded reading, where the pane starts hidden (F9 shows it)."""

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import ConflictError, InputError, NotFound
+from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
 from annotator.gui.pixel_loader import PixelLoader
@@ -43,6 +44,7 @@ class AnnotationSession(QObject):
         self.worklist = WorklistService(db, rater)
         self.viewing = ViewingService(db, rater)
         self.rules = project_rules(db)
+        self.policy = Policy.of(rater, self.rules.settings)
         self.loader = loader or PixelLoader(parent=self)
         self.loader.ready.connect(self._on_ready)
         self.loader.failed.connect(self._on_failed)

@@ -25,24 +25,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import ModelSuggestion, Rater, Role
+from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import AnnotatorError
+from annotator.domain.policy import describe_blinding
 from annotator.gui.errors import show_error
 from annotator.services.auth import self_enrolment_roles as enrolment_roles
 from annotator.services.project import Database
 from annotator.services.worklist import human_raters, project_rules, sign_in
 
-POLICY_TEXT = {ModelSuggestion.HIDDEN: "hidden from annotators",
-               ModelSuggestion.AFTER_OWN_GRADE: "shown to annotators after their own grade",
-               ModelSuggestion.ALWAYS: "always shown"}
-
 
 def rules_text(db: Database) -> str:
     rules = project_rules(db)
     s = rules.settings
-    others = "visible to annotators" if s.show_other_raters_to_annotators else "hidden from annotators (blinded)"
+    suggestion, others = describe_blinding(s)
     return (f"<b>Project</b> {s.name}<br><b>Scale</b> {rules.scale.name}<br>"
-            f"<b>Model suggestion</b> {POLICY_TEXT[s.model_suggestion]}<br><b>Other readers</b> {others}<br>"
+            f"<b>Model suggestion</b> {suggestion}<br><b>Other readers</b> {others}<br>"
             "Reviewers and admins see every reader and the model.")
 
 

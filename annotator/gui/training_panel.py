@@ -79,7 +79,7 @@ class TrainingPanel(QWidget):
     def __init__(self, db: Database, db_url: str, rater: Rater, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.db, self.db_url, self.rater = db, db_url, rater
-        self.can_manage = rater.role.sees_all
+        self.can_manage = project_service.policy(db, rater).may_train
         self.run: CliProcess | None = None
         self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
         self.trained_id: int | None = None

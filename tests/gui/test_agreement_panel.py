@@ -23,7 +23,7 @@ def _label(project):  # type: ignore[no-untyped-def]
 
 
 def _panel(qtbot, project) -> AgreementPanel:  # type: ignore[no-untyped-def]
-    panel = AgreementPanel(project.db, project_rules(project.db).scale)
+    panel = AgreementPanel(project.db, project_rules(project.db).scale, project.rev)
     qtbot.addWidget(panel)
     panel.resize(1000, 700)
     panel.show()
