@@ -266,7 +266,7 @@ def paint_posterior_elements(cv: sh.Canvas, spec: PatientSpec, s: float, z: floa
     for c, r, sap, outer, iap in saps:
         sbox = (c[0] - r, c[0] + r, c[1] - r, c[1] + r)
         joint = sh.subtract(sh.grow(iap, gap), iap)
-        cv.paint(sbox, lambda u, v, j=joint, o=outer: np.maximum(j(u, v), o(u, v)), JOINT * (1 - 0.5 * s))
+        cv.paint(sbox, sh.intersect(joint, outer), JOINT * (1 - 0.5 * s))
         cv.paint_layers(sbox, sap, [(0.0, CORTEX), (0.75, marrow)])
 
 

@@ -220,6 +220,13 @@ def union(*fs: DistFn) -> DistFn:
     return d
 
 
+def intersect(a: DistFn, b: DistFn) -> DistFn:
+    def d(u: Array, v: Array) -> Array:
+        return np.maximum(a(u, v), b(u, v))
+
+    return d
+
+
 def subtract(a: DistFn, b: DistFn) -> DistFn:
     def d(u: Array, v: Array) -> Array:
         return np.maximum(a(u, v), -b(u, v))

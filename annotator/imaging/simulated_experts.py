@@ -20,10 +20,14 @@ Spacing = float | tuple[float, float] | Mapping[str, tuple[float, float]]
 
 
 class TruthLike(Protocol):
-    sop_instance_uid: str
-    x_px: float
-    y_px: float
-    severity: float
+    @property
+    def sop_instance_uid(self) -> str: ...
+    @property
+    def x_px(self) -> float: ...
+    @property
+    def y_px(self) -> float: ...
+    @property
+    def severity(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)

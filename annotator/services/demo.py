@@ -69,10 +69,11 @@ def build_demo(db: Database, dicom_dir: str | os.PathLike[str], *, patients: int
         svc = LabelService(db, rater)
         done = {lab.image_id for lab in svc.my_labels()}
         todo = [t for t in truth if t.sop_instance_uid in by_sop and by_sop[t.sop_instance_uid].id not in done]
-        spacing = {t.sop_instance_uid: by_sop[t.sop_instance_uid].geometry.pixel_spacing for t in todo}
-        missing = [uid for uid, sp in spacing.items() if sp is None]
+        found = {t.sop_instance_uid: by_sop[t.sop_instance_uid].geometry.pixel_spacing for t in todo}
+        missing = [uid for uid, sp in found.items() if sp is None]
         if missing:
             raise InputError(f"demo slice {missing[0]} has no PixelSpacing: cannot simulate clicks in mm")
+        spacing = {uid: sp for uid, sp in found.items() if sp is not None}
         reads = simulate_reads(profile, todo, spacing, np.random.default_rng([seed, 1000 + k]))
         svc.set_many([(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade) for r in reads], action="simulated")
         counts[profile.name] = len(svc.my_labels())

@@ -164,10 +164,10 @@ def import_labels(db: Database, path: Path, *, reader: str | None = None) -> Imp
             errors.append(f"{where}: {exc}")
     if errors:
         return ImportReport(0, errors, [])
-    created = []
+    new_raters: list[str] = []
     for name in sorted({name for name, _ in staged} - set(raters)):
         raters[name] = people.add_rater(db, name, Role.ANNOTATOR)
-        created.append(name)
+        new_raters.append(name)
     items = [{**item, "rater_id": raters[name].id} for name, item in staged]
     n = labels.import_versions(db, items, actor_id=None, source=str(path))
-    return ImportReport(n, [], created)
+    return ImportReport(n, [], new_raters)

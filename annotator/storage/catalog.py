@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
@@ -129,9 +129,9 @@ def _resequence(s: Session, series_ids: Iterable[int]) -> None:
     """Order each series along the slice normal (then instance number, then UID), never by file name."""
     changes = []
     for sid in series_ids:
-        rows = s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
+        rows = list(s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
                                 ImageRow.instance_number, ImageRow.sop_instance_uid)
-                         .where(ImageRow.series_id == sid)).all()
+                         .where(ImageRow.series_id == sid)).all())
         rows.sort(key=lambda r: (r.position_along_normal is None,
                                  r.position_along_normal if r.position_along_normal is not None else 0.0,
                                  r.instance_number if r.instance_number is not None else 0,
@@ -139,6 +139,7 @@ def _resequence(s: Session, series_ids: Iterable[int]) -> None:
         changes += [{"row_id": r.id, "new_index": i} for i, r in enumerate(rows) if r.slice_index != i]
     if changes:
         table = ImageRow.__table__
+        assert isinstance(table, Table)
         s.flush()
         s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
                                .values(slice_index=bindparam("new_index")), changes)
@@ -189,7 +190,9 @@ def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[I
                 sp.commit()
             except Exception as exc:  # a constraint this file breaks: reject it, keep the others
                 sp.rollback()
-                b.patients.clear(), b.studies.clear(), b.series.clear()
+                b.patients.clear()
+                b.studies.clear()
+                b.series.clear()
                 reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
                 results.append(ImportResult(inst.path, ImportStatus.REJECTED, f"database refused it: {reason}",
                                             inst.sop_instance_uid))
