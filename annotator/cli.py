@@ -64,6 +64,9 @@ def _cmd_db(args: argparse.Namespace) -> int:
     if args.db_command == "upgrade":
         before, after = project.upgrade_schema(args.db)
         print(f"schema {before or '(empty)'} -> {after}" if before != after else f"schema already at {after}")
+    elif args.db_command == "check":
+        revision = project.check_schema(args.db)
+        print(f"schema {revision}: the tables and the migrations agree")
     else:
         url, current, head = project.schema_status(args.db)
         state = "up to date" if current == head else ("empty" if current is None else f"behind head {head}")
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub = s.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="upgrade the schema to this version of annotator")
     dbsub.add_parser("current", help="show the schema revision")
+    dbsub.add_parser("check", help="upgrade, then fail if the tables and the migrations disagree (alembic check)")
     s.set_defaults(func=_cmd_db)
 
     s = sub.add_parser("raters", help="add or list raters")

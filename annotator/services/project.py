@@ -46,6 +46,17 @@ def schema_status(url: str | None) -> tuple[str, str | None, str]:
         db.close()
 
 
+def check_schema(url: str | None) -> str:
+    """Open (and upgrade) the database, then raise if the ORM tables and the migrations disagree
+    (``alembic check``); the head revision it checked."""
+    db = open_database(url)
+    try:
+        migrate.check(db.engine)
+        return migrate.head_revision()
+    finally:
+        db.close()
+
+
 def upgrade_schema(url: str | None) -> tuple[str | None, str]:
     db = open_database(url, upgrade=False)
     try:

@@ -95,3 +95,16 @@ def test_db_upgrade_from_empty_and_env_var(tmp_path: Path) -> None:
 
     assert f"(empty) -> {migrate.head_revision()}" in out
     assert db.exists()
+
+
+def test_db_check_passes_on_the_migrated_schema_and_fails_on_drift(tmp_path: Path) -> None:
+    """`make lint` runs `annotator db check`: the ORM tables and the migrations must agree."""
+    import sqlite3
+
+    db = tmp_path / "p.db"
+    assert "the tables and the migrations agree" in run("db", "check", db=db).stdout
+    with sqlite3.connect(db) as con:  # a column no migration created: what a forgotten migration looks like
+        con.execute("ALTER TABLE raters ADD COLUMN nickname TEXT")
+    proc = run("db", "check", db=db, check=False)
+    assert proc.returncode != 0
+    assert "the tables and the migrations disagree" in proc.stderr and "nickname" in proc.stderr
