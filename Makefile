@@ -32,6 +32,7 @@ lint: install-dev
 	$(BIN)/ruff check annotator tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy annotator
+	$(BIN)/annotator --db "$$(mktemp -d)/lint.db" db check
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist *.egg-info
