@@ -80,17 +80,28 @@ def test_labels_are_versioned_and_audited(db) -> None:  # type: ignore[no-untype
     assert catalog.counts(db).labels_per_rater == {"alice": 1}
 
 
-@pytest.mark.parametrize("table", ["annotations", "audit_log"])
+@pytest.mark.parametrize("table", ["annotations", "adjudications", "audit_log"])
 def test_insert_only_tables_refuse_update_and_delete_in_sql(db, table: str) -> None:  # type: ignore[no-untyped-def]
+    from annotator.storage import review
+
     catalog.import_instances(db, [instance(0)])
     [im] = catalog.images(db)
     alice = people.add_rater(db, "alice", Role.ANNOTATOR)
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
     labels.add_version(db, image_id=im.id, rater_id=alice.id, x_px=1, y_px=1, grade=1, scale_code="lee",
                        action="set")
+    decided = review.record(db, image_id=im.id, reviewer_id=rev.id, expected_version=0, status="decided",
+                            source="own", x_px=2.0, y_px=2.0, grade=2, scale_code="lee", reason="checked")
+    with db.engine.connect() as conn:
+        before = conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+    assert before, f"the test wrote no row into {table}"
     for stmt in (f"UPDATE {table} SET id = id", f"DELETE FROM {table}"):
         with pytest.raises(DBAPIError, match="insert-only"), db.engine.connect() as conn, conn.begin():
             conn.execute(text(stmt))
+    with db.engine.connect() as conn:
+        assert conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all() == before
     assert labels.count_versions(db) == 1
+    assert review.latest(db, im.id) == decided
 
 
 def test_settings_update_is_audited(db) -> None:  # type: ignore[no-untyped-def]
