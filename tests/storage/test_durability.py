@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from annotator.domain.entities import Role
-from annotator.storage import catalog, labels, people
+from annotator.storage import audit, catalog, labels, people
 from annotator.storage.database import open_database
 from tests.factories import instance
 
@@ -77,6 +77,16 @@ def test_sigkill_while_committing_loses_no_committed_label(tmp_path: Path) -> No
     missing = [k for k in committed if k not in stored]
     assert not missing
     assert all(stored[k] == float(n) for k, n in committed.items())
+    # every acknowledged label has its audit entry, committed with it (same transaction)
+    audited = {}
+    for e in audit.entries(db, entity="annotation"):
+        assert e.after is not None and e.rater_id == rater_id
+        image_id, _, who = e.entity_id.partition(":")
+        assert int(who) == rater_id
+        audited[(int(image_id), int(e.after["version"]))] = e.after["x_px"]
+    assert not [k for k in committed if k not in audited]
+    assert all(audited[k] == float(n) for k, n in committed.items())
+    assert set(audited) == set(stored)  # no entry without its label, no label without its entry
     db.close()
 
 
