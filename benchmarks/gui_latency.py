@@ -26,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+import where  # noqa: E402  (benchmarks/where.py, beside this script)
 
 TARGETS_MS = {"switch_cached": 16.0, "switch_uncached": 100.0, "grade_key_to_commit": 30.0}
 
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     db.close()
     print(f"annotator GUI latency ({args.matrix}x{args.matrix}, {n} slices in the series, "
           f"Qt platform {results['platform']}, SQLite synchronous=FULL)")
+    print(where.describe(tmp / "bench.db"))
     print(f"{'measure':28} {'p50 ms':>8} {'p95 ms':>8} {'target p95':>11}  n")
     for key in ("switch_cached", "switch_uncached", "grade_key_to_commit", "grade_service_only"):
         r = results[key]

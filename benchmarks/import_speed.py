@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import where  # benchmarks/where.py, beside this script
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
@@ -82,6 +83,7 @@ def main() -> None:
         paths = write_series(folder, args.files)
         for p in paths:  # warm the page cache for both contenders
             p.read_bytes()
+        print(where.describe(Path(tmp) / "bench0.db"))
         rows = []
         for k in range(args.repeats):
             bare, bare_cpu = _bare(paths)
