@@ -46,16 +46,6 @@ def _num(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
 
 
-def click_distances_mm(data: ReaderData, a: str, b: str) -> np.ndarray:
-    """Per-slice distance in mm between the two readers' clicks; slices without spacing are skipped."""
-    pa, pb, sp = data.points[a], data.points[b], data.spacing
-    use = ~(np.isnan(pa).any(axis=1) | np.isnan(pb).any(axis=1) | np.isnan(sp).any(axis=1))
-    use &= (np.nan_to_num(sp, nan=0.0) > 0).all(axis=1)
-    dx = (pb[use, 0] - pa[use, 0]) * sp[use, 1]
-    dy = (pb[use, 1] - pa[use, 1]) * sp[use, 0]
-    return np.hypot(dx, dy)
-
-
 class AgreementPanel(QWidget):
     openImage = Signal(int)  # noqa: N815 (Qt naming)
 
@@ -221,7 +211,7 @@ class AgreementPanel(QWidget):
             self.confusion_plot.addItem(t)
             self._count_items.append(t)
         self.confusion_plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
-        dist = click_distances_mm(self.data, *self.pair)
+        dist = self.data.click_distances_mm(*self.pair)
         if dist.size:
             edges = np.histogram_bin_edges(dist, bins=min(20, max(1, dist.size)))
             counts, edges = np.histogram(dist, bins=edges)

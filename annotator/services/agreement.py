@@ -36,6 +36,11 @@ class ReaderData:
     grades: dict[str, np.ndarray] = field(default_factory=dict)  # -1 missing
     points: dict[str, np.ndarray] = field(default_factory=dict)  # (n, 2) x, y px; NaN missing
 
+    def click_distances_mm(self, a: str, b: str) -> np.ndarray:
+        """Per-slice distance in mm between two readers' clicks (``stats.click_offsets``' rule: slices
+        without both clicks or without usable pixel spacing are left out)."""
+        return stats.click_offsets(self.points[a], self.points[b], self.spacing).distance_mm
+
 
 def load_reader_data(db: Database, readers: Sequence[ReaderRef]) -> ReaderData:
     images = catalog.images(db)
