@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.domain.entities import Rater
-from annotator.domain.readers import ReaderRef
+from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.services import readers as reader_service
 from annotator.services.agreement import ReaderData, agreement_report, load_reader_data
@@ -124,7 +124,7 @@ class AgreementPanel(QWidget):
             name = str(ref)
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = name.startswith("rater:") if checked is None else name in checked
+            on = ref.kind is ReaderKind.RATER if checked is None else name in checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.readers.addItem(item)
 
