@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, AdjudicationStatus, Prediction
+from annotator.domain.entities import Adjudication, AdjudicationStatus, Prediction, QueueStatus
 from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.compare_pane import grade_text, probability_rows
@@ -211,11 +211,11 @@ class DecisionBox(QWidget):
         keys = "/".join(g.key for g in self.scale.grades)
         self.point_label.setText(f"Your point: {where} · grade: {grade_text(self.scale, grade)} (keys {keys})")
 
-    def set_status(self, status: str | None) -> None:
+    def set_status(self, status: QueueStatus | None) -> None:
         """Enable what makes sense for the slice's status (None: no slice)."""
         for b in (*self.grade_buttons.values(), self.decide_button):
             b.setEnabled(status is not None)
-        self.reopen_button.setEnabled(status == "decided")
+        self.reopen_button.setEnabled(status is QueueStatus.DECIDED)
 
     def show_message(self, text: str, kind: str = "error") -> None:
         self.message.setStyleSheet(f"QLabel#reviewMessage {{ {MESSAGE_STYLES[kind]} }}")

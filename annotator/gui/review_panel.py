@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, ImageRef, Label, Rater
+from annotator.domain.entities import Adjudication, ImageRef, Label, QueueStatus, Rater
 from annotator.domain.errors import AnnotatorError, ConflictError, InputError
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
@@ -280,7 +280,7 @@ class ReviewPanel(QWidget):
         history = self.service.history(item.image_id)
         self.latest = history[-1] if history else None
         self.version = self.latest.version if self.latest else 0
-        status = self.latest.status if self.latest else "open"
+        status = QueueStatus.of(self.latest)
         ref = self.refs[item.image_id]
         self.title.setText(f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · "
                            f"{status} · {'; '.join(item.reasons)}")
@@ -459,7 +459,7 @@ class ReviewPanel(QWidget):
         after = before[before.index(image_id) + 1:] if image_id in before else []
         for i in (*after, *items):
             it = items.get(i)
-            if it is not None and i != image_id and it.status != DECIDED:
+            if it is not None and i != image_id and it.status is not QueueStatus.DECIDED:
                 return i
         return None
 
