@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rsub = s.add_subparsers(dest="review_command", required=True)
     q = rsub.add_parser("queue", help="slices where the required raters disagree")
     q.add_argument("--include-model", action="store_true", help="also where the active model disagrees")
-    q.add_argument("--status", choices=[*QueueStatus, "all"], default=QueueStatus.OPEN.value)
+    q.add_argument("--status", choices=[s.value for s in QueueStatus] + ["all"], default=QueueStatus.OPEN.value)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_queue)
     for name, func, help_ in (("accept", _accept, "adopt one reader's label"),
