@@ -6,6 +6,7 @@ import argparse
 import json
 
 from annotator.domain.entities import QueueStatus
+from annotator.domain.readers import ReaderRef
 
 
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -41,7 +42,8 @@ def _queue(args: argparse.Namespace) -> int:
 
 def _accept(args: argparse.Namespace) -> int:
     _db, svc = _service(args)
-    a = svc.accept(args.image_id, args.reader, args.version, args.reason or "", label_version=args.label_version)
+    reader = ReaderRef.parse(args.reader)
+    a = svc.accept(args.image_id, reader, args.version, args.reason or "", label_version=args.label_version)
     print(f"slice {a.image_id}: decided {a.source_text} grade {a.grade} (version {a.version})")
     return 0
 

@@ -232,6 +232,8 @@ def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore
 
     q = json.loads(run("queue", "--as", "rev", "--json").stdout)
     assert q["counts"]["total"] == 1 and q["items"][0]["readers"]["rater:e2"]["grade"] == 2
+    bad = run("accept", str(im.id), "e2", "--version", "0", "--as", "rev")  # not a reader: parsed at the boundary
+    assert bad.returncode == 1 and "'e2' must be rater:NAME, model:ID or consensus" in bad.stderr
     assert run("accept", str(im.id), "rater:e2", "--version", "0", "--as", "rev").returncode == 0
     late = run("accept", str(im.id), "rater:e1", "--version", "0", "--as", "rev")
     assert late.returncode == 1 and "decided by someone else" in late.stderr
