@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from annotator.domain.readers import ReaderRef
+
 
 def _agreement(args: argparse.Namespace) -> int:
     from annotator.services import agreement, project
 
+    readers = [ReaderRef.parse(r) for r in args.readers] if args.readers else None
     db = project.open_project(args.db)
-    report = agreement.agreement_report(db, args.readers, n_boot=args.bootstrap, seed=args.seed)
+    report = agreement.agreement_report(db, readers, n_boot=args.bootstrap, seed=args.seed)
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(json.dumps(agreement.report_json(report), indent=1, allow_nan=False))
     else:
         print(agreement.as_markdown(report))
     return 0

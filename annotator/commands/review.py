@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from annotator.domain.entities import QueueStatus
+from annotator.domain.readers import ReaderRef
+
 
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from annotator.services import project
@@ -25,9 +28,9 @@ def _queue(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"counts": queue_counts(items), "items": [
             {"image_id": it.image_id, "sop_uid": sops[it.image_id], "reasons": list(it.reasons),
-             "grade_distance": it.grade_distance, "mm_distance": it.mm_distance, "status": it.status,
+             "grade_distance": it.grade_distance, "mm_distance": it.mm_distance, "status": it.status.value,
              "version": it.adjudication_version,
-             "readers": {k: {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade, "label_version": m.version}
+             "readers": {str(k): {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade, "label_version": m.version}
                         for k, m in it.marks.items()}}
             for it in items]}, indent=1))
         return 0
@@ -39,8 +42,9 @@ def _queue(args: argparse.Namespace) -> int:
 
 def _accept(args: argparse.Namespace) -> int:
     _db, svc = _service(args)
-    a = svc.accept(args.image_id, args.reader, args.version, args.reason or "", label_version=args.label_version)
-    print(f"slice {a.image_id}: decided {a.source} grade {a.grade} (version {a.version})")
+    reader = ReaderRef.parse(args.reader)
+    a = svc.accept(args.image_id, reader, args.version, args.reason or "", label_version=args.label_version)
+    print(f"slice {a.image_id}: decided {a.source_text} grade {a.grade} (version {a.version})")
     return 0
 
 
@@ -63,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rsub = s.add_subparsers(dest="review_command", required=True)
     q = rsub.add_parser("queue", help="slices where the required raters disagree")
     q.add_argument("--include-model", action="store_true", help="also where the active model disagrees")
-    q.add_argument("--status", choices=["open", "decided", "reopened", "all"], default="open")
+    q.add_argument("--status", choices=[s.value for s in QueueStatus] + ["all"], default=QueueStatus.OPEN.value)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_queue)
     for name, func, help_ in (("accept", _accept, "adopt one reader's label"),

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from annotator.domain.geometry import ImageGeometry
+from annotator.domain.readers import ReaderRef
 
 
 class Role(enum.StrEnum):
@@ -169,20 +170,48 @@ class Prediction:
     fold: int | None = None
 
 
+class AdjudicationStatus(enum.StrEnum):
+    """What an adjudication did to its slice (stored as its value)."""
+
+    DECIDED = "decided"
+    REOPENED = "reopened"
+
+
+class QueueStatus(enum.StrEnum):
+    """Where a slice of the review queue stands: never decided, decided, or reopened since."""
+
+    OPEN = "open"
+    DECIDED = "decided"
+    REOPENED = "reopened"
+
+    @classmethod
+    def of(cls, latest: Adjudication | None) -> QueueStatus:
+        return cls.OPEN if latest is None else cls(latest.status.value)
+
+
+OWN_SOURCE = "own"
+"""How storage, the audit log and the CLI spell the source of a reviewer's own decision."""
+
+
 @dataclass(frozen=True, slots=True)
 class Adjudication:
     id: int
     image_id: int
     reviewer_id: int
     version: int
-    status: str  # "decided" or "reopened"
-    source: str  # reader accepted ("rater:NAME", "model:ID") or "own"
+    status: AdjudicationStatus
+    source: ReaderRef | None  # the reader whose label was accepted; None: the reviewer's own point
     x_px: float | None
     y_px: float | None
     grade: int | None
     scale_code: str
     reason: str
     created_at: datetime
+
+    @property
+    def source_text(self) -> str:
+        """``rater:NAME``, ``model:ID`` or ``own``: the stored and printed form of the source."""
+        return OWN_SOURCE if self.source is None else str(self.source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,31 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.domain.entities import Rater
-from annotator.domain.readers import ReaderRef
+from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.services import readers as reader_service
 from annotator.services.agreement import ReaderData, agreement_report, load_reader_data
+from annotator.services.agreement_report import AgreementReport, PairRow, distance_median, fmt, fmt_ci
 from annotator.services.project import Database
 
 COLUMNS = ("reader a", "reader b", "n", "accuracy (95% CI)", "F1 macro", "F1 weighted", "κ quadratic", "AC1",
            "distance median mm")
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _num(v: Any, pct: bool = False) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
-
-
-def click_distances_mm(data: ReaderData, a: str, b: str) -> np.ndarray:
-    """Per-slice distance in mm between the two readers' clicks; slices without spacing are skipped."""
-    pa, pb, sp = data.points[a], data.points[b], data.spacing
-    use = ~(np.isnan(pa).any(axis=1) | np.isnan(pb).any(axis=1) | np.isnan(sp).any(axis=1))
-    use &= (np.nan_to_num(sp, nan=0.0) > 0).all(axis=1)
-    dx = (pb[use, 0] - pa[use, 0]) * sp[use, 1]
-    dy = (pb[use, 1] - pa[use, 1]) * sp[use, 0]
-    return np.hypot(dx, dy)
 
 
 class AgreementPanel(QWidget):
@@ -63,9 +48,9 @@ class AgreementPanel(QWidget):
         """``rater``: who is looking; the readers offered obey her rights (there is no unblinded default)."""
         super().__init__(parent)
         self.db, self.scale, self.rater = db, scale, rater
-        self.report: dict[str, Any] | None = None
+        self.report: AgreementReport | None = None
         self.data: ReaderData | None = None
-        self.pair: tuple[str, str] | None = None
+        self.pair: tuple[ReaderRef, ReaderRef] | None = None
 
         self.readers = QListWidget()
         self.readers.setMaximumHeight(110)
@@ -138,7 +123,7 @@ class AgreementPanel(QWidget):
             name = str(ref)
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = name.startswith("rater:") if checked is None else name in checked
+            on = ref.kind is ReaderKind.RATER if checked is None else name in checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.readers.addItem(item)
 
@@ -166,20 +151,18 @@ class AgreementPanel(QWidget):
             return
         finally:
             QGuiApplication.restoreOverrideCursor()
-        self.status.setText(f"{self.report['n_slices']} slices; CIs from {self.boot.value()} patient-bootstrap "
+        self.status.setText(f"{self.report.n_slices} slices; CIs from {self.boot.value()} patient-bootstrap "
                             "resamples (seed 0)")
-        self._fill_table(self.report["pairs"])
+        self._fill_table(self.report.pairs)
 
-    def _fill_table(self, pairs: list[dict[str, Any]]) -> None:
+    def _fill_table(self, pairs: tuple[PairRow, ...]) -> None:
         self.table.clearSelection()
         self.table.setRowCount(len(pairs))
         for r, p in enumerate(pairs):
-            acc = _num(p["accuracy"], True)
-            ci = p["ci"].get("accuracy")
-            if ci and ci[0] is not None:
-                acc += f" ({_num(ci[0], True)}–{_num(ci[1], True)})"
-            cells = [p["a"], p["b"], str(p["n"]), acc, _num(p["f1_macro"], True), _num(p["f1_weighted"], True),
-                     _num(p["kappa_quadratic"]), _num(p["ac1"]), _num(p["distance_mm"]["median"])]
+            f = p.figures
+            cells = [str(p.a), str(p.b), str(f.n), fmt(f.accuracy, True) + fmt_ci(p, "accuracy", True),
+                     fmt(f.f1_macro, True), fmt(f.f1_weighted, True), fmt(f.kappa_quadratic.value), fmt(f.ac1),
+                     fmt(distance_median(p))]
             for c, text in enumerate(cells):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
@@ -204,15 +187,15 @@ class AgreementPanel(QWidget):
             self.pair = None
             self.confusion_image.clear()
             return
-        p = self.report["pairs"][row]
-        self.pair = (p["a"], p["b"])
-        conf = np.asarray(p["confusion"], dtype=float)
+        p = self.report.pairs[row]
+        self.pair = p.pair
+        conf = np.asarray(p.figures.confusion, dtype=float)
         self.confusion_image.setImage(conf, levels=(0, max(1.0, conf.max())))
         labels = [(i + 0.5, g.label) for i, g in enumerate(self.scale.grades)]
         self.confusion_plot.getAxis("left").setTicks([labels])
         self.confusion_plot.getAxis("bottom").setTicks([labels])
-        self.confusion_plot.setLabel("left", p["a"])
-        self.confusion_plot.setLabel("bottom", p["b"])
+        self.confusion_plot.setLabel("left", str(p.a))
+        self.confusion_plot.setLabel("bottom", str(p.b))
         high = 0.6 * max(1.0, conf.max())
         for (i, j), v in np.ndenumerate(conf):
             t = pg.TextItem(str(int(v)), color="k" if v > high else "w", anchor=(0.5, 0.5))
@@ -220,7 +203,7 @@ class AgreementPanel(QWidget):
             self.confusion_plot.addItem(t)
             self._count_items.append(t)
         self.confusion_plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
-        dist = click_distances_mm(self.data, *self.pair)
+        dist = self.data.click_distances_mm(*self.pair)
         if dist.size:
             edges = np.histogram_bin_edges(dist, bins=min(20, max(1, dist.size)))
             counts, edges = np.histogram(dist, bins=edges)
@@ -244,7 +227,7 @@ class AgreementPanel(QWidget):
             return
         a, b = self.pair
         ga, gb = self.scale.grades[row], self.scale.grades[col]
-        hits = np.flatnonzero((self.data.grades[a] == ga.ordinal) & (self.data.grades[b] == gb.ordinal))
+        hits = self.data.slices_graded(a, ga.ordinal, b, gb.ordinal)
         self.cell_slices.clear()
         self.cell_title.setText(f"{a} {ga.label} · {b} {gb.label}: {hits.size} slices")
         for i in hits.tolist():

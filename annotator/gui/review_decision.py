@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, Prediction
-from annotator.domain.readers import ReaderMark
+from annotator.domain.entities import Adjudication, AdjudicationStatus, Prediction, QueueStatus
+from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.compare_pane import grade_text, probability_rows
 from annotator.gui.grade_panel import grade_button
@@ -45,7 +45,7 @@ MESSAGE_STYLES = {
 class ReaderRow:
     """One reader of the slice as the box lists it."""
 
-    key: str  # "rater:NAME": what ReviewService.accept takes
+    key: ReaderRef  # what ReviewService.accept takes
     name: str
     colour: str
     mark: ReaderMark
@@ -71,10 +71,10 @@ def unlabelled(mark: ReaderMark) -> bool:
 def describe_adjudication(adj: Adjudication, scale: GradingScale, reviewer_name: str) -> str:
     """One line: who decided what, when (the conflict message and the status line use it)."""
     when = adj.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    if adj.status != "decided":
+    if adj.status is not AdjudicationStatus.DECIDED:
         text = f"{reviewer_name} reopened it (version {adj.version}, {when})"
     else:
-        source = "their own point" if adj.source == "own" else adj.source
+        source = "their own point" if adj.source is None else str(adj.source)
         text = (f"{reviewer_name} decided grade {grade_long(scale, adj.grade)} from {source} "
                 f"(version {adj.version}, {when})")
     return text + (f": “{adj.reason}”" if adj.reason else "")
@@ -100,7 +100,7 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
 
 
 class DecisionBox(QWidget):
-    acceptRequested = Signal(str)  # noqa: N815 (Qt naming) - reader key, "rater:NAME"
+    acceptRequested = Signal(object)  # noqa: N815 (Qt naming) - the reader's ReaderRef
     gradeChosen = Signal(int)  # noqa: N815
     decideRequested = Signal()  # noqa: N815
     reopenRequested = Signal()  # noqa: N815
@@ -108,7 +108,7 @@ class DecisionBox(QWidget):
     def __init__(self, scale: GradingScale, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.scale = scale
-        self.accept_buttons: dict[str, QPushButton] = {}
+        self.accept_buttons: dict[ReaderRef, QPushButton] = {}
         self.readers = _table(READER_COLUMNS)
         self.readers.horizontalHeader().setStretchLastSection(False)
         self.readers.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
@@ -164,7 +164,7 @@ class DecisionBox(QWidget):
         self.show_message("")
 
     # ----- readers and model ------------------------------------------------------------------
-    def show_readers(self, rows: list[ReaderRow], decided_source: str | None) -> None:
+    def show_readers(self, rows: list[ReaderRow], decided_source: ReaderRef | None) -> None:
         for old in self.accept_buttons.values():  # deleted later by Qt: hide them now so none lingers on screen
             old.hide()
         self.accept_buttons.clear()
@@ -211,11 +211,11 @@ class DecisionBox(QWidget):
         keys = "/".join(g.key for g in self.scale.grades)
         self.point_label.setText(f"Your point: {where} · grade: {grade_text(self.scale, grade)} (keys {keys})")
 
-    def set_status(self, status: str | None) -> None:
+    def set_status(self, status: QueueStatus | None) -> None:
         """Enable what makes sense for the slice's status (None: no slice)."""
         for b in (*self.grade_buttons.values(), self.decide_button):
             b.setEnabled(status is not None)
-        self.reopen_button.setEnabled(status == "decided")
+        self.reopen_button.setEnabled(status is QueueStatus.DECIDED)
 
     def show_message(self, text: str, kind: str = "error") -> None:
         self.message.setStyleSheet(f"QLabel#reviewMessage {{ {MESSAGE_STYLES[kind]} }}")
@@ -229,7 +229,7 @@ class DecisionBox(QWidget):
         for r, a in enumerate(reversed(adjs)):  # newest first
             point = "" if a.x_px is None or a.y_px is None else f" at {a.x_px:.1f}, {a.y_px:.1f}"
             cells = (str(a.version), a.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-                     names.get(a.reviewer_id, f"#{a.reviewer_id}"), a.status, a.source,
+                     names.get(a.reviewer_id, f"#{a.reviewer_id}"), a.status, a.source_text,
                      "" if a.grade is None else grade_long(self.scale, a.grade) + point, a.reason)
             for c, text in enumerate(cells):
                 self.history.setItem(r, c, _item(text, a.reason if c == 6 else ""))

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, ImageRef, Label, Rater
+from annotator.domain.entities import Adjudication, ImageRef, Label, QueueStatus, Rater
 from annotator.domain.errors import AnnotatorError, ConflictError, InputError
-from annotator.domain.readers import ReaderMark
+from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
 from annotator.gui.compare_pane import grade_text
@@ -280,7 +280,7 @@ class ReviewPanel(QWidget):
         history = self.service.history(item.image_id)
         self.latest = history[-1] if history else None
         self.version = self.latest.version if self.latest else 0
-        status = self.latest.status if self.latest else "open"
+        status = QueueStatus.of(self.latest)
         ref = self.refs[item.image_id]
         self.title.setText(f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · "
                            f"{status} · {'; '.join(item.reasons)}")
@@ -300,11 +300,11 @@ class ReviewPanel(QWidget):
 
     def _reader_rows(self, item: QueueItem) -> list[ReaderRow]:
         """The raters' marks, with an empty one for each required rater who has not labelled the slice."""
-        marks = {k: m for k, m in item.marks.items() if k.startswith("rater:")}
+        marks = {k: m for k, m in item.marks.items() if k.kind is ReaderKind.RATER}
         for name in self.required:
-            marks.setdefault(f"rater:{name}", ReaderMark(item.image_id, None, None, None))
-        keys = sorted(marks)
-        names = [k.partition(":")[2] for k in keys]
+            marks.setdefault(ReaderRef(ReaderKind.RATER, name), ReaderMark(item.image_id, None, None, None))
+        keys = sorted(marks, key=str)
+        names = [k.key for k in keys]
         ordinals = [self._ordinal.get(r.id, len(self._ordinal)) if (r := self.raters.get(n)) else len(self._ordinal)
                     for n in names]
         return [ReaderRow(key, name, colour, marks[key], symbol)
@@ -317,7 +317,7 @@ class ReviewPanel(QWidget):
         if sug.status is not SuggestionStatus.SHOWN or pred is None or sug.model is None:
             return None
         mark = ReaderMark(item.image_id, pred.x_px, pred.y_px, pred.grade, pred.probabilities)
-        return ReaderRow(f"model:{sug.model.id}", f"model {sug.model.id}", MODEL_COLOUR, mark)
+        return ReaderRow(ReaderRef(ReaderKind.MODEL, str(sug.model.id)), f"model {sug.model.id}", MODEL_COLOUR, mark)
 
     def _load_pixels(self, ref: ImageRef) -> None:
         if self.view.image_ref is not None and self.view.image_ref.id == ref.id:
@@ -399,7 +399,7 @@ class ReviewPanel(QWidget):
         self.own = (self.own[0], self.own[1], ordinal)
         self._draw_own()
 
-    def accept(self, reader: str) -> Adjudication | None:
+    def accept(self, reader: ReaderRef) -> Adjudication | None:
         """Adopt one reader's label; the queue reloads and moves to the next slice to decide."""
         item = self.current
         if item is None:
@@ -459,7 +459,7 @@ class ReviewPanel(QWidget):
         after = before[before.index(image_id) + 1:] if image_id in before else []
         for i in (*after, *items):
             it = items.get(i)
-            if it is not None and i != image_id and it.status != DECIDED:
+            if it is not None and i != image_id and it.status is not QueueStatus.DECIDED:
                 return i
         return None
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
-from annotator.domain.entities import ImageRef
+from annotator.domain.entities import ImageRef, QueueStatus
 from annotator.services.review import QueueItem
 
 STATUSES = ("to decide", "open", "reopened", "decided", "all")
-STATUS_MATCHES: dict[str, frozenset[str] | None] = {  # "to decide": never decided, or reopened since
-    "to decide": frozenset({"open", "reopened"}), "open": frozenset({"open"}),
-    "reopened": frozenset({"reopened"}), "decided": frozenset({"decided"}), "all": None}
+STATUS_MATCHES: dict[str, frozenset[QueueStatus] | None] = {  # "to decide": never decided, or reopened since
+    "to decide": frozenset({QueueStatus.OPEN, QueueStatus.REOPENED}), "open": frozenset({QueueStatus.OPEN}),
+    "reopened": frozenset({QueueStatus.REOPENED}), "decided": frozenset({QueueStatus.DECIDED}), "all": None}
 REASONS = (("all reasons", None), ("grades differ", "grades"), ("centres apart", "centres"),
            ("missing rater", "missing"), ("model disagrees", "model"))
 COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")

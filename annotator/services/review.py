@@ -19,21 +19,28 @@ and that has no decision has a consensus label exactly when the raters' labels k
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from annotator.domain.entities import Adjudication, ImageRef, Label, Rater
+from annotator.domain.entities import (
+    Adjudication,
+    AdjudicationStatus,
+    ImageRef,
+    Label,
+    QueueStatus,
+    Rater,
+)
 from annotator.domain.errors import ConflictError, InputError, NotFound, PermissionDenied
+from annotator.domain.geometry import ImageGeometry
 from annotator.domain.policy import Action, is_study_reader
-from annotator.domain.readers import ReaderMark
+from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.services.project import policy
 from annotator.storage import catalog, labels, models_repo, people, review
 from annotator.storage.database import Database
 
-DECIDED = "decided"
-REOPENED = "reopened"
+DECIDED = AdjudicationStatus.DECIDED
+REOPENED = AdjudicationStatus.REOPENED
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,9 @@ class QueueItem:
     reasons: tuple[str, ...]
     grade_distance: int
     mm_distance: float | None
-    status: str  # "open", "decided" or "reopened"
+    status: QueueStatus
     adjudication_version: int
-    marks: dict[str, ReaderMark] = field(default_factory=dict)
+    marks: dict[ReaderRef, ReaderMark] = field(default_factory=dict)
 
     @property
     def sort_key(self) -> tuple[float, float]:
@@ -69,15 +76,15 @@ def _mark(lab: Label) -> ReaderMark:
     return ReaderMark(lab.image_id, lab.x_px, lab.y_px, lab.grade, None, lab.version, lab.created_at.isoformat())
 
 
-def _max_distance_mm(points: list[tuple[float, float]], spacing: tuple[float, float] | None) -> float | None:
-    if len(points) < 2 or spacing is None:
+def _rater(name: str) -> ReaderRef:
+    return ReaderRef(ReaderKind.RATER, name)
+
+
+def _max_distance_mm(points: list[tuple[float, float]], geometry: ImageGeometry) -> float | None:
+    """The largest distance in mm between any two of the points; None without usable pixel spacing."""
+    if len(points) < 2 or not geometry.has_mm:
         return None
-    rs, cs = spacing
-    return max(math.hypot((a[0] - b[0]) * cs, (a[1] - b[1]) * rs) for a, b in itertools.combinations(points, 2))
-
-
-def _status(adj: Adjudication | None) -> str:
-    return "open" if adj is None else adj.status
+    return max(geometry.distance_mm(a, b) for a, b in itertools.combinations(points, 2))
 
 
 @dataclass(frozen=True)
@@ -87,12 +94,12 @@ class _Disagreement:
     mm_distance: float | None
 
 
-def _disagreement(required: dict[str, ReaderMark], names: Iterable[str], spacing: tuple[float, float] | None,
+def _disagreement(required: Mapping[ReaderRef, ReaderMark], names: Iterable[str], geometry: ImageGeometry,
                   threshold_mm: float) -> _Disagreement:
     """Why the required raters' marks on one slice need a decision (no reasons: they agree)."""
     why = []
     if required:  # a slice nobody has started is still to label, not to review
-        missing = [n for n in names if not ((m := required.get(f"rater:{n}")) and m.grade is not None
+        missing = [n for n in names if not ((m := required.get(_rater(n))) and m.grade is not None
                                             and m.x_px is not None)]
         if missing:
             why.append("missing " + ", ".join(missing))
@@ -101,24 +108,29 @@ def _disagreement(required: dict[str, ReaderMark], names: Iterable[str], spacing
     if gd:
         why.append(f"grades differ by {gd}")
     pts = [(m.x_px, m.y_px) for m in required.values() if m.x_px is not None and m.y_px is not None]
-    dist = _max_distance_mm(pts, spacing)  # type: ignore[arg-type]
+    dist = _max_distance_mm(pts, geometry)  # type: ignore[arg-type]
     if dist is not None and dist > threshold_mm:
         why.append(f"centres {dist:.1f} mm apart")
     return _Disagreement(tuple(why), gd, dist)
 
 
 def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = False,
-                       status: str | None = "open", reason: str | None = None) -> list[QueueItem]:
-    """Slices needing review, most severe first (grade distance, then mm distance), and decided ones."""
+                       status: QueueStatus | str | None = QueueStatus.OPEN,
+                       reason: str | None = None) -> list[QueueItem]:
+    """Slices needing review, most severe first (grade distance, then mm distance), and decided ones.
+
+    ``status`` keeps the slices in that state (a string is read as a QueueStatus); None keeps all.
+    """
     if not policy(db, viewer).may_adjudicate:
         raise PermissionDenied(f"{viewer.name} is an annotator: the review queue is for reviewers and admins")
+    wanted = _queue_status(status)
     settings = people.get_settings(db)
     required = [r.name for r in required_raters(db)]
-    keys = {f"rater:{n}" for n in required}
+    keys = {_rater(n) for n in required}
     names = {r.id: r.name for r in people.list_raters(db)}
-    by_image: dict[int, dict[str, ReaderMark]] = {}
+    by_image: dict[int, dict[ReaderRef, ReaderMark]] = {}
     for lab in labels.current(db):  # every reader is shown; only the required ones decide the queue
-        by_image.setdefault(lab.image_id, {})[f"rater:{names[lab.rater_id]}"] = _mark(lab)
+        by_image.setdefault(lab.image_id, {})[_rater(names[lab.rater_id])] = _mark(lab)
     model = models_repo.active(db) if include_model else None
     preds = {p.image_id: p for p in models_repo.predictions(db, model.id)} if model else {}
     adjs = review.current_all(db)
@@ -126,7 +138,7 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
     for im in catalog.images(db):
         marks = by_image.get(im.id, {})
         req = {k: m for k, m in marks.items() if k in keys}
-        d = _disagreement(req, required, im.geometry.pixel_spacing, settings.disagreement_threshold_mm)
+        d = _disagreement(req, required, im.geometry, settings.disagreement_threshold_mm)
         why, gd = list(d.reasons), d.grade_distance
         grades = [m.grade for m in req.values() if m.grade is not None]
         p = preds.get(im.id)
@@ -134,18 +146,29 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
             why.append("model disagrees")
             gd = max(gd, max(abs(g - p.grade) for g in grades))
         if p is not None and model:
-            marks = {**marks, f"model:{model.id}": ReaderMark(im.id, p.x_px, p.y_px, p.grade, p.probabilities)}
+            marks = {**marks, ReaderRef(ReaderKind.MODEL, str(model.id)): ReaderMark(im.id, p.x_px, p.y_px, p.grade,
+                                                                                     p.probabilities)}
         adj = adjs.get(im.id)
         if not why and adj is None:
             continue  # a decided slice stays listed once its raters agree (to look at, or reopen)
-        item = QueueItem(im.id, tuple(why), gd, d.mm_distance, _status(adj), adj.version if adj else 0, marks)
-        if status is not None and item.status != status:
+        item = QueueItem(im.id, tuple(why), gd, d.mm_distance, QueueStatus.of(adj), adj.version if adj else 0,
+                         marks)
+        if wanted is not None and item.status is not wanted:
             continue
         if reason is not None and not any(w.startswith(reason) for w in why):
             continue
         items.append(item)
     items.sort(key=lambda it: it.sort_key)
     return items
+
+
+def _queue_status(status: QueueStatus | str | None) -> QueueStatus | None:
+    if status is None or isinstance(status, QueueStatus):
+        return status
+    try:
+        return QueueStatus(status)
+    except ValueError:
+        raise InputError(f"queue status {status!r} must be one of: {', '.join(QueueStatus)}") from None
 
 
 def queue_counts(items: list[QueueItem]) -> dict[str, int]:
@@ -172,50 +195,49 @@ class ReviewService:
     def __post_init__(self) -> None:
         policy(self.db, self.reviewer).require(Action.ADJUDICATE)
 
-    def _marks(self, image_id: int) -> dict[str, ReaderMark]:
+    def _marks(self, image_id: int) -> dict[ReaderRef, ReaderMark]:
         names = {r.id: r.name for r in people.list_raters(self.db)}
-        return {f"rater:{names[lab.rater_id]}": _mark(lab) for lab in labels.current(self.db, image_ids=[image_id])}
+        return {_rater(names[lab.rater_id]): _mark(lab) for lab in labels.current(self.db, image_ids=[image_id])}
 
-    def _record(self, image_id: int, expected_version: int, status: str, source: str, x: float | None,
-                y: float | None, grade: int | None, reason: str) -> Adjudication:
+    def _record(self, image_id: int, expected_version: int, status: AdjudicationStatus, source: ReaderRef | None,
+                x: float | None, y: float | None, grade: int | None, reason: str) -> Adjudication:
         return review.record(self.db, image_id=image_id, reviewer_id=self.reviewer.id,
                              expected_version=expected_version, status=status, source=source, x_px=x, y_px=y,
                              grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip())
 
-    def accept(self, image_id: int, reader: str, expected_version: int, reason: str = "",
+    def accept(self, image_id: int, reader: ReaderRef | str, expected_version: int, reason: str = "",
                label_version: int | None = None) -> Adjudication:
         """Adopt one reader's label (point and grade) as the decision.
 
-        ``reader`` is ``rater:NAME`` or ``model:ID`` (that model's prediction); accepting a model whose
+        ``reader`` is a rater or a model (that model's prediction); text (``rater:NAME``, ``model:ID``,
+        from a command line) is parsed with ``ReaderRef.parse``. Accepting a model whose
         grade no rater gave overrides every rater, so it needs a reason like an own decision.
         ``label_version`` is the version of the rater's label the reviewer saw: if the rater has changed
         it since, nothing is stored and a ConflictError carries the label as it is now (a screen passes
         it, so a reviewer never adopts a label they have not seen).
         """
+        ref = ReaderRef.parse(reader) if isinstance(reader, str) else reader
         marks = self._marks(image_id)
-        if reader.startswith("model:"):
-            mark = self._model_mark(image_id, reader)
+        if ref.kind is ReaderKind.MODEL:
+            mark = self._model_mark(image_id, int(ref.key))
             rater_grades = {m.grade for m in marks.values() if m.grade is not None}
             if mark is not None and mark.grade not in rater_grades and not reason.strip():
                 raise InputError("a reason is required when the decision overrides every reader's grade")
         else:
-            mark = marks.get(reader)
-            if label_version is not None and (mark is None or mark.version != label_version):
-                rater = people.rater_by_name(self.db, reader.partition(":")[2])  # NotFound names it
+            mark = marks.get(ref)
+            if ref.kind is ReaderKind.RATER and label_version is not None and (mark is None
+                                                                              or mark.version != label_version):
+                rater = people.rater_by_name(self.db, ref.key)  # NotFound names it
                 now = labels.current(self.db, rater_ids=[rater.id], image_ids=[image_id], include_empty=True)
                 raise ConflictError(
                     f"{rater.name} changed their label on slice {image_id} after you saw it "
                     f"(you saw version {label_version}, now version {now[0].version if now else 'none'}); "
                     "look at it again before accepting", now[0] if now else None)
         if mark is None or mark.grade is None:
-            raise InputError(f"{reader} has no graded label on this slice to accept")
-        return self._record(image_id, expected_version, DECIDED, reader, mark.x_px, mark.y_px, mark.grade, reason)
+            raise InputError(f"{ref} has no graded label on this slice to accept")
+        return self._record(image_id, expected_version, DECIDED, ref, mark.x_px, mark.y_px, mark.grade, reason)
 
-    def _model_mark(self, image_id: int, reader: str) -> ReaderMark | None:
-        try:
-            model_id = int(reader.split(":", 1)[1])
-        except ValueError:
-            raise InputError(f"{reader!r}: a model reader is model:ID with a numeric id") from None
+    def _model_mark(self, image_id: int, model_id: int) -> ReaderMark | None:
         models_repo.get(self.db, model_id)  # NotFound names the id
         preds = models_repo.predictions(self.db, model_id, [image_id])
         if not preds:
@@ -232,13 +254,13 @@ class ReviewService:
         grades = {m.grade for m in self._marks(image_id).values() if m.grade is not None}
         if grade not in grades and not reason.strip():
             raise InputError("a reason is required when the decision overrides every reader's grade")
-        return self._record(image_id, expected_version, DECIDED, "own", x, y, grade, reason)
+        return self._record(image_id, expected_version, DECIDED, None, x, y, grade, reason)
 
     def reopen(self, image_id: int, reason: str, expected_version: int) -> Adjudication:
         if not reason.strip():
             raise InputError("a reason is required to reopen a decision")
         current = review.latest(self.db, image_id)
-        if current is None or current.status != DECIDED:
+        if current is None or current.status is not DECIDED:
             raise InputError("only a decided slice can be reopened")
         return self._record(image_id, expected_version, REOPENED, current.source, None, None, None, reason)
 
@@ -249,6 +271,7 @@ class ReviewService:
 def consensus_marks(db: Database) -> dict[int, ReaderMark]:
     """The consensus label set (rule in the module docstring)."""
     raters = required_raters(db)
+    names = {r.id: r.name for r in raters}
     threshold = people.get_settings(db).disagreement_threshold_mm
     adjs = review.current_all(db)
     out: dict[int, ReaderMark] = {}
@@ -258,15 +281,15 @@ def consensus_marks(db: Database) -> dict[int, ReaderMark]:
     for im in catalog.images(db):
         adj = adjs.get(im.id)
         if adj is not None:
-            if adj.status == DECIDED:
+            if adj.status is DECIDED:
                 out[im.id] = ReaderMark(im.id, adj.x_px, adj.y_px, adj.grade, None, adj.version,
                                         adj.created_at.isoformat())
             continue
         labs = by_image.get(im.id, [])
         if not raters or len(labs) != len(raters) or not all(lab.complete for lab in labs):
             continue
-        marks = {f"rater:{lab.rater_id}": _mark(lab) for lab in labs}
-        if not _disagreement(marks, [], im.geometry.pixel_spacing, threshold).reasons:  # same grade, close
+        marks = {_rater(names[lab.rater_id]): _mark(lab) for lab in labs}
+        if not _disagreement(marks, [], im.geometry, threshold).reasons:  # same grade, close
             xs = [lab.x_px for lab in labs if lab.x_px is not None]
             ys = [lab.y_px for lab in labs if lab.y_px is not None]
             out[im.id] = ReaderMark(im.id, sum(xs) / len(xs), sum(ys) / len(ys), labs[0].grade, None, None,

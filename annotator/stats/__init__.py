@@ -23,9 +23,11 @@ from annotator.stats.paired_tests import (
 )
 from annotator.stats.pairwise import (
     BlandAltman,
+    ClickOffsets,
     DistanceStats,
     KappaStat,
     PairStats,
+    click_offsets,
     distance_stats,
     pairwise,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "BootstrapDifference",
     "BootstrapPair",
     "Categories",
+    "ClickOffsets",
     "DifferenceTest",
     "DistanceStats",
     "Grades",
@@ -48,6 +51,7 @@ __all__ = [
     "StuartMaxwellResult",
     "bootstrap_difference",
     "bootstrap_pair",
+    "click_offsets",
     "distance_stats",
     "group",
     "mcnemar_vs_reference",

@@ -3,8 +3,9 @@
 Inputs are arrays aligned by slice. Grades follow ``annotator.stats._inputs`` (missing = -1, NaN or
 masked). Points are ``(n, 2)`` arrays of ``(x, y)`` = (column, row) in pixels, NaN where the reader did
 not click. Pixel spacing is ``(n, 2)`` of ``(row mm, column mm)`` as DICOM PixelSpacing orders it, NaN
-(or <= 0) where unavailable: those slices are counted and left out of every mm figure; nothing assumes
-1 mm. The distance figures use every slice where both readers clicked, whether or not both graded it.
+(or <= 0, or infinite) where unavailable: those slices are counted and left out of every mm figure;
+nothing assumes 1 mm. The distance figures use every slice where both readers clicked, whether or not
+both graded it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from scipy import stats as sps
 
 from annotator.domain.errors import InputError
 from annotator.stats import agreement as ag
-from annotator.stats._inputs import Categories, FloatArray, Grades, as_categories, encode_1d, jsonable, same_length
+from annotator.stats._inputs import (
+    Categories,
+    FloatArray,
+    Grades,
+    IntArray,
+    as_categories,
+    encode_1d,
+    jsonable,
+    same_length,
+)
 
 Z95 = float(sps.norm.isf(0.025))
 
@@ -43,6 +53,30 @@ class BlandAltman:
     sd: float
     lower: float
     upper: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClickOffsets:
+    """Per-slice offsets in mm from reader a's click to reader b's, on the slices that have both clicks
+    and a usable pixel spacing (``slices``: their positions in the input arrays, ascending).
+
+    ``dx_mm`` runs along the columns (x, scaled by the column spacing), ``dy_mm`` along the rows (y,
+    scaled by the row spacing). ``n_clicked``: slices where both clicked, with or without spacing.
+    """
+
+    slices: IntArray
+    dx_mm: FloatArray
+    dy_mm: FloatArray
+    n_clicked: int
+
+    @property
+    def distance_mm(self) -> FloatArray:
+        """Euclidean distance between the two clicks, one per measured slice."""
+        return np.hypot(self.dx_mm, self.dy_mm)
+
+    @property
+    def n_without_spacing(self) -> int:
+        return self.n_clicked - int(self.slices.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +159,11 @@ def _bland_altman(diff: FloatArray) -> BlandAltman:
     return BlandAltman(n, bias, sd, bias - Z95 * sd, bias + Z95 * sd)
 
 
-def distance_stats(
+def click_offsets(
     points_a: npt.ArrayLike, points_b: npt.ArrayLike, pixel_spacing: npt.ArrayLike | None = None
-) -> DistanceStats:
-    """Click distance in mm between two readers; see the module docstring for array layouts."""
+) -> ClickOffsets:
+    """The rule for click distances in mm (see the module docstring for array layouts): a slice counts
+    when both readers clicked and its spacing is finite and positive on both axes; nothing assumes 1 mm."""
     pa = np.asarray(points_a, dtype=np.float64)
     if pa.ndim != 2 or pa.shape[1] != 2:
         raise InputError(f"points_a: expected shape (n, 2), got {pa.shape}")
@@ -138,16 +173,24 @@ def distance_stats(
     sp = no_spacing if pixel_spacing is None else _points(pixel_spacing, n_all, "pixel_spacing")
     clicked = ~(np.isnan(pa).any(axis=1) | np.isnan(pb).any(axis=1))
     with np.errstate(invalid="ignore"):
-        has_mm = ~np.isnan(sp).any(axis=1) & (sp > 0).all(axis=1)
+        has_mm = np.isfinite(sp).all(axis=1) & (sp > 0).all(axis=1)
     use = clicked & has_mm
     dx = (pb[use, 0] - pa[use, 0]) * sp[use, 1]  # columns differ -> column spacing
     dy = (pb[use, 1] - pa[use, 1]) * sp[use, 0]  # rows differ -> row spacing
-    dist = np.hypot(dx, dy)
-    n = int(use.sum())
+    return ClickOffsets(np.flatnonzero(use).astype(np.int64), dx, dy, int(clicked.sum()))
+
+
+def distance_stats(
+    points_a: npt.ArrayLike, points_b: npt.ArrayLike, pixel_spacing: npt.ArrayLike | None = None
+) -> DistanceStats:
+    """Click distance in mm between two readers: summary figures of ``click_offsets``."""
+    off = click_offsets(points_a, points_b, pixel_spacing)
+    dx, dy, dist = off.dx_mm, off.dy_mm, off.distance_mm
+    n = int(off.slices.size)
     nan = float("nan")
     return DistanceStats(
-        n_clicked=int(clicked.sum()),
-        n_without_spacing=int((clicked & ~has_mm).sum()),
+        n_clicked=off.n_clicked,
+        n_without_spacing=off.n_without_spacing,
         n=n,
         median_mm=float(np.median(dist)) if n else nan,
         p95_mm=float(np.percentile(dist, 95)) if n else nan,

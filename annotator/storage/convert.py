@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from annotator.domain.entities import (
+    OWN_SOURCE,
     Adjudication,
+    AdjudicationStatus,
     AuditEntry,
     ImageRef,
     Label,
@@ -18,6 +20,7 @@ from annotator.domain.entities import (
     Role,
 )
 from annotator.domain.geometry import ImageGeometry
+from annotator.domain.readers import ReaderRef
 from annotator.storage.tables import (
     AdjudicationRow,
     AnnotationRow,
@@ -99,9 +102,16 @@ def prediction(row: PredictionRow) -> Prediction:
                       y_px=row.y_px, grade=row.grade, probabilities=probs, fold=row.fold)
 
 
+def adjudication_source(source: ReaderRef | None) -> str:
+    """The stored spelling of an adjudication's source: ``rater:NAME``, ``model:ID`` or ``own``."""
+    return OWN_SOURCE if source is None else str(source)
+
+
 def adjudication(row: AdjudicationRow) -> Adjudication:
+    source = None if row.source == OWN_SOURCE else ReaderRef.parse(row.source)
     return Adjudication(id=row.id, image_id=row.image_id, reviewer_id=row.reviewer_id, version=row.version,
-                        status=row.status, source=row.source, x_px=row.x_px, y_px=row.y_px, grade=row.grade,
+                        status=AdjudicationStatus(row.status), source=source, x_px=row.x_px, y_px=row.y_px,
+                        grade=row.grade,
                         scale_code=row.scale_code, reason=row.reason, created_at=aware(row.created_at))
 
 

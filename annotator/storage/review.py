@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from annotator.domain.entities import Adjudication
+from annotator.domain.entities import Adjudication, AdjudicationStatus
 from annotator.domain.errors import ConflictError, NotFound
+from annotator.domain.readers import ReaderRef
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import AdjudicationRow, ImageRow
@@ -30,9 +31,13 @@ def _state(row: AdjudicationRow | None) -> dict[str, object] | None:
             "y_px": row.y_px, "grade": row.grade, "reason": row.reason}
 
 
-def record(db: Database, *, image_id: int, reviewer_id: int, expected_version: int, status: str, source: str,
-           x_px: float | None, y_px: float | None, grade: int | None, scale_code: str, reason: str) -> Adjudication:
-    """Store decision ``expected_version + 1``; ConflictError if the slice's latest version differs."""
+def record(db: Database, *, image_id: int, reviewer_id: int, expected_version: int, status: AdjudicationStatus,
+           source: ReaderRef | None, x_px: float | None, y_px: float | None, grade: int | None, scale_code: str,
+           reason: str) -> Adjudication:
+    """Store decision ``expected_version + 1``; ConflictError if the slice's latest version differs.
+
+    ``source`` is the reader whose label was accepted, None for the reviewer's own point.
+    """
 
     def work(s: Session) -> Adjudication:
         if s.get(ImageRow, image_id) is None:
@@ -42,11 +47,12 @@ def record(db: Database, *, image_id: int, reviewer_id: int, expected_version: i
         if have != expected_version:
             raise ConflictError(f"slice {image_id} was decided by someone else meanwhile (version {have}); "
                                 "their decision is shown", convert.adjudication(prev) if prev else None)
-        row = AdjudicationRow(image_id=image_id, reviewer_id=reviewer_id, version=have + 1, status=status,
-                              source=source, x_px=x_px, y_px=y_px, grade=grade, scale_code=scale_code, reason=reason)
+        row = AdjudicationRow(image_id=image_id, reviewer_id=reviewer_id, version=have + 1, status=status.value,
+                              source=convert.adjudication_source(source), x_px=x_px, y_px=y_px, grade=grade,
+                              scale_code=scale_code, reason=reason)
         s.add(row)
         s.flush()
-        audit.record(s, rater_id=reviewer_id, action=f"adjudication.{status}", entity="adjudication",
+        audit.record(s, rater_id=reviewer_id, action=f"adjudication.{status.value}", entity="adjudication",
                      entity_id=image_id, before=_state(prev), after=_state(row))
         return convert.adjudication(row)
 

@@ -6,7 +6,8 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 from sklearn.metrics import accuracy_score
 
-from annotator.gui.agreement_panel import AgreementPanel, click_distances_mm
+from annotator.domain.readers import ReaderKind, ReaderRef
+from annotator.gui.agreement_panel import AgreementPanel
 from annotator.services.labelling import LabelService
 from annotator.services.worklist import WorklistService, project_rules
 
@@ -40,12 +41,13 @@ def test_table_matches_sklearn_and_cell_lists_slices(qtbot, project) -> None:  #
     assert panel.table.rowCount() == 1
     assert (panel.table.item(0, 0).text(), panel.table.item(0, 1).text()) == ("rater:alice", "rater:bob")
     expected = accuracy_score(ALICE, BOB)
-    assert panel.report["pairs"][0]["accuracy"] == expected
+    assert panel.report.pairs[0].figures.accuracy == expected
     assert panel.table.item(0, 3).text().startswith(f"{100 * expected:.1f}%")
 
     panel.select_pair(0)
-    assert panel.pair == ("rater:alice", "rater:bob")
-    assert np.allclose(click_distances_mm(panel.data, *panel.pair), np.hypot(3 * 0.6, 4 * 0.5))
+    assert panel.pair == (ReaderRef(ReaderKind.RATER, "alice"), ReaderRef(ReaderKind.RATER, "bob"))
+    assert np.allclose(panel.data.click_distances_mm(*panel.pair), np.hypot(3 * 0.6, 4 * 0.5))
+    assert panel.distance_plot.plotItem.titleLabel.text == "3 slices with both clicks and pixel spacing"
     scale = panel.scale
     row = scale.ordinals.index(2)
     col = scale.ordinals.index(3)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from annotator.domain.entities import Prediction, Role
 from annotator.domain.errors import PermissionDenied
+from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.review_queue import counts_text
 from annotator.services import project as project_service
@@ -17,6 +18,8 @@ from annotator.services.review import ReviewService, disagreement_queue, queue_c
 from annotator.services.worklist import WorklistService, project_rules
 from annotator.storage import audit, labels, models_repo
 from tests.gui.helpers import click_pixel
+
+ALICE, BOB = ReaderRef(ReaderKind.RATER, "alice"), ReaderRef(ReaderKind.RATER, "bob")
 
 # slice index: (alice point, grade), (bob point, grade) — 0.5 mm rows x 0.6 mm columns
 PLAN = {
@@ -76,7 +79,7 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     panel.queue.selectRow(2)  # the slice bob has not labelled: he is listed, with nothing to accept
     assert panel.current.image_id == ids[2]
     assert panel.decision.readers.item(1, 1).text() == "not labelled"
-    assert not panel.decision.accept_buttons["rater:bob"].isEnabled()
+    assert not panel.decision.accept_buttons[BOB].isEnabled()
     assert panel.marks.names == ["alice: 0", "bob: not labelled"]
     _wait_shown(qtbot, panel)
 
@@ -107,8 +110,8 @@ def test_side_by_side_readers_names_colours_and_model_probabilities(qtbot, proje
     assert positions == [(40, 40), (43, 44), (64, 60)]
     info = panel.decision.model_info.text()
     assert "fast-7" in info and "0.70" in info and "Moderate" in info
-    model_key = f"model:{models_repo.active(project.db).id}"
-    assert set(panel.decision.accept_buttons) == {"rater:alice", "rater:bob", model_key}
+    model_key = ReaderRef(ReaderKind.MODEL, str(models_repo.active(project.db).id))
+    assert set(panel.decision.accept_buttons) == {ALICE, BOB, model_key}
     assert panel.decision.readers.item(1, 1).text() == "3 Severe"
     assert panel.decision.readers.item(2, 1).text() == "2 Moderate"
     # accepting the model's grade 2, which neither rater gave, overrides everyone: a reason first
@@ -134,11 +137,11 @@ def test_accept_a_reader_stores_an_adjudication_and_moves_on(qtbot, project) -> 
     before = labels.current(project.db)
     panel = _panel(qtbot, project)
     with qtbot.waitSignal(panel.adjudicated) as sig:
-        panel.decision.accept_buttons["rater:bob"].click()
+        panel.decision.accept_buttons[BOB].click()
     [adj] = _history(project, ids[0])
     assert sig.args[0] == adj
-    assert (adj.source, adj.grade, adj.x_px, adj.y_px, adj.status, adj.version) == ("rater:bob", 3, 43, 44,
-                                                                                     "decided", 1)
+    assert (adj.source, adj.grade, adj.x_px, adj.y_px, adj.status, adj.version) == (BOB, 3, 43, 44, "decided",
+                                                                                     1)
     assert labels.current(project.db) == before  # rater labels untouched
     assert [e.action for e in audit.entries(project.db, entity="adjudication")] == ["adjudication.decided"]
     assert panel.queue_image_ids() == [ids[1], ids[2]] and panel.current.image_id == ids[1]
@@ -171,7 +174,7 @@ def test_own_decision_overriding_everyone_needs_a_reason(qtbot, project) -> None
     panel.decision.reason.setText("disc bulge mistaken for stenosis")
     qtbot.keyClick(panel, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter decides
     [adj] = _history(project, ids[1])
-    assert (adj.source, adj.grade, adj.reason) == ("own", 0, "disc bulge mistaken for stenosis")
+    assert (adj.source, adj.grade, adj.reason) == (None, 0, "disc bulge mistaken for stenosis")
     assert (adj.x_px, adj.y_px) == pytest.approx((45, 42), abs=0.3)
     assert panel.current.image_id == ids[2] and panel.decision.reason.text() == ""
     qtbot.keyClick(panel, Qt.Key.Key_K)  # previous: back to the first row
@@ -184,18 +187,18 @@ def test_second_reviewer_gets_a_conflict_naming_the_first_decision(qtbot, projec
     other = project_service.add_rater(project.db, "rev2", Role.REVIEWER)
     first, second = _panel(qtbot, project), _panel(qtbot, project, other)
     assert first.current.image_id == second.current.image_id == ids[0]
-    first.decision.accept_buttons["rater:alice"].click()
+    first.decision.accept_buttons[ALICE].click()
     with qtbot.assertNotEmitted(second.adjudicated):
-        second.decision.accept_buttons["rater:bob"].click()
+        second.decision.accept_buttons[BOB].click()
     box = second.decision
     assert box.message_kind == "conflict"
     text = box.message.text()
     assert "rev decided grade 1 Mild from rater:alice" in text and "nothing was overwritten" in text
     [adj] = _history(project, ids[0])  # exactly the first decision
-    assert (adj.reviewer_id, adj.source, adj.grade) == (project.rev.id, "rater:alice", 1)
+    assert (adj.reviewer_id, adj.source, adj.grade) == (project.rev.id, ALICE, 1)
     assert second.current.image_id == ids[0]  # the slice stays on screen with the first decision
     assert box.history.rowCount() == 1 and box.history.item(0, 2).text() == "rev"
-    assert box.accept_buttons["rater:alice"].text() == "Accepted"
+    assert box.accept_buttons[ALICE].text() == "Accepted"
     assert "decision (rev): 1" in second.marks.names
     assert second.version == 1  # a deliberate second decision now builds on what the reviewer has seen
     _wait_shown(qtbot, first)
@@ -205,22 +208,22 @@ def test_second_reviewer_gets_a_conflict_naming_the_first_decision(qtbot, projec
 def test_accepting_a_label_changed_since_it_was_shown_stores_nothing_and_shows_the_new_one(qtbot, project) -> None:  # type: ignore[no-untyped-def]
     ids = _label(project)
     panel = _panel(qtbot, project)
-    assert panel.current.image_id == ids[0] and panel.current.marks["rater:bob"].grade == 3
+    assert panel.current.image_id == ids[0] and panel.current.marks[BOB].grade == 3
     LabelService(project.db, project.bob).set_grade(ids[0], 2)  # bob, at his workstation, changes his grade
     with qtbot.assertNotEmitted(panel.adjudicated):
-        panel.decision.accept_buttons["rater:bob"].click()
+        panel.decision.accept_buttons[BOB].click()
     assert panel.decision.message_kind == "conflict"
     text = panel.decision.message.text()
     assert "bob changed their label" in text and "now: grade 2 Moderate" in text
     assert _history(project, ids[0]) == []
-    assert panel.current.image_id == ids[0] and panel.current.marks["rater:bob"].grade == 2  # shown as it is now
+    assert panel.current.image_id == ids[0] and panel.current.marks[BOB].grade == 2  # shown as it is now
     with qtbot.waitSignal(panel.adjudicated) as sig:
-        panel.decision.accept_buttons["rater:bob"].click()
+        panel.decision.accept_buttons[BOB].click()
     assert sig.args[0].grade == 2
     _wait_shown(qtbot, panel)
     assert panel.current.image_id == ids[1]  # same grade, 6 mm apart
     LabelService(project.db, project.bob).set_point(ids[1], 41, 40)  # bob moves his point next to alice's
-    panel.decision.accept_buttons["rater:bob"].click()
+    panel.decision.accept_buttons[BOB].click()
     assert panel.decision.message_kind == "conflict" and "has left the queue" in panel.decision.message.text()
     assert ids[1] not in panel.queue_image_ids() and _history(project, ids[1]) == []
 

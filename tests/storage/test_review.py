@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from annotator.domain.entities import Role
+from annotator.domain.entities import AdjudicationStatus, QueueStatus, Role
 from annotator.domain.errors import ConflictError, InputError, PermissionDenied
+from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.services import readers
 from annotator.services.labelling import LabelService
 from annotator.services.review import (
@@ -19,6 +20,8 @@ from annotator.services.review import (
 )
 from annotator.storage import audit, catalog, labels, people
 from tests.factories import instance
+
+E1, E2, E3 = (ReaderRef(ReaderKind.RATER, n) for n in ("e1", "e2", "e3"))
 
 
 @pytest.fixture
@@ -50,7 +53,8 @@ def test_queue_reasons_order_and_counts(project) -> None:  # type: ignore[no-unt
     assert q[0].reasons == ("grades differ by 2",)
     assert q[2].reasons == ("centres 5.0 mm apart",)
     assert q[3].reasons == ("missing e2",)
-    assert set(q[0].marks) == {"rater:e1", "rater:e2"}
+    assert set(q[0].marks) == {E1, E2}
+    assert all(it.status is QueueStatus.OPEN for it in q)
     assert queue_counts(q) == {"total": 4, "grades differ": 2, "centres apart": 1, "missing rater": 1}
     assert [it.image_id for it in disagreement_queue(db, rev, reason="missing")] == [ims[3]]
     with pytest.raises(PermissionDenied):
@@ -72,20 +76,27 @@ def test_decisions_never_touch_rater_labels_and_are_audited(project) -> None:  #
     db, ims, rev = project
     before = labels.current(db)
     svc = ReviewService(db, rev)
-    a = svc.accept(ims[1], "rater:e2", expected_version=0)
-    assert (a.grade, a.source, a.version, a.status) == (2, "rater:e2", 1, "decided")
+    a = svc.accept(ims[1], E2, expected_version=0)
+    assert (a.grade, a.source, a.version, a.status) == (2, E2, 1, AdjudicationStatus.DECIDED)
     with pytest.raises(InputError, match="reason is required"):
         svc.decide(ims[4], 30, 30, 0, expected_version=0)  # grade 0: neither reader said so
     d = svc.decide(ims[4], 30, 30, 0, expected_version=0, reason="disc bulge mistaken for stenosis")
-    assert d.source == "own" and d.reason.startswith("disc")
+    assert d.source is None and d.source_text == "own" and d.reason.startswith("disc")
     assert labels.current(db) == before
     with pytest.raises(InputError, match="reason"):
         svc.reopen(ims[1], " ", expected_version=1)
     svc.reopen(ims[1], "second look", expected_version=1)
-    assert [e.action for e in audit.entries(db, entity="adjudication")] == [
-        "adjudication.decided", "adjudication.decided", "adjudication.reopened"]
+    entries = audit.entries(db, entity="adjudication")
+    assert [e.action for e in entries] == ["adjudication.decided", "adjudication.decided", "adjudication.reopened"]
+    # the stored spelling is unchanged by the enums and reader refs (no migration): plain strings
+    assert [(e.after or {}).get("status") for e in entries] == ["decided", "decided", "reopened"]
+    assert [(e.after or {}).get("source") for e in entries] == ["rater:e2", "own", "rater:e2"]
     assert [it.image_id for it in disagreement_queue(db, rev)] == [ims[2], ims[3]]
-    assert [it.image_id for it in disagreement_queue(db, rev, status="reopened")] == [ims[1]]
+    [reopened] = disagreement_queue(db, rev, status="reopened")
+    assert (reopened.image_id, reopened.status) == (ims[1], QueueStatus.REOPENED)
+    assert [it.image_id for it in disagreement_queue(db, rev, status=QueueStatus.DECIDED)] == [ims[4]]
+    with pytest.raises(InputError, match="queue status 'closed'"):
+        disagreement_queue(db, rev, status="closed")
 
 
 def test_accepting_the_model_uses_its_prediction_and_needs_a_reason_when_it_overrides(project) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +110,7 @@ def test_accepting_the_model_uses_its_prediction_and_needs_a_reason_when_it_over
                                              Prediction(m.id, ims[4], 30.0, 30.0, 1, (0.1, 0.7, 0.1, 0.1))])
     svc = ReviewService(db, rev)
     a = svc.accept(ims[1], f"model:{m.id}", expected_version=0)  # grade 2 = e2's: no reason needed
-    assert (a.source, a.x_px, a.y_px, a.grade) == (f"model:{m.id}", 33.0, 29.0, 2)
+    assert (a.source, a.x_px, a.y_px, a.grade) == (ReaderRef(ReaderKind.MODEL, str(m.id)), 33.0, 29.0, 2)
     with pytest.raises(InputError, match="reason is required"):
         svc.accept(ims[4], f"model:{m.id}", expected_version=0)  # grade 1: no rater said so
     assert svc.accept(ims[4], f"model:{m.id}", expected_version=0, reason="model right").grade == 1
@@ -115,14 +126,14 @@ def test_second_reviewer_gets_a_conflict_and_sees_the_first_decision(project) ->
     ReviewService(db, rev).accept(ims[1], "rater:e1", expected_version=0)
     with pytest.raises(ConflictError) as err:
         ReviewService(db, other).accept(ims[1], "rater:e2", expected_version=0)
-    assert err.value.current is not None and err.value.current.source == "rater:e1"
+    assert err.value.current is not None and err.value.current.source == E1
 
 
 def test_accepting_a_label_the_rater_changed_after_it_was_shown_conflicts(project) -> None:  # type: ignore[no-untyped-def]
     from annotator.storage import review
 
     db, ims, rev = project
-    shown = next(it for it in disagreement_queue(db, rev) if it.image_id == ims[1]).marks["rater:e2"]
+    shown = next(it for it in disagreement_queue(db, rev) if it.image_id == ims[1]).marks[E2]
     assert shown.grade == 2
     LabelService(db, people.rater_by_name(db, "e2")).set_grade(ims[1], 1)  # e2 changes her mind meanwhile
     svc = ReviewService(db, rev)
@@ -196,7 +207,7 @@ def test_readers_outside_the_required_set_are_shown_but_do_not_queue(project) ->
     e3.set_label(ims[1], 30, 30, 0)
     q = {it.image_id: it for it in disagreement_queue(db, rev, status=None)}
     assert ims[0] not in q  # e1 and e2 agree there
-    assert set(q[ims[1]].marks) == {"rater:e1", "rater:e2", "rater:e3"} and q[ims[1]].grade_distance == 2
+    assert set(q[ims[1]].marks) == {E1, E2, E3} and q[ims[1]].grade_distance == 2
 
 
 def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -221,6 +232,8 @@ def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore
 
     q = json.loads(run("queue", "--as", "rev", "--json").stdout)
     assert q["counts"]["total"] == 1 and q["items"][0]["readers"]["rater:e2"]["grade"] == 2
+    bad = run("accept", str(im.id), "e2", "--version", "0", "--as", "rev")  # not a reader: parsed at the boundary
+    assert bad.returncode == 1 and "'e2' must be rater:NAME, model:ID or consensus" in bad.stderr
     assert run("accept", str(im.id), "rater:e2", "--version", "0", "--as", "rev").returncode == 0
     late = run("accept", str(im.id), "rater:e1", "--version", "0", "--as", "rev")
     assert late.returncode == 1 and "decided by someone else" in late.stderr

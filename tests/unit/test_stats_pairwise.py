@@ -14,7 +14,7 @@ from statsmodels.stats.inter_rater import cohens_kappa
 
 from annotator.domain.errors import InputError
 from annotator.domain.scales import load_scale
-from annotator.stats import MISSING, PairStats, distance_stats, pairwise
+from annotator.stats import MISSING, PairStats, click_offsets, distance_stats, pairwise
 
 TOL = 1e-9
 LEE = [0, 1, 2, 3]
@@ -199,6 +199,26 @@ def test_distance_uses_row_column_spacing_order() -> None:
     d = distance_stats(pa, pb, spacing)
     assert d.n == 2 and d.mean_mm == pytest.approx((8.0 + 5.0) / 2)
     assert d.x.bias == pytest.approx(4.0) and d.y.bias == pytest.approx(2.5)
+
+
+def test_click_offsets_against_a_hand_computation_with_anisotropic_spacing() -> None:
+    pa = np.array([[10.0, 20.0], [50.0, 50.0], [5.0, 5.0], [np.nan, np.nan], [1.0, 1.0], [7.0, 7.0]])
+    pb = np.array([[13.0, 24.0], [60.0, 50.0], [5.0, 9.0], [2.0, 2.0], [4.0, 5.0], [8.0, 8.0]])
+    spacing = np.array([[0.5, 0.6],  # (row mm, column mm): 3 columns * 0.6 = 1.8, 4 rows * 0.5 = 2.0
+                        [0.9, 0.3],  # 10 columns * 0.3 = 3.0 (9.0 if the axes were swapped)
+                        [0.9, 0.3],  # 4 rows * 0.9 = 3.6 (1.2 if swapped)
+                        [0.5, 0.5],  # reader a did not click
+                        [np.nan, np.nan],  # mm unavailable
+                        [np.inf, 0.5]])  # absurd spacing: unavailable, never an infinite distance
+    off = click_offsets(pa, pb, spacing)
+    assert off.slices.tolist() == [0, 1, 2]
+    assert off.dx_mm.tolist() == pytest.approx([1.8, 3.0, 0.0])
+    assert off.dy_mm.tolist() == pytest.approx([2.0, 0.0, 3.6])
+    assert off.distance_mm.tolist() == pytest.approx([math.sqrt(1.8**2 + 2.0**2), 3.0, 3.6])
+    assert (off.n_clicked, off.n_without_spacing) == (5, 2)
+    d = distance_stats(pa, pb, spacing)  # the summary figures are of the same offsets
+    assert (d.n, d.n_clicked, d.n_without_spacing) == (3, 5, 2)
+    assert d.median_mm == pytest.approx(3.0) and d.mean_mm == pytest.approx((math.hypot(1.8, 2.0) + 6.6) / 3)
 
 
 def test_distance_figures_and_bland_altman_against_numpy() -> None:
