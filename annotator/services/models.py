@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from annotator.domain.entities import ModelVersion, Rater
+from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
 from annotator.services.readers import others_visible
 from annotator.storage import models_repo
@@ -52,7 +52,7 @@ def models_dir(db_url: str) -> Path:
     return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / "models"
 
 
-def model_name(preset: str, kind: str, target: str, now: datetime) -> str:
+def model_name(preset: str, kind: ModelKind, target: str, now: datetime) -> str:
     """A unique, file-system-safe folder name that says what the model is."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-")[:40] or "target"
     return f"{now:%Y%m%dT%H%M%SZ}-{preset}-{kind}-{slug}-{uuid.uuid4().hex[:6]}"
@@ -96,14 +96,14 @@ class Published:
     folder: Path
 
 
-def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind: str,
+def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind: ModelKind,
             actor_id: int | None = None) -> Published:
     """Write weights + card atomically into the registry, then register the version in the database."""
     from annotator.ml import registry
 
     now = datetime.now(UTC)
     name = model_name(str(card["preset"]), kind, str(card["target"]), now)
-    card = {**card, "kind": kind, "created_at": now.isoformat(timespec="seconds")}
+    card = {**card, "kind": str(kind), "created_at": now.isoformat(timespec="seconds")}
     folder = models_dir(db.url)
     staged = registry.Staged(folder, name, tensors, card)
     try:
@@ -147,7 +147,7 @@ def get_model(db: Database, model_id: int | None) -> ModelVersion:
 def activate(db: Database, model_id: int, actor_id: int | None = None) -> ModelVersion:
     """Make a trained model the one whose suggestions annotators may see (a cv model cannot be)."""
     version = models_repo.get(db, model_id)
-    if version.kind != "train":
+    if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {model_id} is a {version.kind} model (out-of-fold predictions only); "
                          "activate a model made by `annotator train`")
     check_files(version)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotator import __version__
-from annotator.domain.entities import ImageRef, ModelVersion, Prediction
+from annotator.domain.entities import ImageRef, ModelKind, ModelVersion, Prediction
 from annotator.domain.errors import Cancelled, InputError
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
@@ -171,7 +171,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
     card["folds"] = None
     card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
                        if last else None}
-    published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind="train",
+    published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind=ModelKind.TRAIN,
                                       actor_id=actor_id)
     version = published.version
     if activate:
@@ -207,7 +207,7 @@ def predict(db: Database, model_id: int | None = None, *, device: str = "auto", 
     """
     dev, _ = resolve_device(device)
     version = model_service.get_model(db, model_id)
-    if version.kind != "train":
+    if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
                          "ones stored by `annotator cv`; predict with a model from `annotator train`")
     pipeline = model_service.load_pipeline(version).to(dev)  # weights are read to the CPU, then moved
@@ -292,7 +292,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
                      "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
     card["metrics"] = {"pooled": _figures(data.examples, {p.image_id: p for p in oof}, data.class_ordinals),
                        "per_fold": per_fold}
-    published = model_service.publish(db, tensors=tensors, card=card, kind="cv", actor_id=actor_id)
+    published = model_service.publish(db, tensors=tensors, card=card, kind=ModelKind.CV, actor_id=actor_id)
     version = published.version
     models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in oof])
     on_event({"event": "done", "model_id": version.id, "name": version.name, "pooled": card["metrics"]["pooled"]})
