@@ -14,7 +14,8 @@ import os
 import re
 import string
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -131,6 +132,56 @@ def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
     with them? Those figures describe other readers' work, so a blinded annotator sees them only for a
     model of her own labels; reviewers, admins, and annotators of a project that shows other raters see all."""
     return version.target == f"rater:{rater.name}" or others_visible(db, rater)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFigures:
+    """How well a version agrees with its target, as the model table shows it.
+
+    Out-of-fold (pooled) or held-out figures from the card; for a plain ``train`` model, which has none of
+    its own, those of the cross-validation that estimates it (``estimated_by``), else ``train_accuracy``:
+    its accuracy on its own training slices at the last epoch.
+    """
+
+    accuracy: float | None = None
+    f1_macro: float | None = None
+    median_mm: float | None = None
+    p95_mm: float | None = None
+    train_accuracy: float | None = None
+    estimated_by: int | None = None  # id of the cross-validation the figures come from
+
+
+def _card_figures(v: ModelVersion) -> ModelFigures:
+    metrics = v.card.get("metrics") or {}
+    block = metrics.get("pooled") or metrics.get("held_out") or {}
+    grades, points = block.get("grades") or {}, block.get("points") or {}
+    return ModelFigures(grades.get("accuracy"), grades.get("f1_macro"), points.get("median_mm"),
+                        points.get("p95_mm"), metrics.get("last_epoch_train_accuracy"))
+
+
+def estimating_cv(version: ModelVersion, versions: Sequence[ModelVersion]) -> ModelVersion | None:
+    """The cross-validation whose out-of-fold figures estimate how ``version`` generalises: the newest
+    ``cv`` version of the same recipe (target, preset, hyper-parameters and epochs) on the same data
+    snapshot. None if there is none, or if ``version`` has no data snapshot to compare."""
+    snap = version.card.get("data_snapshot_sha256")
+    if not snap:
+        return None
+    same = [c for c in versions if c.kind is ModelKind.CV and c.id != version.id and c.target == version.target
+            and c.preset == version.preset and c.card.get("data_snapshot_sha256") == snap
+            and c.card.get("hyper_parameters") == version.card.get("hyper_parameters")
+            and c.card.get("epochs") == version.card.get("epochs")]
+    return max(same, key=lambda c: c.id) if same else None
+
+
+def figures(version: ModelVersion, versions: Sequence[ModelVersion]) -> ModelFigures:
+    """``version``'s own figures, or, when it has no accuracy of its own, its estimating cross-validation's
+    (``versions``: the registry, in which to look for one)."""
+    own = _card_figures(version)
+    if own.accuracy is None:
+        cv = estimating_cv(version, versions)
+        if cv is not None:
+            return replace(_card_figures(cv), train_accuracy=None, estimated_by=cv.id)
+    return own
 
 
 def get_model(db: Database, model_id: int | None) -> ModelVersion:

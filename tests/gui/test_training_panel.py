@@ -424,7 +424,8 @@ def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> N
     pooled = {"grades": {"accuracy": 0.8, "f1_macro": 0.6}, "points": {"median_mm": 0.9, "p95_mm": 2.0}}
 
     def version(i: int, kind: str, snap: str, metrics: dict, target: str = "rater:a", epochs: int = 30) -> ModelVersion:  # type: ignore[type-arg]
-        return ModelVersion(i, f"m{i}", "fast", target, kind, datetime(2026, 11, 27, tzinfo=UTC), "/w", "0" * 64,
+        return ModelVersion(i, f"m{i}", "fast", target, ModelKind(kind), datetime(2026, 11, 27, tzinfo=UTC), "/w",
+                            "0" * 64,
                             {"data_snapshot_sha256": snap, "metrics": metrics, "epochs": epochs})
 
     trained = {"held_out": None, "last_epoch_train_accuracy": 0.97}
