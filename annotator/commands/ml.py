@@ -103,11 +103,12 @@ def _train(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.train(
             db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed, threads=args.threads,
-            device=args.device, activate=args.activate, on_event=on_event, should_stop=flag, actor_id=actor))
+            device=args.device, predict_all=args.predict, activate=args.activate, on_event=on_event,
+            should_stop=flag, actor_id=actor))
     if not args.json_progress:
-        print(f"registered model {version.id} ({version.name}), weights {version.weights_path}"
-              + (", predicted every slice, active" if version.active
-                 else f"; activate it with `annotator models activate {version.id}`"))
+        predicted = ", predicted every slice" if args.predict or args.activate else ""
+        print(f"registered model {version.id} ({version.name}), weights {version.weights_path}{predicted}"
+              + (", active" if version.active else f"; activate it with `annotator models activate {version.id}`"))
     return 0
 
 
@@ -196,6 +197,7 @@ def _actor(db: Any, args: argparse.Namespace) -> int | None:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser("train", help="train a model on one reader's labels and register it")
     _common(s)
+    s.add_argument("--predict", action="store_true", help="then predict every slice with the new model")
     s.add_argument("--activate", action="store_true",
                    help="then predict every slice with the new model and make it the active one")
     s.set_defaults(func=_train)

@@ -1,9 +1,9 @@
 """Retrain from the app: pick a target and a preset, train (or cross-validate) in a child process, watch
 the loss, cancel, and choose which model version is active.
 
-Training runs as one ``python -m annotator train … [--activate] --json-progress`` under a
-:class:`CliProcess` (the database travels in ``ANNOTATOR_DB``; the GUI never imports torch). With
-"make it active", that one command also predicts every slice with the new version and then activates it
+Training runs as one ``python -m annotator train … --predict|--activate --json-progress`` under a
+:class:`CliProcess` (the database travels in ``ANNOTATOR_DB``; the GUI never imports torch). That one
+command also predicts every slice with the new version and, with "make it active", then activates it
 (audited with the signed-in rater), so the predictions the workstation shows — always the active
 version's — are there the moment it switches. The panel only renders the child's typed events
 (:mod:`annotator.domain.events`); the workflow is the service's. Activating an older version without
@@ -356,8 +356,8 @@ class TrainingPanel(QWidget):
             args += ["--epochs", str(self.epochs_spin.value())]
         if mode == "cv":
             args += ["--folds", str(self.folds_spin.value())]
-        elif self.activate_check.isChecked():
-            args.append("--activate")  # the child predicts every slice, then activates the new version
+        else:  # the child predicts every slice with the new version, then, if asked, activates it
+            args.append("--activate" if self.activate_check.isChecked() else "--predict")
         self._clear_curves()
         self.log.clear()
         self._start_child(mode, [*args, "--json-progress"])
@@ -481,7 +481,8 @@ class TrainingPanel(QWidget):
             self._set_status(f"Cross-validated model {done.model_id} saved, with its out-of-fold predictions "
                              f"(reader model:{done.model_id}).")
         elif stage == "train" and self.activated_id is None:
-            self._set_status(f"Model {done.model_id} trained and saved (not active: activate it below).")
+            written = "; predictions written" if self.predicted_id is not None else ""
+            self._set_status(f"Model {done.model_id} trained and saved{written} (not active: activate it below).")
         elif self.activated_id is not None:
             self._set_status(f"Model {done.model_id}: predictions written; it is now the active model.")
         else:

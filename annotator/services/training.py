@@ -155,13 +155,15 @@ def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
 
 
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
-          threads: int | None = None, device: str = "auto", activate: bool = False, on_event: OnEvent = no_event,
-          should_stop: ShouldStop = never_stop, actor_id: int | None = None) -> ModelVersion:
+          threads: int | None = None, device: str = "auto", predict_all: bool = False, activate: bool = False,
+          on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+          actor_id: int | None = None) -> ModelVersion:
     """Train one model on all of the target's labelled slices and register it (kind ``train``).
 
-    With ``activate``, then predict every slice with it and make it the active model (audited as
-    ``actor_id``), in that order, so the moment it is active its predictions are there. A stop or an
-    error after registration leaves the registered model inactive; the Cancelled message says so.
+    With ``predict_all``, then predict every slice with it. With ``activate``, predict every slice and
+    then make it the active model (audited as ``actor_id``), in that order, so the moment it is active its
+    predictions are there. A stop or an error after registration leaves the registered model inactive;
+    the Cancelled message says so.
     """
     from annotator.ml.engine import Pipeline
 
@@ -190,12 +192,13 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
                                       actor_id=actor_id)
     version = published.version
     on_event(ModelSaved(version.id, version.name, version.kind))
-    if activate:
+    if predict_all or activate:
         try:
             _predict_all(db, version, pipeline, on_event, should_stop)
         except Cancelled:
             raise Cancelled(f"prediction cancelled; model {version.id} is saved but has no predictions and "
                             "is not active") from None
+    if activate:
         if should_stop():
             raise Cancelled(f"cancelled before activation; model {version.id} is saved with its predictions "
                             "but is not active")

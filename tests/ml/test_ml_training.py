@@ -128,6 +128,17 @@ def test_train_with_activate_predicts_every_slice_then_activates(project: Projec
     assert [(e.entity_id, e.rater_id) for e in activations] == [(str(version.id), reviewer.id)]
 
 
+def test_train_with_predict_all_writes_predictions_and_activates_nothing(project: Project) -> None:
+    events: list[Event] = []
+    version = training.train(project.db, TARGET, preset=str(project.preset_file), epochs=1, predict_all=True,
+                             on_event=events.append)
+    n = len(catalog.images(project.db))
+    assert not version.active and models_repo.active(project.db) is None
+    assert len(models_repo.predictions(project.db, version.id)) == n
+    assert PredictionsWritten(version.id, n, 0) in events and not any(isinstance(e, ModelActivated) for e in events)
+    assert events[-1] == Done(version.id, version.name, ModelKind.TRAIN, False)
+
+
 def test_a_stop_while_predicting_leaves_the_new_model_saved_and_inactive(project: Project) -> None:
     events: list[Event] = []
     stop = lambda: any(isinstance(e, PhaseStarted) and e.phase is Phase.PREDICT for e in events)  # noqa: E731
