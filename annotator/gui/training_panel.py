@@ -16,10 +16,8 @@ Signals for the main window: ``modelsChanged`` (a version was added or activated
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -57,7 +55,7 @@ from annotator.domain.events import (
 from annotator.gui.cli_process import CliProcess
 from annotator.gui.errors import show_error
 from annotator.gui.model_table import ModelTable, fmt
-from annotator.gui.theme import READER_COLOURS
+from annotator.gui.training_curves import TrainingCurves
 from annotator.services import models as model_service
 from annotator.services import project as project_service
 from annotator.services import readers as reader_service
@@ -96,12 +94,6 @@ class TrainingPanel(QWidget):
         self.done: Done | None = None  # the child's last event on success
         self.failure: Failed | None = None  # its last event on an error
         self._watched: QWidget | None = None
-        self.loss_x: list[float] = []  # one point per epoch (x counts on across folds, NaN gaps between)
-        self._fold_lines: list[pg.InfiniteLine] = []
-        self.loss_y: list[float] = []
-        self.train_acc_y: list[float] = []
-        self.val_x: list[float] = []
-        self.val_y: list[float] = []
         self._build()
         self.refresh()
 
@@ -162,29 +154,7 @@ class TrainingPanel(QWidget):
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._show_elapsed)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(160)
-        self.plot.setLabel("bottom", "epoch")
-        self.plot.setLabel("left", "loss")
-        self.plot.showAxis("right")
-        self.plot.setLabel("right", "accuracy")
-        legend = self.plot.addLegend(offset=(-10, 10))
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen(READER_COLOURS[0], width=2), symbol="o",
-                                         symbolSize=5, name="loss", connect="finite")
-        self.acc_box = pg.ViewBox()
-        self.plot.scene().addItem(self.acc_box)
-        self.plot.getAxis("right").linkToView(self.acc_box)
-        self.acc_box.setXLink(self.plot.getPlotItem())
-        self.acc_box.setYRange(0.0, 1.0)
-        self.acc_box.setMouseEnabled(False, False)
-        self.train_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[1], width=1,
-                                                                     style=Qt.PenStyle.DashLine), connect="finite")
-        self.val_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[2], width=2), symbol="t",
-                                             symbolSize=6, connect="finite")
-        for curve, name in ((self.train_acc_curve, "train accuracy"), (self.val_acc_curve, "val accuracy")):
-            self.acc_box.addItem(curve)
-            legend.addItem(curve, name)
-        self.plot.getPlotItem().vb.sigResized.connect(self._sync_acc_box)
+        self.plot = TrainingCurves()
 
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -232,10 +202,6 @@ class TrainingPanel(QWidget):
         col.addLayout(status_row)
         col.addWidget(body, 1)
         self._update_enabled()
-
-    def _sync_acc_box(self) -> None:
-        self.acc_box.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
-        self.acc_box.linkedViewChanged(self.plot.getPlotItem().vb, self.acc_box.XAxis)
 
     # ----- state ----------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -358,7 +324,7 @@ class TrainingPanel(QWidget):
             args += ["--folds", str(self.folds_spin.value())]
         else:  # the child predicts every slice with the new version, then, if asked, activates it
             args.append("--activate" if self.activate_check.isChecked() else "--predict")
-        self._clear_curves()
+        self.plot.clear_curves()
         self.log.clear()
         self._start_child(mode, [*args, "--json-progress"])
 
@@ -441,18 +407,7 @@ class TrainingPanel(QWidget):
         epoch, epochs = e.epoch, max(1, e.epochs)
         folds = self.folds_spin.value() if self.stage == "cv" else 1
         k = e.fold if e.fold is not None else 0
-        x = float(k * epochs + epoch)
-        if e.fold is not None and epoch == 1:
-            self._start_fold_segment(k, epochs)
-        self.loss_x.append(x)
-        self.loss_y.append(e.loss)
-        self.loss_curve.setData(self.loss_x, self.loss_y)
-        self.train_acc_y.append(e.train_accuracy)
-        self.train_acc_curve.setData(self.loss_x, self.train_acc_y)
-        if e.val_accuracy is not None:
-            self.val_x.append(x)
-            self.val_y.append(e.val_accuracy)
-            self.val_acc_curve.setData(self.val_x, self.val_y)
+        self.plot.add_epoch(e)
         where = f"fold {k + 1}/{folds} · " if e.fold is not None else ""
         self._bar(k * epochs + epoch, folds * epochs, f"{where}epoch {epoch}/{epochs}")
         val = f", val accuracy {fmt(e.val_accuracy, True)}" if e.val_accuracy is not None else ""
@@ -524,29 +479,6 @@ class TrainingPanel(QWidget):
         self.runFinished.emit("failed")
 
     # ----- display helpers ----------------------------------------------------------------------
-    def _start_fold_segment(self, k: int, epochs: int) -> None:
-        """Cross-validation: each fold is its own segment of the curves, with a labelled boundary."""
-        edge = k * epochs + 0.5
-        if self.loss_x:  # a gap (NaN, drawn with connect="finite") so folds are not joined
-            self.loss_x.append(edge)
-            self.loss_y.append(math.nan)
-            self.train_acc_y.append(math.nan)
-        if self.val_x:
-            self.val_x.append(edge)
-            self.val_y.append(math.nan)
-        line = pg.InfiniteLine(pos=edge, angle=90, pen=pg.mkPen("#555555", style=Qt.PenStyle.DotLine),
-                               label=f"fold {k + 1}", labelOpts={"position": 0.97, "color": "#9a9a9a"})
-        self.plot.addItem(line)
-        self._fold_lines.append(line)
-
-    def _clear_curves(self) -> None:
-        self.loss_x, self.loss_y, self.train_acc_y, self.val_x, self.val_y = [], [], [], [], []
-        for curve in (self.loss_curve, self.train_acc_curve, self.val_acc_curve):
-            curve.setData([], [])
-        for line in self._fold_lines:
-            self.plot.removeItem(line)
-        self._fold_lines = []
-
     def _bar(self, value: int, maximum: int, text: str) -> None:
         self.progress.setFormat(text)
         self.progress.setRange(0, max(1, maximum))

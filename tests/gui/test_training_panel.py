@@ -72,7 +72,7 @@ def _start_long_run(qtbot, panel: TrainingPanel) -> int:  # type: ignore[no-unty
     panel.start_button.click()
     assert panel.run is not None
     pid = panel.run.pid()
-    qtbot.waitUntil(lambda: len(panel.loss_x) >= 1, timeout=RUN_MS)  # the child is inside the training loop
+    qtbot.waitUntil(lambda: len(panel.plot.loss_x) >= 1, timeout=RUN_MS)  # the child is inside the training loop
     return pid
 
 
@@ -109,7 +109,7 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
     assert (2, 2, "epoch 2/2") in bar and (1, 2, "epoch 1/2") in bar
     assert (3, 3, "predicting %v/%m") in bar
     assert panel.progress.value() == panel.progress.maximum()
-    x, y = panel.loss_curve.getData()
+    x, y = panel.plot.loss_curve.getData()
     assert list(x) == [1.0, 2.0] and len(y) == 2 and all(v > 0 for v in y)
     # the table gained the row, marked active; predictions of the new model are in the database
     assert panel.table.rowCount() == 1 and panel.model_ids() == [v.id]
@@ -352,14 +352,14 @@ def test_cross_validation_curves_are_one_segment_per_fold(qtbot, project) -> Non
     for fold in (0, 1):
         for epoch in (1, 2, 3):
             panel._on_event(EpochEnded(fold, epoch, 3, 1.0 / epoch, 0.1, 0.5, 0.25 * epoch, 0.1))
-    x, y = panel.loss_curve.getData()
+    x, y = panel.plot.loss_curve.getData()
     assert list(x) == [1, 2, 3, 3.5, 4, 5, 6]
     assert math.isnan(y[3]) and not any(math.isnan(v) for i, v in enumerate(y) if i != 3)
-    assert [line.value() for line in panel._fold_lines] == [0.5, 3.5]
+    assert [line.value() for line in panel.plot.fold_lines] == [0.5, 3.5]
     assert panel.progress.value() == 6 and "fold 2/2" in panel.progress.format()
     panel.stage = None
-    panel._clear_curves()
-    assert panel._fold_lines == [] and len(panel.loss_curve.getData()[0] or []) == 0
+    panel.plot.clear_curves()
+    assert panel.plot.fold_lines == [] and len(panel.plot.loss_curve.getData()[0] or []) == 0
 
 
 def test_the_child_command_line_keeps_names_that_start_with_a_dash(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
