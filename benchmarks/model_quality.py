@@ -39,6 +39,7 @@ import where  # benchmarks/where.py, beside this script
 
 from annotator.domain.entities import Role
 from annotator.domain.errors import AnnotatorError
+from annotator.domain.events import EpochEnded, Event, FoldEnded
 from annotator.imaging.dicom_io import as_monochrome2, load_slice
 from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
 from annotator.imaging.simulated_experts import default_experts, simulate_reads
@@ -120,15 +121,15 @@ class Progress:
         self.name = name
         self.t0 = self.last = time.perf_counter()
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event["event"] == "epoch" and event["epoch"] in (1, event["epochs"]):
-            print(f"    fold {event['fold']} epoch {event['epoch']}/{event['epochs']} loss {event['loss']:.3f} "
-                  f"train acc {event['train_accuracy']:.3f} val acc {event['val_accuracy']} "
-                  f"({event['seconds']:.1f} s/epoch, load {os.getloadavg()[0]:.2f})", flush=True)
-        elif event["event"] == "fold":
-            g, p = event["grades"], event["points"]
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, EpochEnded) and event.epoch in (1, event.epochs):
+            print(f"    fold {event.fold} epoch {event.epoch}/{event.epochs} loss {event.loss:.3f} "
+                  f"train acc {event.train_accuracy:.3f} val acc {event.val_accuracy} "
+                  f"({event.seconds:.1f} s/epoch, load {os.getloadavg()[0]:.2f})", flush=True)
+        elif isinstance(event, FoldEnded):
+            f = event.figures
             now = time.perf_counter()
-            print(f"    fold {event['fold']}: acc {g.get('accuracy')} centre median {p.get('median_mm')} mm "
+            print(f"    fold {event.fold}: acc {f.accuracy} centre median {f.median_mm} mm "
                   f"({now - self.last:.1f} s, {now - self.t0:.1f} s since the start)", flush=True)
             RESULTS.setdefault("fold_wall_s", {}).setdefault(self.name, []).append(round(now - self.last, 1))
             self.last = now

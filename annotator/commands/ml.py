@@ -2,8 +2,10 @@
 
 Long commands stop cleanly on SIGTERM or Ctrl-C: a handler sets a flag that training checks between
 batches; the command then exits non-zero with one line, having published nothing. ``--json-progress``
-prints one JSON object per line (``{"event": "epoch", ...}``, then ``{"event": "done", "model_id": ...}``)
-for the GUI, which runs these commands as a child process; otherwise a progress line goes to stderr.
+prints each event of :mod:`annotator.domain.events` as one JSON line (its ``encode``), ending with
+``done`` or ``error``, for the GUI, which runs these commands as a child process and reads them with the
+same module; otherwise a progress line goes to stderr. ``train --activate`` predicts every slice with
+the new model, then activates it: the app's whole "train" button in one command.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+from annotator.domain.errors import AnnotatorError, Cancelled
+from annotator.domain.events import EpochEnded, Event, Failed, FoldEnded, OnEvent, StepProgress, describe, encode
 from annotator.services import models as model_service
 from annotator.services import project
 
@@ -44,34 +48,51 @@ def stop_on_signals() -> Iterator[StopFlag]:
             signal.signal(s, h)
 
 
-def _reporter(json_progress: bool) -> Callable[[dict[str, Any]], None]:
+def _reporter(json_progress: bool) -> OnEvent:
     """One JSON line per event, or a one-line progress display on stderr."""
     if json_progress:
-        def emit(event: dict[str, Any]) -> None:
-            sys.stdout.write(json.dumps(event) + "\n")
+        def emit(event: Event) -> None:
+            sys.stdout.write(encode(event) + "\n")
             sys.stdout.flush()
         return emit
 
     tty = sys.stderr.isatty()
     end = "" if tty else "\n"  # a bar redrawn in place on a terminal, one line per step in a log
 
-    def show(event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "epoch":
-            fold = f"fold {event['fold']} " if event.get("fold") is not None else ""
-            val = f" val acc {event['val_accuracy']:.3f}" if event.get("val_accuracy") is not None else ""
-            width, done, total = 24, int(event["epoch"]), int(event["epochs"])
+    def show(event: Event) -> None:
+        if isinstance(event, EpochEnded):
+            fold = f"fold {event.fold} " if event.fold is not None else ""
+            val = f" val acc {event.val_accuracy:.3f}" if event.val_accuracy is not None else ""
+            width, done, total = 24, event.epoch, max(1, event.epochs)
             bar = "#" * (width * done // total) + "." * (width - width * done // total)
-            sys.stderr.write(f"\r{fold}epoch [{bar}] {done}/{total} loss {event['loss']:.3f} "
-                             f"acc {event['train_accuracy']:.3f}{val}   {end}")
+            sys.stderr.write(f"\r{fold}epoch [{bar}] {done}/{total} loss {event.loss:.3f} "
+                             f"acc {event.train_accuracy:.3f}{val}   {end}")
             if tty and done == total:
                 sys.stderr.write("\n")
-        elif kind == "progress":
-            sys.stderr.write(f"\r{event['stage']} {event['done']}/{event['total']}   {end}")
-            if tty and event["done"] == event["total"]:
+        elif isinstance(event, StepProgress):
+            fold = f" fold {event.fold}" if event.fold is not None else ""
+            sys.stderr.write(f"\r{event.phase}{fold} {event.done}/{event.total}   {end}")
+            if tty and event.done == event.total:
                 sys.stderr.write("\n")
+        elif isinstance(event, FoldEnded):
+            sys.stderr.write(describe(event) + "\n")
         sys.stderr.flush()
     return show
+
+
+T = TypeVar("T")
+
+
+def _run(json_progress: bool, work: Callable[[OnEvent], T]) -> T:
+    """Run ``work`` with the progress reporter; with --json-progress an error is also the last event
+    (the one line on stderr stays, for a reader that does not parse events)."""
+    on_event = _reporter(json_progress)
+    try:
+        return work(on_event)
+    except AnnotatorError as exc:
+        if json_progress:
+            on_event(Failed(str(exc), cancelled=isinstance(exc, Cancelled)))
+        raise
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -80,11 +101,13 @@ def _train(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     actor = _actor(db, args)
     with stop_on_signals() as flag:
-        version = training.train(db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed,
-                                 threads=args.threads, device=args.device, activate=args.activate,
-                                 on_event=_reporter(args.json_progress), should_stop=flag, actor_id=actor)
+        version = _run(args.json_progress, lambda on_event: training.train(
+            db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed, threads=args.threads,
+            device=args.device, predict_all=args.predict, activate=args.activate, on_event=on_event,
+            should_stop=flag, actor_id=actor))
     if not args.json_progress:
-        print(f"registered model {version.id} ({version.name}), weights {version.weights_path}"
+        predicted = ", predicted every slice" if args.predict or args.activate else ""
+        print(f"registered model {version.id} ({version.name}), weights {version.weights_path}{predicted}"
               + (", active" if version.active else f"; activate it with `annotator models activate {version.id}`"))
     return 0
 
@@ -94,8 +117,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     db = project.open_project(args.db)
     with stop_on_signals() as flag:
-        version, n, skipped = training.predict(db, args.model, device=args.device,
-                                               on_event=_reporter(args.json_progress), should_stop=flag)
+        version, n, skipped = _run(args.json_progress, lambda on_event: training.predict(
+            db, args.model, device=args.device, on_event=on_event, should_stop=flag))
     if not args.json_progress:
         extra = f"; {skipped} slices without PixelSpacing skipped" if skipped else ""
         print(f"model {version.id}: wrote {n} predictions{extra}")
@@ -108,10 +131,9 @@ def _cv(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     actor = _actor(db, args)
     with stop_on_signals() as flag:
-        version = training.cross_validate(db, args.target, n_folds=args.folds, preset=args.preset,
-                                          epochs=args.epochs, seed=args.seed, threads=args.threads,
-                                          device=args.device, on_event=_reporter(args.json_progress),
-                                          should_stop=flag, actor_id=actor)
+        version = _run(args.json_progress, lambda on_event: training.cross_validate(
+            db, args.target, n_folds=args.folds, preset=args.preset, epochs=args.epochs, seed=args.seed,
+            threads=args.threads, device=args.device, on_event=on_event, should_stop=flag, actor_id=actor))
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -175,7 +197,9 @@ def _actor(db: Any, args: argparse.Namespace) -> int | None:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser("train", help="train a model on one reader's labels and register it")
     _common(s)
-    s.add_argument("--activate", action="store_true", help="make the new model the active one")
+    s.add_argument("--predict", action="store_true", help="then predict every slice with the new model")
+    s.add_argument("--activate", action="store_true",
+                   help="then predict every slice with the new model and make it the active one")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="write a model's predictions for every slice (default: the active model)")

@@ -145,13 +145,21 @@ class Label:
         return not self.has_point and not self.has_grade
 
 
+class ModelKind(enum.StrEnum):
+    """What a model version is: trained on all of its target's labels (predicts, may be activated), or a
+    cross-validation whose only predictions are the out-of-fold ones. The values are the stored strings."""
+
+    TRAIN = "train"
+    CV = "cv"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
     id: int
     name: str
     preset: str
     target: str
-    kind: str  # "train" or "cv"
+    kind: ModelKind
     created_at: datetime
     weights_path: str
     weights_sha256: str

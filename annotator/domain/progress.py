@@ -1,4 +1,8 @@
-"""Progress and cancellation as plain callbacks, so core code never needs Qt."""
+"""Progress and cancellation as plain callbacks, so core code never needs Qt.
+
+Model runs (train, cross-validate, predict, activate) report richer, typed events on top of these:
+see :mod:`annotator.domain.events`, whose JSON encoding is the one the CLI and the GUI share.
+"""
 
 from __future__ import annotations
 

@@ -3,19 +3,21 @@
 The GUI never imports torch: training and batch prediction run as ``python -m annotator …``
 under a :class:`QProcess`. The database URL travels in the child's ``ANNOTATOR_DB`` environment variable,
 not on its command line, so a PostgreSQL password never shows in a process list or the panel's log.
-Standard output carries one JSON object per line; lines are emitted only
-once complete (partial reads are buffered). Standard error lines are relayed as text, and the last
-one is kept because the CLI reports a failure there in one line (``annotator: error: …``).
+Standard output carries one event per line, decoded by :func:`annotator.domain.events.decode` (the
+same module the child encodes with); lines are handled only once complete (partial reads are buffered).
+A line that is not an event is reported on ``badLine`` with the reason, never raised. Standard error
+lines are relayed as text, and the last one is kept because the CLI reports a failure there in one line
+(``annotator: error: …``).
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
-from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from annotator.domain.events import EventFormatError, decode
 
 KILL_AFTER_MS = 4000  # after terminate(), how long a child may take to stop cleanly before kill()
 
@@ -40,8 +42,8 @@ class LineBuffer:
 class CliProcess(QObject):
     """One child run of the CLI. ``finished(exit_code, normal)`` comes exactly once, also when it fails to start."""
 
-    event = Signal(dict)  # one parsed JSON progress object
-    outputLine = Signal(str)  # noqa: N815 - a stdout line that is not a JSON object
+    event = Signal(object)  # one decoded annotator.domain.events.Event
+    badLine = Signal(str)  # noqa: N815 - why a stdout line is not an event (the message quotes the line)
     stderrLine = Signal(str)  # noqa: N815
     finished = Signal(int, bool)  # exit code, normal exit (False: killed by a signal or failed to start)
 
@@ -114,13 +116,11 @@ class CliProcess(QObject):
         if not line.strip():
             return
         try:
-            obj: Any = json.loads(line)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and "event" in obj:
-            self.event.emit(obj)
-        else:
-            self.outputLine.emit(line)
+            event = decode(line)
+        except EventFormatError as exc:
+            self.badLine.emit(str(exc))
+            return
+        self.event.emit(event)
 
     def _stderr_line(self, line: str) -> None:
         text = line.strip()

@@ -1,12 +1,14 @@
 """Retrain from the app: pick a target and a preset, train (or cross-validate) in a child process, watch
 the loss, cancel, and choose which model version is active.
 
-Training runs as ``python -m annotator train … --json-progress`` under a :class:`CliProcess` (the
-database travels in ``ANNOTATOR_DB``; the GUI never imports torch). After a training the panel runs
-``predict --model ID`` by itself, then, if asked, makes the new version active (audited with the
-signed-in rater), so the predictions the workstation shows — always the active version's — are there
-the moment it switches. Only reviewers and admins may start a run or activate a version; annotators
-see the panel read-only, with the reason.
+Training runs as one ``python -m annotator train … --predict|--activate --json-progress`` under a
+:class:`CliProcess` (the database travels in ``ANNOTATOR_DB``; the GUI never imports torch). That one
+command also predicts every slice with the new version and, with "make it active", then activates it
+(audited with the signed-in rater), so the predictions the workstation shows — always the active
+version's — are there the moment it switches. The panel only renders the child's typed events
+(:mod:`annotator.domain.events`); the workflow is the service's. Activating an older version without
+predictions runs ``predict --model ID`` the same way. Only reviewers and admins may start a run or
+activate a version; annotators see the panel read-only, with the reason.
 
 Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
 ``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
@@ -14,11 +16,8 @@ Signals for the main window: ``modelsChanged`` (a version was added or activated
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -39,10 +38,24 @@ from PySide6.QtWidgets import (
 
 from annotator.domain.entities import ModelVersion, Rater
 from annotator.domain.errors import AnnotatorError
+from annotator.domain.events import (
+    Done,
+    EpochEnded,
+    Event,
+    Failed,
+    FoldEnded,
+    ModelActivated,
+    ModelSaved,
+    Phase,
+    PhaseStarted,
+    PredictionsWritten,
+    StepProgress,
+    describe,
+)
 from annotator.gui.cli_process import CliProcess
 from annotator.gui.errors import show_error
 from annotator.gui.model_table import ModelTable, fmt
-from annotator.gui.theme import READER_COLOURS
+from annotator.gui.training_curves import TrainingCurves
 from annotator.services import models as model_service
 from annotator.services import project as project_service
 from annotator.services import readers as reader_service
@@ -51,23 +64,16 @@ from annotator.services.worklist import project_rules
 
 PRESETS = ("fast", "paper")
 OTHER_PRESET = "Preset file…"
-STAGE_NAMES = {"read": "reading images", "predict": "predicting"}
+STEP_NAMES = {Phase.READ: "reading images", Phase.PREDICT: "predicting", Phase.TRAIN: "training",
+              Phase.ACTIVATE: "activating"}
 ERROR_COLOUR = "#ff6b6b"
 NOT_ALLOWED = "Training and activating models is for reviewers and admins; you are signed in as an annotator."
 
 
-def stage_name(stage: str, folds: int) -> str:
-    """``read`` -> ``reading images``; ``predict fold 2`` (0-based, as the CLI says) -> ``predicting fold 3/5``."""
-    word, _, rest = stage.partition(" ")
-    name = STAGE_NAMES.get(word, word)
-    fold = rest.removeprefix("fold ")
-    if fold.isdigit():
-        return f"{name} fold {int(fold) + 1}/{folds}"
-    return f"{name} {rest}".strip()
-
-
-def _model_arg(run: CliProcess) -> int:
-    return int(run.arguments[run.arguments.index("--model") + 1])
+def step_name(phase: Phase, fold: int | None, folds: int) -> str:
+    """``read`` -> ``reading images``; predict in fold 2 (0-based, as stored) -> ``predicting fold 3/5``."""
+    name = STEP_NAMES[phase]
+    return name if fold is None else f"{name} fold {fold + 1}/{folds}"
 
 
 class TrainingPanel(QWidget):
@@ -82,15 +88,12 @@ class TrainingPanel(QWidget):
         self.can_manage = project_service.policy(db, rater).may_train
         self.run: CliProcess | None = None
         self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
-        self.trained_id: int | None = None
-        self._activate_after: int | None = None
+        self.trained_id: int | None = None  # the model the running child registered (ModelSaved)
+        self.predicted_id: int | None = None  # the model the running child wrote predictions for
+        self.activated_id: int | None = None  # the model the running child activated
+        self.done: Done | None = None  # the child's last event on success
+        self.failure: Failed | None = None  # its last event on an error
         self._watched: QWidget | None = None
-        self.loss_x: list[float] = []  # one point per epoch (x counts on across folds, NaN gaps between)
-        self._fold_lines: list[pg.InfiniteLine] = []
-        self.loss_y: list[float] = []
-        self.train_acc_y: list[float] = []
-        self.val_x: list[float] = []
-        self.val_y: list[float] = []
         self._build()
         self.refresh()
 
@@ -151,29 +154,7 @@ class TrainingPanel(QWidget):
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._show_elapsed)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(160)
-        self.plot.setLabel("bottom", "epoch")
-        self.plot.setLabel("left", "loss")
-        self.plot.showAxis("right")
-        self.plot.setLabel("right", "accuracy")
-        legend = self.plot.addLegend(offset=(-10, 10))
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen(READER_COLOURS[0], width=2), symbol="o",
-                                         symbolSize=5, name="loss", connect="finite")
-        self.acc_box = pg.ViewBox()
-        self.plot.scene().addItem(self.acc_box)
-        self.plot.getAxis("right").linkToView(self.acc_box)
-        self.acc_box.setXLink(self.plot.getPlotItem())
-        self.acc_box.setYRange(0.0, 1.0)
-        self.acc_box.setMouseEnabled(False, False)
-        self.train_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[1], width=1,
-                                                                     style=Qt.PenStyle.DashLine), connect="finite")
-        self.val_acc_curve = pg.PlotDataItem([], [], pen=pg.mkPen(READER_COLOURS[2], width=2), symbol="t",
-                                             symbolSize=6, connect="finite")
-        for curve, name in ((self.train_acc_curve, "train accuracy"), (self.val_acc_curve, "val accuracy")):
-            self.acc_box.addItem(curve)
-            legend.addItem(curve, name)
-        self.plot.getPlotItem().vb.sigResized.connect(self._sync_acc_box)
+        self.plot = TrainingCurves()
 
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -221,10 +202,6 @@ class TrainingPanel(QWidget):
         col.addLayout(status_row)
         col.addWidget(body, 1)
         self._update_enabled()
-
-    def _sync_acc_box(self) -> None:
-        self.acc_box.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
-        self.acc_box.linkedViewChanged(self.plot.getPlotItem().vb, self.acc_box.XAxis)
 
     # ----- state ----------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -330,7 +307,7 @@ class TrainingPanel(QWidget):
 
     # ----- runs -------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start training (or cross-validation) with the chosen settings."""
+        """Start training (or cross-validation) with the chosen settings: one child process."""
         if not self.can_manage or self.is_running():
             return
         target = self.target_combo.currentData()
@@ -345,9 +322,9 @@ class TrainingPanel(QWidget):
             args += ["--epochs", str(self.epochs_spin.value())]
         if mode == "cv":
             args += ["--folds", str(self.folds_spin.value())]
-        self.trained_id = None
-        self._activate_after = None
-        self._clear_curves()
+        else:  # the child predicts every slice with the new version, then, if asked, activates it
+            args.append("--activate" if self.activate_check.isChecked() else "--predict")
+        self.plot.clear_curves()
         self.log.clear()
         self._start_child(mode, [*args, "--json-progress"])
 
@@ -365,9 +342,11 @@ class TrainingPanel(QWidget):
 
     def _start_child(self, stage: str, args: list[str]) -> None:
         self.stage = stage
+        self.trained_id = self.predicted_id = self.activated_id = None
+        self.done, self.failure = None, None
         self.run = run = CliProcess(self.db_url, args, self)
         run.event.connect(self._on_event)
-        run.outputLine.connect(self.log.appendPlainText)
+        run.badLine.connect(self._on_bad_line)
         run.stderrLine.connect(self.log.appendPlainText)
         run.finished.connect(self._on_finished)
         self.log.appendPlainText(f"$ {run.command_line()}")
@@ -381,46 +360,58 @@ class TrainingPanel(QWidget):
         run.start()
         self._update_enabled()
 
-    def _on_event(self, e: dict[str, Any]) -> None:
-        kind = e.get("event")
-        if kind == "progress":
-            name = stage_name(str(e.get("stage", "")), self.folds_spin.value())
-            total, done = max(1, int(e.get("total") or 1)), int(e.get("done") or 0)
-            self._bar(done, total, f"{name} %v/%m")
-            self._set_status(f"{name[:1].upper()}{name[1:]}: {done}/{total}")
-        elif kind == "epoch":
-            self._on_epoch(e)
-        elif kind == "fold":
-            g = e.get("grades") or {}
-            self._set_status(f"Fold {int(e['fold']) + 1}/{e.get('folds')} done: accuracy "
-                             f"{fmt(g.get('accuracy'), True)}, F1 macro {fmt(g.get('f1_macro'), True)}")
-        elif kind == "done":
-            if self.stage in ("train", "cv"):
-                self.trained_id = int(e["model_id"])
-            self._set_status(f"Model {e.get('model_id')}: done")
+    def _on_event(self, e: Event) -> None:
+        """Render one event of the child (and remember what it has done so far)."""
+        folds = self.folds_spin.value()
+        match e:
+            case PhaseStarted(phase=Phase.ACTIVATE):
+                self._set_status(f"Model {self.trained_id}: predictions written; activating it…")
+            case PhaseStarted():
+                if e.phase is not Phase.TRAIN:  # training shows its epochs instead
+                    self._set_status(f"{step_name(e.phase, e.fold, folds).capitalize()}…")
+            case StepProgress():
+                name = step_name(e.phase, e.fold, folds)
+                self._bar(e.done, max(1, e.total), f"{name} %v/%m")
+                self._set_status(f"{name[:1].upper()}{name[1:]}: {e.done}/{e.total}")
+            case EpochEnded():
+                self._on_epoch(e)
+            case FoldEnded():
+                f = e.figures
+                self._set_status(f"Fold {e.fold + 1}/{e.folds} done: accuracy {fmt(f.accuracy, True)}, "
+                                 f"F1 macro {fmt(f.f1_macro, True)}")
+            case ModelSaved():
+                self.trained_id = e.model_id
+                self.log.appendPlainText(describe(e))
+                self.reload_models()
+                self.modelsChanged.emit()
+            case PredictionsWritten():
+                self.predicted_id = e.model_id
+                self.log.appendPlainText(describe(e))
+                self._set_status(f"Model {e.model_id}: predictions written.")
+                self.predictionsWritten.emit(e.model_id)
+            case ModelActivated():
+                self.activated_id = e.model_id
+                self.log.appendPlainText(describe(e))
+                self.reload_models()
+                self.modelActivated.emit(e.model_id)
+                self.modelsChanged.emit()
+            case Done():
+                self.done = e
+            case Failed():
+                self.failure = e
 
-    def _on_epoch(self, e: dict[str, Any]) -> None:
-        epoch, epochs = int(e["epoch"]), max(1, int(e["epochs"]))
-        fold = e.get("fold")
+    def _on_bad_line(self, why: str) -> None:
+        self.log.appendPlainText(f"(ignored) {why}")
+
+    def _on_epoch(self, e: EpochEnded) -> None:
+        epoch, epochs = e.epoch, max(1, e.epochs)
         folds = self.folds_spin.value() if self.stage == "cv" else 1
-        k = int(fold) if fold is not None else 0
-        x = float(k * epochs + epoch)
-        if fold is not None and epoch == 1:
-            self._start_fold_segment(k, epochs)
-        self.loss_x.append(x)
-        self.loss_y.append(float(e["loss"]))
-        self.loss_curve.setData(self.loss_x, self.loss_y)
-        self.train_acc_y.append(float(e.get("train_accuracy") or 0.0))
-        self.train_acc_curve.setData(self.loss_x, self.train_acc_y)
-        if e.get("val_accuracy") is not None:
-            self.val_x.append(x)
-            self.val_y.append(float(e["val_accuracy"]))
-            self.val_acc_curve.setData(self.val_x, self.val_y)
-        where = f"fold {k + 1}/{folds} · " if fold is not None else ""
+        k = e.fold if e.fold is not None else 0
+        self.plot.add_epoch(e)
+        where = f"fold {k + 1}/{folds} · " if e.fold is not None else ""
         self._bar(k * epochs + epoch, folds * epochs, f"{where}epoch {epoch}/{epochs}")
-        val = f", val accuracy {fmt(e['val_accuracy'], True)}" if e.get("val_accuracy") is not None else ""
-        text = (f"{where}epoch {epoch}/{epochs}: loss {float(e['loss']):.4f}, train accuracy "
-                f"{fmt(e.get('train_accuracy'), True)}{val}")
+        val = f", val accuracy {fmt(e.val_accuracy, True)}" if e.val_accuracy is not None else ""
+        text = f"{where}epoch {epoch}/{epochs}: loss {e.loss:.4f}, train accuracy {fmt(e.train_accuracy, True)}{val}"
         self._set_status(text[:1].upper() + text[1:])
 
     def _on_finished(self, code: int, normal: bool) -> None:
@@ -431,53 +422,39 @@ class TrainingPanel(QWidget):
         self._show_elapsed()
         run.deleteLater()
         if run.stop_requested:
-            self._finish_cancelled(stage, run, completed=code == 0 and normal)
+            self._finish_cancelled(stage, completed=code == 0 and normal and self.done is not None)
         elif code != 0 or not normal:
             self._finish_failed(stage, run, code, normal)
-        elif stage in ("train", "cv") and self.trained_id is None:
+        elif self.done is None:
             self._finish_failed(stage, run, code, normal, "the process ended without reporting a model")
-        elif stage == "train":
-            assert self.trained_id is not None
-            self._bar(1, 1, "trained")
-            self.reload_models()
-            self.modelsChanged.emit()
-            self._activate_after = self.trained_id if self.activate_check.isChecked() else None
-            self._start_child("predict", ["predict", "--model", str(self.trained_id), "--json-progress"])
-        elif stage == "cv":
-            self._bar(1, 1, "done")
-            self.reload_models()
-            self.modelsChanged.emit()
-            self._set_status(f"Cross-validated model {self.trained_id} saved, with its out-of-fold predictions "
-                             f"(reader model:{self.trained_id}).")
-            self.runFinished.emit("done")
         else:
-            self._finish_predicted(run)
+            self._finish_done(stage, self.done)
 
-    def _finish_predicted(self, run: CliProcess) -> None:
-        model_id = _model_arg(run)
+    def _finish_done(self, stage: str, done: Done) -> None:
         self._bar(1, 1, "done")
-        self.predictionsWritten.emit(model_id)
-        self._set_status(f"Model {model_id}: predictions written.")
-        activate, self._activate_after = self._activate_after, None
-        if activate == model_id:
-            if self.activate(model_id):
-                self._set_status(f"Model {model_id}: predictions written; it is now the active model.")
+        if stage == "cv":
+            self._set_status(f"Cross-validated model {done.model_id} saved, with its out-of-fold predictions "
+                             f"(reader model:{done.model_id}).")
+        elif stage == "train" and self.activated_id is None:
+            written = "; predictions written" if self.predicted_id is not None else ""
+            self._set_status(f"Model {done.model_id} trained and saved{written} (not active: activate it below).")
+        elif self.activated_id is not None:
+            self._set_status(f"Model {done.model_id}: predictions written; it is now the active model.")
         else:
-            self.reload_models()
+            self._set_status(f"Model {done.model_id}: predictions written.")
+        self.reload_models()
         self._update_enabled()
         self.runFinished.emit("done")
 
-    def _finish_cancelled(self, stage: str, run: CliProcess, completed: bool) -> None:
-        self._activate_after = None
+    def _finish_cancelled(self, stage: str, completed: bool) -> None:
         self.progress.setRange(0, max(1, self.progress.maximum()))
         self.progress.setFormat("cancelled")
-        if completed and stage == "predict":  # the stop came after the work was saved: say so, go no further
-            model_id = _model_arg(run)
-            self._set_status(f"Cancelled too late: model {model_id}'s predictions were already written.")
-            self.predictionsWritten.emit(model_id)
-        elif completed and self.trained_id is not None:
-            self._set_status(f"Cancelled too late: model {self.trained_id} was already saved (not activated).")
-            self.modelsChanged.emit()
+        if completed and stage == "predict":  # the stop came after the work was saved: say so
+            self._set_status(f"Cancelled too late: model {self.predicted_id}'s predictions were already written.")
+        elif completed and self.activated_id is not None:
+            self._set_status(f"Cancelled too late: model {self.activated_id} was already saved and activated.")
+        elif self.trained_id is not None:
+            self._set_status(f"Cancelled: model {self.trained_id} was already saved (not activated).")
         elif stage == "predict":
             self._set_status("Prediction cancelled: the model is saved, no predictions were written.")
         else:
@@ -487,11 +464,11 @@ class TrainingPanel(QWidget):
         self.runFinished.emit("cancelled")
 
     def _finish_failed(self, stage: str, run: CliProcess, code: int, normal: bool, why: str = "") -> None:
-        self._activate_after = None
         self.progress.setRange(0, max(1, self.progress.maximum()))
         self.progress.setFormat("failed")
-        line = why or run.last_error_line or (f"exit code {code}" if normal else "the process crashed")
         prefix = "annotator: error: "
+        line = why or (self.failure.message if self.failure is not None else "") or run.last_error_line \
+            or (f"exit code {code}" if normal else "the process crashed")
         message = line[len(prefix):] if line.startswith(prefix) else line
         what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction"}[stage]
         self._set_status(f"{what} failed: {message}", error=True)
@@ -502,29 +479,6 @@ class TrainingPanel(QWidget):
         self.runFinished.emit("failed")
 
     # ----- display helpers ----------------------------------------------------------------------
-    def _start_fold_segment(self, k: int, epochs: int) -> None:
-        """Cross-validation: each fold is its own segment of the curves, with a labelled boundary."""
-        edge = k * epochs + 0.5
-        if self.loss_x:  # a gap (NaN, drawn with connect="finite") so folds are not joined
-            self.loss_x.append(edge)
-            self.loss_y.append(math.nan)
-            self.train_acc_y.append(math.nan)
-        if self.val_x:
-            self.val_x.append(edge)
-            self.val_y.append(math.nan)
-        line = pg.InfiniteLine(pos=edge, angle=90, pen=pg.mkPen("#555555", style=Qt.PenStyle.DotLine),
-                               label=f"fold {k + 1}", labelOpts={"position": 0.97, "color": "#9a9a9a"})
-        self.plot.addItem(line)
-        self._fold_lines.append(line)
-
-    def _clear_curves(self) -> None:
-        self.loss_x, self.loss_y, self.train_acc_y, self.val_x, self.val_y = [], [], [], [], []
-        for curve in (self.loss_curve, self.train_acc_curve, self.val_acc_curve):
-            curve.setData([], [])
-        for line in self._fold_lines:
-            self.plot.removeItem(line)
-        self._fold_lines = []
-
     def _bar(self, value: int, maximum: int, text: str) -> None:
         self.progress.setFormat(text)
         self.progress.setRange(0, max(1, maximum))

@@ -14,7 +14,8 @@ import os
 import re
 import string
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from annotator.domain.entities import ModelVersion, Rater
+from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
 from annotator.services.project import policy
 from annotator.storage import models_repo
@@ -52,7 +53,7 @@ def models_dir(db_url: str) -> Path:
     return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / "models"
 
 
-def model_name(preset: str, kind: str, target: str, now: datetime) -> str:
+def model_name(preset: str, kind: ModelKind, target: str, now: datetime) -> str:
     """A unique, file-system-safe folder name that says what the model is."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-")[:40] or "target"
     return f"{now:%Y%m%dT%H%M%SZ}-{preset}-{kind}-{slug}-{uuid.uuid4().hex[:6]}"
@@ -96,14 +97,14 @@ class Published:
     folder: Path
 
 
-def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind: str,
+def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind: ModelKind,
             actor_id: int | None = None) -> Published:
     """Write weights + card atomically into the registry, then register the version in the database."""
     from annotator.ml import registry
 
     now = datetime.now(UTC)
     name = model_name(str(card["preset"]), kind, str(card["target"]), now)
-    card = {**card, "kind": kind, "created_at": now.isoformat(timespec="seconds")}
+    card = {**card, "kind": str(kind), "created_at": now.isoformat(timespec="seconds")}
     folder = models_dir(db.url)
     staged = registry.Staged(folder, name, tensors, card)
     try:
@@ -133,6 +134,56 @@ def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
     return policy(db, rater).may_see_model_details(version.target)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelFigures:
+    """How well a version agrees with its target, as the model table shows it.
+
+    Out-of-fold (pooled) or held-out figures from the card; for a plain ``train`` model, which has none of
+    its own, those of the cross-validation that estimates it (``estimated_by``), else ``train_accuracy``:
+    its accuracy on its own training slices at the last epoch.
+    """
+
+    accuracy: float | None = None
+    f1_macro: float | None = None
+    median_mm: float | None = None
+    p95_mm: float | None = None
+    train_accuracy: float | None = None
+    estimated_by: int | None = None  # id of the cross-validation the figures come from
+
+
+def _card_figures(v: ModelVersion) -> ModelFigures:
+    metrics = v.card.get("metrics") or {}
+    block = metrics.get("pooled") or metrics.get("held_out") or {}
+    grades, points = block.get("grades") or {}, block.get("points") or {}
+    return ModelFigures(grades.get("accuracy"), grades.get("f1_macro"), points.get("median_mm"),
+                        points.get("p95_mm"), metrics.get("last_epoch_train_accuracy"))
+
+
+def estimating_cv(version: ModelVersion, versions: Sequence[ModelVersion]) -> ModelVersion | None:
+    """The cross-validation whose out-of-fold figures estimate how ``version`` generalises: the newest
+    ``cv`` version of the same recipe (target, preset, hyper-parameters and epochs) on the same data
+    snapshot. None if there is none, or if ``version`` has no data snapshot to compare."""
+    snap = version.card.get("data_snapshot_sha256")
+    if not snap:
+        return None
+    same = [c for c in versions if c.kind is ModelKind.CV and c.id != version.id and c.target == version.target
+            and c.preset == version.preset and c.card.get("data_snapshot_sha256") == snap
+            and c.card.get("hyper_parameters") == version.card.get("hyper_parameters")
+            and c.card.get("epochs") == version.card.get("epochs")]
+    return max(same, key=lambda c: c.id) if same else None
+
+
+def figures(version: ModelVersion, versions: Sequence[ModelVersion]) -> ModelFigures:
+    """``version``'s own figures, or, when it has no accuracy of its own, its estimating cross-validation's
+    (``versions``: the registry, in which to look for one)."""
+    own = _card_figures(version)
+    if own.accuracy is None:
+        cv = estimating_cv(version, versions)
+        if cv is not None:
+            return replace(_card_figures(cv), train_accuracy=None, estimated_by=cv.id)
+    return own
+
+
 def get_model(db: Database, model_id: int | None) -> ModelVersion:
     """Model ``model_id``, or the active model when None."""
     if model_id is not None:
@@ -147,7 +198,7 @@ def get_model(db: Database, model_id: int | None) -> ModelVersion:
 def activate(db: Database, model_id: int, actor_id: int | None = None) -> ModelVersion:
     """Make a trained model the one whose suggestions annotators may see (a cv model cannot be)."""
     version = models_repo.get(db, model_id)
-    if version.kind != "train":
+    if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {model_id} is a {version.kind} model (out-of-fold predictions only); "
                          "activate a model made by `annotator train`")
     check_files(version)

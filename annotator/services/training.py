@@ -5,6 +5,8 @@ target's points and grades) and stores what comes back (a registered model versi
 Training data are the slices where the target has both a point and a grade: the localizer learns the
 points, the classifier the grades. torch is imported inside the functions only, so the GUI may import
 this module and run training in a child process (``python -m annotator train ... --json-progress``).
+Progress goes out as the typed events of :mod:`annotator.domain.events`; ``train(..., activate=True)``
+is the whole train -> predict every slice -> activate workflow that the CLI and the app share.
 ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) is resolved before anything is read, so a bad one
 fails at once; the device used goes into the model card.
 """
@@ -15,13 +17,27 @@ import hashlib
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotator import __version__
-from annotator.domain.entities import ImageRef, ModelVersion, Prediction
+from annotator.domain.entities import ImageRef, ModelKind, ModelVersion, Prediction
 from annotator.domain.errors import Cancelled, InputError
+from annotator.domain.events import (
+    Done,
+    EpochEnded,
+    Figures,
+    FoldEnded,
+    ModelActivated,
+    ModelSaved,
+    OnEvent,
+    Phase,
+    PhaseStarted,
+    PredictionsWritten,
+    StepProgress,
+    no_event,
+)
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
@@ -36,13 +52,6 @@ if TYPE_CHECKING:
     from annotator.ml.config import Preset
     from annotator.ml.engine import EpochReport, Pipeline
     from annotator.ml.preprocess import Example, SliceInput
-
-OnEvent = Callable[[dict[str, Any]], None]
-
-
-def _no_event(event: dict[str, Any]) -> None:
-    pass
-
 
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
@@ -85,12 +94,13 @@ def _target_marks(db: Database, target: str) -> dict[int, ReaderMark]:
     return reader_service.marks(db, ref)
 
 
-def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEvent = _no_event,
+def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEvent = no_event,
                       should_stop: ShouldStop = never_stop) -> TrainingSet:
     """Read and prepare every slice the target labelled with a point and a grade."""
     from annotator.ml.preprocess import prepare_example
 
     marks = _target_marks(db, target)
+    on_event(PhaseStarted(Phase.READ))
     scale_code = people.get_settings(db).scale_code
     ordinals = load_scale(scale_code).ordinals
     index = {o: i for i, o in enumerate(ordinals)}
@@ -112,7 +122,7 @@ def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEve
                                         (m.x_px, m.y_px), index[m.grade], preset))
         rows.append((im.sop_instance_uid, m.x_px, m.y_px, m.grade))
         if i % 25 == 0 or i == len(todo):
-            on_event({"event": "progress", "stage": "read", "done": i, "total": len(todo)})
+            on_event(StepProgress(Phase.READ, i, len(todo)))
     if len(examples) < 2:
         hint = (" (consensus = adjudicated decisions and unanimous labels of the required raters)"
                 if target.strip() == "consensus" else "")
@@ -121,12 +131,11 @@ def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEve
     return TrainingSet(target, examples, images, ordinals, scale_code, snapshot_hash(rows), skipped)
 
 
-def _epoch_event(report: EpochReport) -> dict[str, Any]:
-    return {"event": "epoch", "fold": report.fold, "epoch": report.epoch, "epochs": report.epochs,
-            "loss": round(report.loss, 5), "localizer_loss": round(report.localizer_loss, 5),
-            "train_accuracy": round(report.train_accuracy, 4),
-            "val_accuracy": None if report.val_accuracy is None else round(report.val_accuracy, 4),
-            "seconds": round(report.seconds, 2)}
+def _epoch_event(report: EpochReport) -> EpochEnded:
+    return EpochEnded(report.fold, report.epoch, report.epochs, round(report.loss, 5),
+                      round(report.localizer_loss, 5), round(report.train_accuracy, 4),
+                      None if report.val_accuracy is None else round(report.val_accuracy, 4),
+                      round(report.seconds, 2))
 
 
 def _library_versions() -> dict[str, str]:
@@ -146,9 +155,16 @@ def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
 
 
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
-          threads: int | None = None, device: str = "auto", activate: bool = False, on_event: OnEvent = _no_event,
-          should_stop: ShouldStop = never_stop, actor_id: int | None = None) -> ModelVersion:
-    """Train one model on all of the target's labelled slices and register it (kind ``train``)."""
+          threads: int | None = None, device: str = "auto", predict_all: bool = False, activate: bool = False,
+          on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+          actor_id: int | None = None) -> ModelVersion:
+    """Train one model on all of the target's labelled slices and register it (kind ``train``).
+
+    With ``predict_all``, then predict every slice with it. With ``activate``, predict every slice and
+    then make it the active model (audited as ``actor_id``), in that order, so the moment it is active its
+    predictions are there. A stop or an error after registration leaves the registered model inactive;
+    the Cancelled message says so.
+    """
     from annotator.ml.engine import Pipeline
 
     dev, dev_name = resolve_device(device)
@@ -162,6 +178,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
         last[:] = [r]
         on_event(_epoch_event(r))
 
+    on_event(PhaseStarted(Phase.TRAIN))
     pipeline.fit(data.examples, seed=seed, on_epoch=on_epoch, should_stop=should_stop)
     if should_stop():
         raise Cancelled("training cancelled; nothing was saved")
@@ -171,46 +188,53 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
     card["folds"] = None
     card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
                        if last else None}
-    published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind="train",
+    published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind=ModelKind.TRAIN,
                                       actor_id=actor_id)
     version = published.version
+    on_event(ModelSaved(version.id, version.name, version.kind))
+    if predict_all or activate:
+        try:
+            _predict_all(db, version, pipeline, on_event, should_stop)
+        except Cancelled:
+            raise Cancelled(f"prediction cancelled; model {version.id} is saved but has no predictions and "
+                            "is not active") from None
     if activate:
-        version = models_repo.activate(db, version.id, actor_id)
-    on_event({"event": "done", "model_id": version.id, "name": version.name})
+        if should_stop():
+            raise Cancelled(f"cancelled before activation; model {version.id} is saved with its predictions "
+                            "but is not active")
+        on_event(PhaseStarted(Phase.ACTIVATE))
+        version = model_service.activate(db, version.id, actor_id)
+        on_event(ModelActivated(version.id))
+    on_event(Done(version.id, version.name, version.kind, version.active))
     return version
 
 
-def _slice_inputs(images: Sequence[ImageRef], on_event: OnEvent, stage: str) -> Iterator[SliceInput]:
+def _slice_inputs(images: Sequence[ImageRef], on_event: OnEvent, fold: int | None) -> Iterator[SliceInput]:
     from annotator.ml.preprocess import SliceInput
 
     for i, im in enumerate(images, start=1):
         assert im.geometry.pixel_spacing is not None
         yield SliceInput(im.id, as_monochrome2(load_slice(im.path)), im.geometry.pixel_spacing)
         if i % 25 == 0 or i == len(images):
-            on_event({"event": "progress", "stage": stage, "done": i, "total": len(images)})
+            on_event(StepProgress(Phase.PREDICT, i, len(images), fold))
 
 
 def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Sequence[int], fold: int | None,
-                 on_event: OnEvent, should_stop: ShouldStop, stage: str = "predict") -> list[Prediction]:
+                 on_event: OnEvent, should_stop: ShouldStop) -> list[Prediction]:
+    on_event(PhaseStarted(Phase.PREDICT, fold))
     out = []
-    for p in pipeline.predict(_slice_inputs(images, on_event, stage), should_stop=should_stop):
+    for p in pipeline.predict(_slice_inputs(images, on_event, fold), should_stop=should_stop):
         out.append(Prediction(model_version_id=0, image_id=p.key, x_px=round(p.x_px, 3), y_px=round(p.y_px, 3),
                               grade=int(ordinals[p.grade_index]), probabilities=p.probabilities, fold=fold))
     return out
 
 
-def predict(db: Database, model_id: int | None = None, *, device: str = "auto", on_event: OnEvent = _no_event,
-            should_stop: ShouldStop = never_stop) -> tuple[ModelVersion, int, int]:
-    """Write the model's prediction for every slice that has none from it yet.
+def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_event: OnEvent,
+                 should_stop: ShouldStop) -> tuple[int, int]:
+    """Predict every slice with PixelSpacing that has no prediction of ``version`` yet, and store them.
 
-    Returns (model, predictions written, slices skipped for lack of PixelSpacing).
+    Returns (predictions written, slices skipped for lack of PixelSpacing).
     """
-    dev, _ = resolve_device(device)
-    version = model_service.get_model(db, model_id)
-    if version.kind != "train":
-        raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
-                         "ones stored by `annotator cv`; predict with a model from `annotator train`")
-    pipeline = model_service.load_pipeline(version).to(dev)  # weights are read to the CPU, then moved
     ordinals = [int(o) for o in version.card["class_ordinals"]]
     done = {p.image_id for p in models_repo.predictions(db, version.id)}
     all_images = catalog.images(db)
@@ -218,7 +242,24 @@ def predict(db: Database, model_id: int | None = None, *, device: str = "auto", 
     skipped = sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
     preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
-    on_event({"event": "done", "model_id": version.id, "predictions": n, "skipped": skipped})
+    on_event(PredictionsWritten(version.id, n, skipped))
+    return n, skipped
+
+
+def predict(db: Database, model_id: int | None = None, *, device: str = "auto", on_event: OnEvent = no_event,
+            should_stop: ShouldStop = never_stop) -> tuple[ModelVersion, int, int]:
+    """Write the model's prediction for every slice that has none from it yet.
+
+    Returns (model, predictions written, slices skipped for lack of PixelSpacing).
+    """
+    dev, _ = resolve_device(device)
+    version = model_service.get_model(db, model_id)
+    if version.kind is not ModelKind.TRAIN:
+        raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
+                         "ones stored by `annotator cv`; predict with a model from `annotator train`")
+    pipeline = model_service.load_pipeline(version).to(dev)  # weights are read to the CPU, then moved
+    n, skipped = _predict_all(db, version, pipeline, on_event, should_stop)
+    on_event(Done(version.id, version.name, version.kind, version.active))
     return version, n, skipped
 
 
@@ -241,7 +282,7 @@ def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals
 
 def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
                    epochs: int | None = None, seed: int = 0, threads: int | None = None, device: str = "auto",
-                   on_event: OnEvent = _no_event, should_stop: ShouldStop = never_stop,
+                   on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
                    actor_id: int | None = None) -> ModelVersion:
     """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
 
@@ -273,15 +314,16 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
         if len(train) < 2:
             raise InputError(f"fold {k}: fewer than 2 labelled training slices outside the fold")
         pipeline = Pipeline(cfg, len(data.class_ordinals), dev)
+        on_event(PhaseStarted(Phase.TRAIN, k))
         pipeline.fit(train, seed=seed + k, val=held, fold=k, should_stop=should_stop,
                      on_epoch=lambda r: on_event(_epoch_event(r)))
         tensors.update(pipeline.state_tensors(prefix=f"fold{k}."))
         preds = _predictions(pipeline, sorted(images, key=lambda im: im.id), data.class_ordinals, k,
-                             on_event, should_stop, stage=f"predict fold {k}")
+                             on_event, should_stop)
         oof.extend(preds)
         per_fold.append({"fold": k, "n_train": len(train),
                          **_figures(held, {p.image_id: p for p in preds}, data.class_ordinals)})
-        on_event({"event": "fold", "fold": k, "folds": n_folds, **per_fold[-1]})
+        on_event(FoldEnded(k, n_folds, len(train), Figures.from_card(per_fold[-1])))
     if should_stop():
         raise Cancelled("cross-validation cancelled; nothing was saved")
     card = _base_card(data, cfg, seed)
@@ -292,10 +334,13 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
                      "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
     card["metrics"] = {"pooled": _figures(data.examples, {p.image_id: p for p in oof}, data.class_ordinals),
                        "per_fold": per_fold}
-    published = model_service.publish(db, tensors=tensors, card=card, kind="cv", actor_id=actor_id)
+    published = model_service.publish(db, tensors=tensors, card=card, kind=ModelKind.CV, actor_id=actor_id)
     version = published.version
-    models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in oof])
-    on_event({"event": "done", "model_id": version.id, "name": version.name, "pooled": card["metrics"]["pooled"]})
+    on_event(ModelSaved(version.id, version.name, version.kind))
+    n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in oof])
+    on_event(PredictionsWritten(version.id, n, 0))
+    on_event(Done(version.id, version.name, version.kind, version.active,
+                  Figures.from_card(card["metrics"]["pooled"])))
     return version
 
 

@@ -12,6 +12,7 @@ from annotator.domain.entities import (
     AuditEntry,
     ImageRef,
     Label,
+    ModelKind,
     ModelSuggestion,
     ModelVersion,
     Prediction,
@@ -91,7 +92,7 @@ def label_state(row: AnnotationRow | None) -> dict[str, Any] | None:
 
 
 def model_version(row: ModelVersionRow) -> ModelVersion:
-    return ModelVersion(id=row.id, name=row.name, preset=row.preset, target=row.target, kind=row.kind,
+    return ModelVersion(id=row.id, name=row.name, preset=row.preset, target=row.target, kind=ModelKind(row.kind),
                         created_at=aware(row.created_at), weights_path=row.weights_path,
                         weights_sha256=row.weights_sha256, card=dict(row.card or {}), active=bool(row.active))
 

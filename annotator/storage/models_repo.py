@@ -8,22 +8,22 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from annotator.domain.entities import ModelVersion, Prediction
+from annotator.domain.entities import ModelKind, ModelVersion, Prediction
 from annotator.domain.errors import NotFound
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import FoldRow, ModelVersionRow, PatientRow, PredictionRow, utcnow
 
 
-def register(db: Database, *, name: str, preset: str, target: str, kind: str, weights_path: str,
+def register(db: Database, *, name: str, preset: str, target: str, kind: ModelKind, weights_path: str,
              weights_sha256: str, card: dict[str, Any], actor_id: int | None = None) -> ModelVersion:
     def work(s: Session) -> ModelVersion:
-        row = ModelVersionRow(name=name, preset=preset, target=target, kind=kind, weights_path=weights_path,
+        row = ModelVersionRow(name=name, preset=preset, target=target, kind=str(kind), weights_path=weights_path,
                               weights_sha256=weights_sha256, card=card, active=False)
         s.add(row)
         s.flush()
         audit.record(s, rater_id=actor_id, action="model.register", entity="model_version", entity_id=row.id,
-                     after={"name": name, "preset": preset, "target": target, "kind": kind})
+                     after={"name": name, "preset": preset, "target": target, "kind": str(kind)})
         return convert.model_version(row)
 
     return db.write(work)

@@ -1,4 +1,4 @@
-"""The training panel: real ``annotator train``/``predict`` child processes, cancel, activate, no torch in the GUI.
+"""The training panel: one real ``annotator train`` child process, cancel, activate, no torch in the GUI.
 
 Training runs on the 3-slice fixture series with the real ``fast`` preset and a couple of epochs; most
 of each child's few seconds is importing torch. Signals are waited on, never slept on.
@@ -18,8 +18,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox
 
-from annotator.domain.entities import Prediction, Role
-from annotator.gui.cli_process import LineBuffer
+from annotator.domain.entities import ModelKind, Prediction, Role
+from annotator.domain.events import Done, EpochEnded, ModelSaved, Phase, StepProgress, encode
+from annotator.gui.cli_process import CliProcess, LineBuffer
 from annotator.gui.training_panel import NOT_ALLOWED, TrainingPanel
 from annotator.services import models as model_service
 from annotator.services import project as project_service
@@ -71,7 +72,7 @@ def _start_long_run(qtbot, panel: TrainingPanel) -> int:  # type: ignore[no-unty
     panel.start_button.click()
     assert panel.run is not None
     pid = panel.run.pid()
-    qtbot.waitUntil(lambda: len(panel.loss_x) >= 1, timeout=RUN_MS)  # the child is inside the training loop
+    qtbot.waitUntil(lambda: len(panel.plot.loss_x) >= 1, timeout=RUN_MS)  # the child is inside the training loop
     return pid
 
 
@@ -86,6 +87,9 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
     panel.modelActivated.connect(activated.append)
     outcome: list[str] = []
     panel.runFinished.connect(outcome.append)
+    children: list[str] = []  # every child the panel starts
+    start_child = panel._start_child
+    panel._start_child = lambda stage, args: (children.append(" ".join(args)), start_child(stage, args))[1]
 
     panel.set_target("rater:alice")
     panel.epochs_spin.setValue(2)
@@ -95,6 +99,7 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
         assert panel.is_running() and panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()
 
     assert outcome == ["done"], panel.log.toPlainText()
+    assert len(children) == 1 and children[0].startswith("train ") and "--activate" in children[0].split()
     versions = models_repo.list_versions(project.db)
     assert len(versions) == 1
     v = versions[0]
@@ -104,7 +109,7 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
     assert (2, 2, "epoch 2/2") in bar and (1, 2, "epoch 1/2") in bar
     assert (3, 3, "predicting %v/%m") in bar
     assert panel.progress.value() == panel.progress.maximum()
-    x, y = panel.loss_curve.getData()
+    x, y = panel.plot.loss_curve.getData()
     assert list(x) == [1.0, 2.0] and len(y) == 2 and all(v > 0 for v in y)
     # the table gained the row, marked active; predictions of the new model are in the database
     assert panel.table.rowCount() == 1 and panel.model_ids() == [v.id]
@@ -346,16 +351,15 @@ def test_cross_validation_curves_are_one_segment_per_fold(qtbot, project) -> Non
     panel.stage = "cv"
     for fold in (0, 1):
         for epoch in (1, 2, 3):
-            panel._on_epoch({"event": "epoch", "fold": fold, "epoch": epoch, "epochs": 3, "loss": 1.0 / epoch,
-                             "train_accuracy": 0.5, "val_accuracy": 0.25 * epoch})
-    x, y = panel.loss_curve.getData()
+            panel._on_event(EpochEnded(fold, epoch, 3, 1.0 / epoch, 0.1, 0.5, 0.25 * epoch, 0.1))
+    x, y = panel.plot.loss_curve.getData()
     assert list(x) == [1, 2, 3, 3.5, 4, 5, 6]
     assert math.isnan(y[3]) and not any(math.isnan(v) for i, v in enumerate(y) if i != 3)
-    assert [line.value() for line in panel._fold_lines] == [0.5, 3.5]
+    assert [line.value() for line in panel.plot.fold_lines] == [0.5, 3.5]
     assert panel.progress.value() == 6 and "fold 2/2" in panel.progress.format()
     panel.stage = None
-    panel._clear_curves()
-    assert panel._fold_lines == [] and len(panel.loss_curve.getData()[0] or []) == 0
+    panel.plot.clear_curves()
+    assert panel.plot.fold_lines == [] and len(panel.plot.loss_curve.getData()[0] or []) == 0
 
 
 def test_the_child_command_line_keeps_names_that_start_with_a_dash(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -371,6 +375,45 @@ def test_the_child_command_line_keeps_names_that_start_with_a_dash(qtbot, projec
     [(stage, args)] = started
     parsed = build_parser().parse_args(args)  # what the child's CLI will see
     assert (stage, parsed.as_rater, parsed.target, parsed.preset) == ("train", "-x", "rater:alice", "fast")
+    assert parsed.activate and parsed.json_progress  # one child trains, predicts and activates
+    started.clear()
+    panel.activate_check.setChecked(False)
+    panel.start_button.click()
+    unticked = build_parser().parse_args(started[0][1])
+    assert unticked.predict and not unticked.activate  # it still predicts every slice, but activates nothing
+
+
+def test_garbled_and_unknown_lines_are_reported_and_the_run_goes_on(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A child writing lines that are not events: each is logged with the reason, the valid events around
+    them are rendered, and the run ends normally."""
+    _label_all(project)
+    panel = _panel(qtbot, project, project.rev)
+    lines = ["not json at all", '{"event": "celebrate"}', '{"event": "epoch", "epoch": "one"}', "[1, 2]",
+             encode(StepProgress(Phase.READ, 2, 4)), encode(ModelSaved(41, "m41", ModelKind.TRAIN)),
+             encode(Done(41, "m41", ModelKind.TRAIN, False))]
+    script = "import sys\nfor line in sys.argv[1:]:\n    print(line, flush=True)\n"
+    real_start = CliProcess.start
+
+    def fake_child(run: CliProcess) -> None:  # the same QProcess plumbing, a child that writes ``lines``
+        run.process.setArguments(["-c", script, *lines])
+        real_start(run)
+
+    monkeypatch.setattr(CliProcess, "start", fake_child)
+    steps: list[str] = []
+    panel.progress.valueChanged.connect(lambda v: steps.append(panel.progress.format()))
+    panel.set_target("rater:alice")
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_MS) as finished:
+        panel.start_button.click()
+    assert finished.args == ["done"]
+    log = panel.log.toPlainText()
+    ignored = [ln for ln in log.splitlines() if ln.startswith("(ignored) ")]
+    assert len(ignored) == 4
+    assert "'not json at all' is not JSON" in ignored[0]
+    assert "unknown event 'celebrate'" in ignored[1]
+    assert """'{"event": "epoch", "epoch": "one"}': field 'fold' is missing""" in ignored[2]
+    assert "'[1, 2]' is not a JSON object" in ignored[3]
+    assert "reading images %v/%m" in steps and panel.trained_id == 41
+    assert panel.status.text() == "Model 41 trained and saved (not active: activate it below)."
 
 
 def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -382,7 +425,8 @@ def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> N
     pooled = {"grades": {"accuracy": 0.8, "f1_macro": 0.6}, "points": {"median_mm": 0.9, "p95_mm": 2.0}}
 
     def version(i: int, kind: str, snap: str, metrics: dict, target: str = "rater:a", epochs: int = 30) -> ModelVersion:  # type: ignore[type-arg]
-        return ModelVersion(i, f"m{i}", "fast", target, kind, datetime(2026, 11, 27, tzinfo=UTC), "/w", "0" * 64,
+        return ModelVersion(i, f"m{i}", "fast", target, ModelKind(kind), datetime(2026, 11, 27, tzinfo=UTC), "/w",
+                            "0" * 64,
                             {"data_snapshot_sha256": snap, "metrics": metrics, "epochs": epochs})
 
     trained = {"held_out": None, "last_epoch_train_accuracy": 0.97}

@@ -8,7 +8,17 @@ import subprocess
 import sys
 import time
 
-from annotator.storage import models_repo
+from annotator.domain.entities import ModelKind, Role
+from annotator.domain.events import (
+    Done,
+    EpochEnded,
+    Failed,
+    ModelActivated,
+    ModelSaved,
+    PredictionsWritten,
+    decode,
+)
+from annotator.storage import audit, catalog, models_repo, people
 from tests.ml.ml_helpers import RATER, Project, cli_env
 
 
@@ -30,6 +40,10 @@ def test_train_json_progress_then_models_and_predict(project: Project) -> None:
     done = events[-1]
     assert done["event"] == "done"
     model_id = done["model_id"]
+    typed = [decode(line) for line in proc.stdout.splitlines()]  # the GUI's reader takes every line
+    assert [e.epoch for e in typed if isinstance(e, EpochEnded)] == [1, 2]
+    assert typed[-1] == Done(model_id, typed[-1].name, ModelKind.TRAIN, False)  # type: ignore[union-attr]
+    assert not any(isinstance(e, (PredictionsWritten, ModelActivated)) for e in typed)  # no --activate
 
     listing = subprocess.run(_cmd(project, "models", "list", "--json"), capture_output=True, text=True,
                              timeout=60, env=cli_env())
@@ -43,6 +57,31 @@ def test_train_json_progress_then_models_and_predict(project: Project) -> None:
     assert pred.returncode == 0, pred.stderr
     assert "wrote 32 predictions" in pred.stdout
     assert {p.model_version_id for p in models_repo.predictions(project.db, model_id)} == {model_id}
+
+
+def test_train_activate_is_one_command_that_predicts_then_activates(project: Project) -> None:
+    rev = people.add_rater(project.db, "rev", Role.REVIEWER)
+    proc = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                               "--epochs", "1", "--activate", "--as", "rev", "--json-progress"),
+                          capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    events = [decode(line) for line in proc.stdout.splitlines()]
+    [saved] = [e for e in events if isinstance(e, ModelSaved)]
+    model_id, n = saved.model_id, len(catalog.images(project.db))
+    assert [e for e in events if isinstance(e, (ModelSaved, PredictionsWritten, ModelActivated, Done))] == [
+        saved, PredictionsWritten(model_id, n, 0), ModelActivated(model_id),
+        Done(model_id, saved.name, ModelKind.TRAIN, True)]
+    assert models_repo.active(project.db).id == model_id  # type: ignore[union-attr]
+    assert len(models_repo.predictions(project.db, model_id)) == n
+    activations = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [(e.entity_id, e.rater_id) for e in activations] == [(str(model_id), rev.id)]
+    # without --json-progress the same command says so in one line
+    proc = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                               "--epochs", "1", "--activate"), capture_output=True, text=True, timeout=120,
+                          env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("predicted every slice, active")
+    assert models_repo.active(project.db).id == model_id + 1  # type: ignore[union-attr]
 
 
 def test_sigterm_cancels_cleanly(project: Project) -> None:
@@ -63,6 +102,7 @@ def test_sigterm_cancels_cleanly(project: Project) -> None:
     assert proc.returncode == 1, (out, err)
     assert "annotator: error: training cancelled; nothing was saved" in err
     assert '"done"' not in out
+    assert decode(out.strip().splitlines()[-1]) == Failed("training cancelled; nothing was saved", cancelled=True)
     assert models_repo.list_versions(project.db) == []
     registry = project.registry
     assert not registry.exists() or list(registry.iterdir()) == []

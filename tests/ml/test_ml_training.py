@@ -7,8 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from annotator.domain.entities import Role
-from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
+from annotator.domain.entities import ModelKind, Role
+from annotator.domain.errors import Cancelled, InputError, ModelIntegrityError, NotFound
+from annotator.domain.events import (
+    Done,
+    EpochEnded,
+    Event,
+    Figures,
+    FoldEnded,
+    ModelActivated,
+    ModelSaved,
+    Phase,
+    PhaseStarted,
+    PredictionsWritten,
+    StepProgress,
+)
 from annotator.imaging.phantom_dicom import read_truth
 from annotator.services import models as model_service
 from annotator.services import readers as reader_service
@@ -20,7 +33,7 @@ TARGET = f"rater:{RATER}"
 
 
 def test_cv_beats_chance_and_stores_out_of_fold_predictions(project: Project) -> None:
-    events: list[dict[str, object]] = []
+    events: list[Event] = []
     version = training.cross_validate(project.db, TARGET, n_folds=2, preset=str(project.preset_file), epochs=12,
                                       seed=1, on_event=events.append)
     assert version.kind == "cv" and version.target == TARGET
@@ -39,10 +52,15 @@ def test_cv_beats_chance_and_stores_out_of_fold_predictions(project: Project) ->
     # the cv model is a reader for the agreement report
     marks = reader_service.marks(project.db, f"model:{version.id}")
     assert len(marks) == len(images)
-    epochs = [e for e in events if e["event"] == "epoch"]
-    assert {e["fold"] for e in epochs} == {0, 1} and all(e["val_accuracy"] is not None for e in epochs)
-    assert events[-1] == {"event": "done", "model_id": version.id, "name": version.name,
-                          "pooled": version.card["metrics"]["pooled"]}
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
+    assert {e.fold for e in epochs} == {0, 1} and all(e.val_accuracy is not None for e in epochs)
+    folds = [e for e in events if isinstance(e, FoldEnded)]
+    assert [(e.fold, e.folds) for e in folds] == [(0, 2), (1, 2)]
+    assert [e.figures for e in folds] == [Figures.from_card(m) for m in version.card["metrics"]["per_fold"]]
+    assert {e.fold for e in events if isinstance(e, PhaseStarted) and e.phase is Phase.TRAIN} == {0, 1}
+    assert events[-3:] == [ModelSaved(version.id, version.name, ModelKind.CV),
+                           PredictionsWritten(version.id, len(images), 0),
+                           Done(version.id, version.name, ModelKind.CV, False, Figures.from_card(pooled))]
     # a cv model cannot be activated or used by predict
     with pytest.raises(InputError, match="cv model"):
         model_service.activate(project.db, version.id)
@@ -78,6 +96,60 @@ def test_train_predict_carry_model_id_and_card(project: Project) -> None:
     assert card["hyper_parameters"]["train"]["epochs"] == 2 and card["seed"] == 0
     assert (folder / "card.md").read_text().startswith(f"# Model card: {version.name}")
     assert not [p for p in project.registry.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_train_with_activate_predicts_every_slice_then_activates(project: Project) -> None:
+    """The app's and the CLI's one workflow: train, predict every slice, activate (audited), in that order."""
+    reviewer = people.add_rater(project.db, "rev", Role.REVIEWER)
+    events: list[Event] = []
+    active_when_predicted: list[object] = []
+
+    def on_event(e: Event) -> None:
+        events.append(e)
+        if isinstance(e, PredictionsWritten):  # predictions are stored before the model becomes active
+            active_when_predicted.append(model_service.get_model(project.db, e.model_id).active)
+
+    version = training.train(project.db, TARGET, preset=str(project.preset_file), epochs=1, seed=0, activate=True,
+                             on_event=on_event, actor_id=reviewer.id)
+    images = catalog.images(project.db)
+    assert version.active and model_service.get_model(project.db, None).id == version.id
+    assert sorted(p.image_id for p in models_repo.predictions(project.db, version.id)) == sorted(im.id for im in images)
+    assert active_when_predicted == [False]
+    milestones = [e for e in events if not isinstance(e, (StepProgress, EpochEnded))]
+    assert milestones == [PhaseStarted(Phase.READ), PhaseStarted(Phase.TRAIN),
+                          ModelSaved(version.id, version.name, ModelKind.TRAIN), PhaseStarted(Phase.PREDICT),
+                          PredictionsWritten(version.id, len(images), 0), PhaseStarted(Phase.ACTIVATE),
+                          ModelActivated(version.id), Done(version.id, version.name, ModelKind.TRAIN, True)]
+    assert [e for e in events if isinstance(e, StepProgress) and e.phase is Phase.PREDICT][-1] == \
+        StepProgress(Phase.PREDICT, len(images), len(images))
+    from annotator.storage import audit
+
+    activations = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [(e.entity_id, e.rater_id) for e in activations] == [(str(version.id), reviewer.id)]
+
+
+def test_train_with_predict_all_writes_predictions_and_activates_nothing(project: Project) -> None:
+    events: list[Event] = []
+    version = training.train(project.db, TARGET, preset=str(project.preset_file), epochs=1, predict_all=True,
+                             on_event=events.append)
+    n = len(catalog.images(project.db))
+    assert not version.active and models_repo.active(project.db) is None
+    assert len(models_repo.predictions(project.db, version.id)) == n
+    assert PredictionsWritten(version.id, n, 0) in events and not any(isinstance(e, ModelActivated) for e in events)
+    assert events[-1] == Done(version.id, version.name, ModelKind.TRAIN, False)
+
+
+def test_a_stop_while_predicting_leaves_the_new_model_saved_and_inactive(project: Project) -> None:
+    events: list[Event] = []
+    stop = lambda: any(isinstance(e, PhaseStarted) and e.phase is Phase.PREDICT for e in events)  # noqa: E731
+    with pytest.raises(Cancelled, match="prediction cancelled; model .* is saved but has no predictions and is "
+                                        "not active"):
+        training.train(project.db, TARGET, preset=str(project.preset_file), epochs=1, activate=True,
+                       on_event=events.append, should_stop=stop)
+    [version] = models_repo.list_versions(project.db)
+    assert not version.active and models_repo.predictions(project.db, version.id) == []
+    assert ModelSaved(version.id, version.name, ModelKind.TRAIN) in events
+    assert not any(isinstance(e, (ModelActivated, Done)) for e in events)
 
 
 def test_tampered_weights_are_refused(project: Project) -> None:
