@@ -45,9 +45,9 @@ class ModelTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(False)
 
-    def set_models(self, versions: list[ModelVersion],
-                   details_visible: Callable[[ModelVersion], bool] = lambda _v: True) -> None:
+    def set_models(self, versions: list[ModelVersion], details_visible: Callable[[ModelVersion], bool]) -> None:
         """Show ``versions`` (newest first), keeping the selection on the same version if it is still there.
+        ``details_visible`` is the viewer's right (the policy's); there is no unblinded default.
 
         A version for which ``details_visible`` is False shows id, state, kind, preset, date and snapshot only.
         """

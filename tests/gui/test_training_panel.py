@@ -435,7 +435,8 @@ def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> N
     table.set_models([version(1, "train", "s1", trained), version(2, "cv", "s1", {"pooled": pooled}),
                       version(3, "train", "s2", trained),  # labels changed since: no estimate for it
                       version(4, "cv", "s2", {"pooled": pooled}, target="rater:b"),  # another target
-                      version(5, "cv", "s2", {"pooled": pooled}, epochs=5)])  # another number of epochs
+                      version(5, "cv", "s2", {"pooled": pooled}, epochs=5)],  # another number of epochs
+                     lambda _v: True)  # a viewer with every right (a reviewer)
     rows = {int(table.row_texts(r)[0]): table.row_texts(r) for r in range(table.rowCount())}
     assert rows[1][7:11] == ["≈ 80.0%", "≈ 60.0%", "≈ 0.90", "≈ 2.00"]
     assert "cross-validation 2" in table.item(table.model_ids().index(1), 7).toolTip()
