@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
+
+if TYPE_CHECKING:
+    from annotator.services.project import Database
 
 
 def _default_dicom_dir(db_url: str | None, seed: int, patients: int) -> Path:
@@ -24,6 +28,7 @@ def _demo(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     if args.if_missing and project.status(db).images > 0:
         print(f"demo project already in {db.url}")
+        _model(db, args)
         return 0
     summary = demo.build_demo(db, dicom_dir, patients=args.patients, seed=args.seed, matrix=args.matrix,
                               compressed_fraction=args.compressed, if_missing=args.if_missing,
@@ -31,7 +36,22 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo project in {db.url}: {summary.patients} patients, {summary.slices} slices "
           f"({summary.imported} imported) from {summary.dicom_dir}; labels: "
           + ", ".join(f"{k} {v}" for k, v in summary.labels.items()))
+    _model(db, args)
     return 0
+
+
+def _model(db: Database, args: argparse.Namespace) -> None:
+    from annotator.services import demo
+
+    if args.model == "none":
+        return
+    print(f"training a {args.model} model on the experts' consensus, then predicting every slice...", flush=True)
+    version = demo.ensure_demo_model(db, preset=args.model, epochs=args.epochs, seed=args.seed)
+    if version is None:
+        print("a model is already active")
+    else:
+        print(f"model {version.id} ({version.name}) is active: its point, grade and probabilities show in the "
+              "second view")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -42,5 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--matrix", type=int, default=320, help="image size in pixels")
     s.add_argument("--compressed", type=float, default=0.1, metavar="FRACTION",
                    help="share of files written RLE / JPEG 2000 lossless")
-    s.add_argument("--if-missing", action="store_true", help="do nothing if the project already has images")
+    s.add_argument("--if-missing", action="store_true",
+                   help="build nothing if the project already has images (a missing model is still trained)")
+    s.add_argument("--model", default="fast", metavar="PRESET",
+                   help="train this preset on the consensus and activate it (default fast, about 30 s; none: no model)")
+    s.add_argument("--epochs", type=int, default=None, help="override the model preset's number of epochs")
     s.set_defaults(func=_demo)
