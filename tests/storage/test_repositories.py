@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from annotator.domain.entities import ImportStatus, Role
+from annotator.domain.entities import ImportStatus, LabelAction, Role
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.storage import audit, catalog, labels, people
 from tests.factories import instance
@@ -102,3 +102,25 @@ def test_settings_update_is_audited(db) -> None:  # type: ignore[no-untyped-def]
     [e] = audit.entries(db, entity="project_settings")
     assert e.before is not None and e.after is not None
     assert (e.before["scale_code"], e.after["scale_code"]) == ("lee", "schizas")
+
+
+def test_a_version_after_a_stale_one_is_refused_on_both_backends(db) -> None:  # type: ignore[no-untyped-def]
+    catalog.import_instances(db, [instance(0)])
+    [im] = catalog.images(db)
+    alice = people.add_rater(db, "alice", Role.ANNOTATOR)
+    common = dict(image_id=im.id, rater_id=alice.id, y_px=1.0, grade=None, scale_code="lee",
+                  action=LabelAction.POINT)
+    v1 = labels.add_version_after(db, None, x_px=1.0, **common)  # type: ignore[arg-type]
+    v2 = labels.add_version_after(db, v1, x_px=2.0, **common)  # type: ignore[arg-type]
+    assert (v1.version, v2.version, v2.action) == (1, 2, LabelAction.POINT)
+    with pytest.raises(ConflictError) as stale:  # v1 is no longer the newest: the unique key refuses
+        labels.add_version_after(db, v1, x_px=3.0, **common)  # type: ignore[arg-type]
+    assert stale.value.current == v2  # the conflict carries the label as it is now
+    with pytest.raises(ConflictError):  # the caller shows no label, but one is stored
+        labels.add_version_after(db, None, x_px=3.0, **common)  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="image id 999"):
+        labels.add_version_after(db, None, **{**common, "image_id": 999}, x_px=3.0)  # type: ignore[arg-type]
+    assert [h.x_px for h in labels.history(db, im.id, alice.id)] == [1.0, 2.0]
+    assert [e.action for e in audit.entries(db, entity="annotation")] == ["label.point", "label.point"]
+    with db.engine.connect() as conn:  # the enum stores the same strings as before: no migration
+        assert conn.execute(text("SELECT DISTINCT action FROM annotations")).scalars().all() == ["point"]
