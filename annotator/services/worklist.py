@@ -15,7 +15,7 @@ from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, R
 from annotator.domain.errors import InputError, PermissionDenied
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.services import auth, strategies
-from annotator.storage import catalog, labels, people, queries_gui
+from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
 
 
@@ -187,7 +187,7 @@ class WorklistService:
         by_series: dict[int, list[ImageRef]] = {}
         for im in every:
             by_series.setdefault(im.series_id, []).append(im)
-        studies = queries_gui.study_summaries(self.db)
+        studies = catalog.study_summaries(self.db)
         grouped: dict[int, list[WorklistSeries]] = {}
         all_states: list[SliceState] = []
         for series in catalog.list_series(self.db):

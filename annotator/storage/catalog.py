@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -224,6 +225,26 @@ def list_series(db: Database) -> list[Series]:
                               description=row.description, modality=row.modality, n_images=int(n),
                               patient_key=pkey, study_instance_uid=study_uid, series_number=row.series_number))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class StudySummary:
+    """What a worklist shows for one study."""
+
+    id: int
+    study_instance_uid: str
+    patient_key: str
+    study_date: str
+    description: str
+
+
+def study_summaries(db: Database) -> dict[int, StudySummary]:
+    """Every study by id, with its patient key, date and description."""
+    q = (select(StudyRow.id, StudyRow.study_instance_uid, PatientRow.patient_key, StudyRow.study_date,
+                StudyRow.description)
+         .join(PatientRow, StudyRow.patient_id == PatientRow.id))
+    with db.read() as s:
+        return {int(r[0]): StudySummary(int(r[0]), r[1], r[2], r[3] or "", r[4] or "") for r in s.execute(q)}
 
 
 def _image_query() -> object:

@@ -124,3 +124,22 @@ def test_a_version_after_a_stale_one_is_refused_on_both_backends(db) -> None:  #
     assert [e.action for e in audit.entries(db, entity="annotation")] == ["label.point", "label.point"]
     with db.engine.connect() as conn:  # the enum stores the same strings as before: no migration
         assert conn.execute(text("SELECT DISTINCT action FROM annotations")).scalars().all() == ["point"]
+
+
+def test_one_rule_picks_the_active_model_when_several_are_marked(db) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services import models as model_service
+    from annotator.services.viewing import ViewingService
+    from annotator.storage import models_repo
+
+    reader = people.add_rater(db, "rev", Role.REVIEWER)
+    common = dict(preset="fast", target="rater:x", kind="train", weights_path="/x", weights_sha256="0" * 64, card={})
+    older, newer = (models_repo.register(db, name=n, **common) for n in ("older", "newer"))  # type: ignore[arg-type]
+    assert models_repo.active(db) is None
+    with db.engine.connect() as conn, conn.begin():  # a race left both marked; the older one registered later
+        conn.execute(text("UPDATE model_versions SET active = :t, created_at = :c WHERE id = :i"),
+                     {"t": True, "c": "2999-01-01 00:00:00", "i": older.id})
+        conn.execute(text("UPDATE model_versions SET active = :t WHERE id = :i"), {"t": True, "i": newer.id})
+    assert newer.id > older.id
+    picked = {models_repo.active(db).id, ViewingService(db, reader).active_model().id,  # type: ignore[union-attr]
+              model_service.get_model(db, None).id}
+    assert picked == {newer.id}  # the highest id, by every path that asks
