@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from annotator.domain.entities import ProjectCounts, Rater, Role
-from annotator.storage import catalog, migrate, people
+from annotator.domain.settings import AppSettings
+from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
 
-__all__ = ["open_project", "add_rater", "list_raters", "status", "schema_status", "upgrade_schema"]
+__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "status", "schema_status", "upgrade_schema"]
 
 
-def open_project(url: str | None = None) -> Database:
-    """Open the project database at ``url`` (default: ANNOTATOR_DB or the user data directory), upgraded."""
-    return open_database(url)
+def resolve_settings(db: str | None = None) -> AppSettings:
+    """Where the project at ``db`` (``--db``; None: ANNOTATOR_DB or the user data folder) keeps its files."""
+    return settings.resolve(db)
+
+
+def open_project(where: str | AppSettings | None = None) -> Database:
+    """Open the project database (settings, a URL or file path; None: the default), upgraded."""
+    return open_database(where)
 
 
 def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False) -> Rater:

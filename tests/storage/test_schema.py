@@ -123,11 +123,17 @@ def test_bad_url_and_missing_folder_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_default_url_honours_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from annotator.storage.database import default_database_url
+    from annotator.storage.settings import resolve
 
+    monkeypatch.delenv("ANNOTATOR_MODELS_DIR", raising=False)
     monkeypatch.setenv("ANNOTATOR_DB", str(tmp_path / "env.db"))
-    assert default_database_url() == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve().database_url == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve(str(tmp_path / "cli.db")).database_url == f"sqlite:///{tmp_path / 'cli.db'}"  # --db wins
     monkeypatch.delenv("ANNOTATOR_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert default_database_url().endswith("annotator/annotator.db")
-    assert str(tmp_path / "xdg") in default_database_url()
+    default = resolve()
+    assert default.database_url.endswith("annotator/annotator.db")
+    assert str(tmp_path / "xdg") in default.database_url
+    assert default.user_data_dir.is_dir() and default.database_file == default.user_data_dir / "annotator.db"
+    assert resolve("postgres://u@host/db").database_url == "postgresql+psycopg://u@host/db"
+    assert resolve("postgres://u@host/db").database_file is None
