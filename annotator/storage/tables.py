@@ -1,7 +1,7 @@
 """The relational schema (SQLAlchemy 2 typed ORM). ORM rows never leave ``annotator.storage``.
 
 Labels, adjudications and the audit log are insert-only: an edit adds a version, nothing is updated or
-deleted. Database triggers (see the migrations) and ORM guards below both refuse UPDATE/DELETE on them.
+deleted. Database triggers (created by the migrations) and ORM guards below both refuse UPDATE/DELETE on them.
 """
 
 from __future__ import annotations
