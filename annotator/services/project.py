@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from annotator.domain.entities import ProjectCounts, Rater, Role
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings
@@ -46,11 +48,12 @@ def schema_status(url: str | None) -> tuple[str, str | None, str]:
         db.close()
 
 
-def upgrade_schema(url: str | None) -> tuple[str | None, str]:
+def upgrade_schema(url: str | None) -> tuple[str | None, str, Path | None]:
+    """(revision before, revision after, the backup written first or None)."""
     db = open_database(url, upgrade=False)
     try:
         before = migrate.current_revision(db.engine)
-        migrate.upgrade(db.engine)
-        return before, migrate.current_revision(db.engine) or ""
+        backup = migrate.upgrade(db.engine)
+        return before, migrate.current_revision(db.engine) or "", backup
     finally:
         db.close()

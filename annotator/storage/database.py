@@ -74,6 +74,7 @@ class Database:
     def __init__(self, engine: Engine, app_settings: AppSettings) -> None:
         self.engine = engine
         self.settings = app_settings  # where this project's files live (models folder, data folder)
+        self.upgrade_backup: Path | None = None  # the copy written before this open upgraded the schema
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @property
@@ -135,9 +136,10 @@ def open_database(where: str | AppSettings | None = None, *, upgrade: bool = Tru
     """
     app_settings = where if isinstance(where, AppSettings) else settings.resolve(where)
     engine = create_db_engine(app_settings.database_url)
+    backup = None
     try:
         if upgrade:
-            migrate.upgrade(engine)
+            backup = migrate.upgrade(engine)
     except OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
@@ -145,4 +147,6 @@ def open_database(where: str | AppSettings | None = None, *, upgrade: bool = Tru
     except Exception:
         engine.dispose()
         raise
-    return Database(engine, app_settings)
+    db = Database(engine, app_settings)
+    db.upgrade_backup = backup
+    return db
