@@ -112,3 +112,31 @@ def test_folds_are_assigned_once_and_survive_new_patients(sqlite_db: Database) -
     assert max(sizes) - min(sizes) <= 1
     assert fold_service.ensure_folds(sqlite_db, 5, seed=0, strata={}) != {}  # another fold count: its own set
     assert models_repo.folds(sqlite_db, 10) == grown
+
+
+def test_a_publish_removes_what_a_crashed_publish_left_but_not_a_running_one(sqlite_db: Database,
+                                                                            tmp_path: Path) -> None:
+    import os
+    import time
+
+    import torch
+
+    from annotator.ml.registry import STALE_TEMP_S, TEMP_PREFIX
+
+    registry = tmp_path / "registry"
+    db = open_database(replace(sqlite_db.settings, models_dir=registry))
+    crashed, running = registry / f"{TEMP_PREFIX}crashed", registry / f"{TEMP_PREFIX}running"
+    for folder in (crashed, running):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"partial")
+    old = time.time() - STALE_TEMP_S - 60
+    for p in (crashed / "model.safetensors", crashed):
+        os.utime(p, (old, old))
+    os.utime(running, (old, old))  # an old folder whose weights file is still being written is not stale
+    assert STALE_TEMP_S >= 5 * 60  # a publish running for a few minutes is never taken for a crashed one
+    published = model_service.publish(db, tensors={"w": torch.zeros(2)}, card={"preset": "fast", "target": "t"},
+                                      kind="train")
+    db.close()
+    assert not crashed.exists()
+    assert (running / "model.safetensors").read_bytes() == b"partial"
+    assert sorted(p.name for p in registry.iterdir()) == sorted([running.name, published.folder.name])
