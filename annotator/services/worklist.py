@@ -225,9 +225,6 @@ class WorklistService:
         """The slices of one series in order along the slice normal."""
         return catalog.images(self.db, series_id)
 
-    def state_of(self, image_id: int) -> SliceState:
-        return slice_state(self._own_labels([image_id]).get(image_id))
-
     def next_unlabelled(self, after_image_id: int | None = None) -> ImageRef | None:
         """The next slice this rater has not finished (unlabelled or incomplete), in the strategy's order.
 

@@ -281,11 +281,6 @@ def image_by_sop(db: Database, sop_uid: str) -> ImageRef:
         return convert.image(*hit)
 
 
-def image_ids_by_sop(db: Database) -> dict[str, int]:
-    with db.read() as s:
-        return dict(s.execute(select(ImageRow.sop_instance_uid, ImageRow.id)).all())  # type: ignore[arg-type]
-
-
 def counts(db: Database) -> ProjectCounts:
     with db.read() as s:
         latest = (select(AnnotationRow.rater_id, AnnotationRow.image_id, func.max(AnnotationRow.version).label("v"))

@@ -214,9 +214,6 @@ class FoldRow(Base):
     fold: Mapped[int] = mapped_column(Integer)
 
 
-INSERT_ONLY_TABLES = ("annotations", "audit_log", "adjudications")
-
-
 def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:
     raise RuntimeError(f"{target.__tablename__} is insert-only: add a new version instead")
 
