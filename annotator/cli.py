@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -62,8 +63,10 @@ def _cmd_db(args: argparse.Namespace) -> int:
     from annotator.services import project
 
     if args.db_command == "upgrade":
-        before, after = project.upgrade_schema(args.db)
+        before, after, backup = project.upgrade_schema(args.db)
         print(f"schema {before or '(empty)'} -> {after}" if before != after else f"schema already at {after}")
+        if backup is not None:
+            print(f"backup of the database before the upgrade: {backup}")
     elif args.db_command == "check":
         revision = project.check_schema(args.db)
         print(f"schema {revision}: the tables and the migrations agree")
@@ -191,7 +194,26 @@ def _accept_db_after_command(sub: argparse._SubParsersAction) -> None:  # type: 
                 stack.extend(action.choices.values())
 
 
+class _StderrLines(logging.Handler):
+    """Messages of annotator's own loggers (such as where a pre-upgrade backup went), one line each on
+    whatever ``sys.stderr`` is when they are written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"annotator: {self.format(record)}\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("annotator")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

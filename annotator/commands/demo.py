@@ -6,26 +6,27 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
+from annotator.domain.settings import AppSettings
 
 if TYPE_CHECKING:
     from annotator.services.project import Database
 
 
-def _default_dicom_dir(db_url: str | None, seed: int, patients: int) -> Path:
-    if db_url and "://" not in db_url:
-        p = Path(db_url).expanduser().resolve()
-        return p.with_name(f"{p.stem}-dicom")
-    return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / f"demo-dicom-{patients}-seed{seed}"
+def _default_dicom_dir(settings: AppSettings, db_arg: str | None, seed: int, patients: int) -> Path:
+    if db_arg and "://" not in db_arg and settings.database_file is not None:
+        return settings.database_file.with_name(f"{settings.database_file.stem}-dicom")
+    return settings.user_data_dir / f"demo-dicom-{patients}-seed{seed}"
 
 
 def _demo(args: argparse.Namespace) -> int:
     from annotator.services import demo, project
 
-    dicom_dir = Path(args.dicom_dir) if args.dicom_dir else _default_dicom_dir(args.db, args.seed, args.patients)
-    if args.db and "://" not in args.db:
-        Path(args.db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    db = project.open_project(args.db)
+    settings = project.resolve_settings(args.db)
+    dicom_dir = Path(args.dicom_dir) if args.dicom_dir else _default_dicom_dir(settings, args.db, args.seed,
+                                                                                args.patients)
+    if args.db and "://" not in args.db and settings.database_file is not None:
+        settings.database_file.parent.mkdir(parents=True, exist_ok=True)
+    db = project.open_project(settings)
     if args.if_missing and project.status(db).images > 0:
         print(f"demo project already in {db.url}")
         _model(db, args)

@@ -113,6 +113,19 @@ class ImageRef:
     series_instance_uid: str = ""
 
 
+class LabelAction(enum.StrEnum):
+    """What made a label version (stored as its ``action`` string; the values never change)."""
+
+    SET = "set"  # a whole label at once (CLI, batch reads)
+    POINT = "point"  # the canal centre placed or moved, the grade kept
+    GRADE = "grade"  # the grade chosen, the point kept
+    CLEAR = "clear"  # an empty version
+    UNDO = "undo"  # restores the state before the latest action not yet undone
+    REDO = "redo"  # re-applies the latest undone action
+    IMPORT = "import"  # from a label-set file
+    SIMULATED = "simulated"  # a simulated expert's read (demo, benchmarks)
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     """One version of one rater's label on one slice: the full state after an action."""
@@ -126,7 +139,7 @@ class Label:
     grade: int | None
     scale_code: str
     created_at: datetime
-    action: str = "set"
+    action: LabelAction = LabelAction.SET
 
     @property
     def has_point(self) -> bool:

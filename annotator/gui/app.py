@@ -86,6 +86,10 @@ def run_app(db_url: str | None) -> int:
         try:
             if not station.start():
                 return 0
+            if db.upgrade_backup is not None and station.window is not None:
+                station.window.statusBar().showMessage(
+                    f"Database upgraded to this version of annotator; the file as it was is kept in "
+                    f"{db.upgrade_backup}", 30000)
             app.setQuitOnLastWindowClosed(True)
             return int(app.exec())
         finally:

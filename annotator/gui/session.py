@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from annotator.domain.entities import ImageRef, Label, Rater
+from annotator.domain.entities import ImageRef, Label, LabelAction, Rater
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
 from annotator.gui.pixel_loader import PixelLoader
-from annotator.services.labelling import REDO, UNDO, LabelService
+from annotator.services.labelling import LabelService, Shown
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, ViewingService, Window
 from annotator.services.worklist import SliceState, WorklistService, project_rules, slice_state
@@ -208,13 +208,18 @@ class AnnotationSession(QObject):
             raise InputError("the slice is still loading: label it once you can see it")
         return cur
 
+    def _shown(self, image: ImageRef) -> Shown | None:
+        """What this screen holds of ``image``, so a click or grade key reads nothing back (None: not known yet)."""
+        ov = self._overlays.get(image.id)
+        return Shown(image, ov.own, self.scale) if ov is not None else None
+
     def place_point(self, x: float, y: float) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_point(image.id, x, y))
+        return self._committed(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
 
     def set_grade(self, ordinal: int) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_grade(image.id, ordinal))
+        return self._committed(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
 
     def grade_key(self, key: str) -> Label | None:
         ordinal = self.scale.ordinal_for_key(key)
@@ -253,7 +258,7 @@ class AnnotationSession(QObject):
             self._reload_overlay(image.id)
         else:
             self._overlays[image.id] = self.viewing.with_own(before, label)
-            if label.action in (UNDO, REDO):
+            if label.action in (LabelAction.UNDO, LabelAction.REDO):
                 self._undo_state.pop(image.id, None)
             else:
                 self._undo_state[image.id] = (True, False)  # a new action: undoable, redo branch gone

@@ -189,22 +189,6 @@ def superellipse3(cu: float, cv: float, a: float, b: float) -> DistFn:
     return d
 
 
-def arc_band(cu: float, cv: float, r_in: float, r_out: float, mid_angle: float, half_span: float) -> DistFn:
-    """Part of the ring r_in..r_out around (cu, cv) within ``half_span`` of ``mid_angle`` (angles as PHI)."""
-    rm = 0.5 * (r_in + r_out)
-    hw = 0.5 * (r_out - r_in)
-
-    def d(u: Array, v: Array) -> Array:
-        x = u - cu
-        y = v - cv
-        r = np.sqrt(x * x + y * y)
-        ring = np.abs(r - rm) - hw
-        ang = np.abs(wrap(np.arctan2(x, y) - mid_angle)) - half_span
-        return np.maximum(ring, ang * rm)
-
-    return d
-
-
 def polyline(points: list[tuple[float, float]], r: float) -> DistFn:
     caps = [capsule(points[i], points[i + 1], r) for i in range(len(points) - 1)]
     return union(*caps)
@@ -262,13 +246,6 @@ def ellipse_radius(a: float, b: float) -> Array:
 
 def polar_area(table: Array) -> float:
     return float(0.5 * np.sum(table.astype(np.float64) ** 2) * (TWO_PI / len(table)))
-
-
-def polar_point(table: Array, phi: float, frac: float = 1.0) -> tuple[float, float]:
-    """Point at angle phi and ``frac`` of the radius of a polar table."""
-    i = int(round((phi % TWO_PI) / TWO_PI * len(table))) % len(table)
-    r = float(table[i]) * frac
-    return r * math.sin(phi), r * math.cos(phi)
 
 
 # --- smooth random fields --------------------------------------------------------------------------------

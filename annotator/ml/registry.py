@@ -2,12 +2,14 @@
 
 Publishing writes both files into a temporary folder inside the registry folder, fsyncs them, then
 renames the folder to its final name with ``os.replace`` (atomic on one file system) and fsyncs the
-registry folder: a reader sees a whole model or none. Loading hashes the file first and refuses a
+registry folder: a reader sees a whole model or none. Each publish first removes the temporary folders
+of publishes that died (untouched for ``STALE_TEMP_S``). Loading hashes the file first and refuses a
 mismatch; weights are read with ``safetensors`` (plain tensors, never unpickled; no ``torch.load``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +27,7 @@ from annotator.domain.errors import ModelIntegrityError
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 TEMP_PREFIX = ".tmp-"
+STALE_TEMP_S = 15 * 60  # a temporary folder untouched this long belongs to a publish that died
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -61,6 +64,7 @@ class Staged:
 
     def __init__(self, registry: Path, name: str, tensors: dict[str, torch.Tensor], card: dict[str, Any]) -> None:
         registry.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(registry)  # what an earlier publish that crashed left behind
         self.registry = registry
         self.final = registry / name
         if self.final.exists():
@@ -102,19 +106,33 @@ def remove_published(folder: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def clean_stale_temps(registry: Path, older_than_s: float = 6 * 3600) -> int:
-    """Remove temporary folders left by a process that died mid-publish; returns how many.
+def _last_touched(folder: Path) -> float:
+    """The newest modification time of a folder and the files in it (a weights file being written
+    keeps its folder young)."""
+    times = [folder.stat().st_mtime]
+    for p in folder.iterdir():
+        with contextlib.suppress(OSError):  # removed meanwhile
+            times.append(p.stat().st_mtime)
+    return max(times)
 
-    Only folders older than ``older_than_s`` go, so a publish running in another process is left alone.
+
+def clean_stale_temps(registry: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Remove temporary folders left by a process that died mid-publish (or mid-removal); the removed.
+
+    Only folders untouched for ``older_than_s`` go, so a publish running in another process is left alone.
     """
-    n = 0
+    removed = []
     now = time.time()
     if registry.is_dir():
         for p in registry.iterdir():
-            if p.name.startswith(TEMP_PREFIX) and p.is_dir() and now - p.stat().st_mtime > older_than_s:
+            try:
+                stale = p.name.startswith(TEMP_PREFIX) and p.is_dir() and now - _last_touched(p) > older_than_s
+            except OSError:  # another process removed or published it meanwhile
+                continue
+            if stale:
                 shutil.rmtree(p, ignore_errors=True)
-                n += 1
-    return n
+                removed.append(p)
+    return removed
 
 
 def load_weights(path: str | os.PathLike[str], expected_sha256: str) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.domain.entities import ImportStatus, ModelVersion, Rater, Role
+from annotator.domain.entities import ImportStatus, LabelAction, ModelVersion, Rater, Role
 from annotator.domain.errors import InputError, NotFound
 from annotator.domain.progress import ProgressCallback, no_progress
 from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
@@ -90,7 +90,8 @@ def build_demo(db: Database, dicom_dir: str | os.PathLike[str], *, patients: int
             raise InputError(f"demo slice {missing[0]} has no PixelSpacing: cannot simulate clicks in mm")
         spacing = {uid: sp for uid, sp in found.items() if sp is not None}
         reads = simulate_reads(profile, todo, spacing, np.random.default_rng([seed, 1000 + k]))
-        svc.set_many([(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade) for r in reads], action="simulated")
+        svc.set_many([(by_sop[r.sop_instance_uid].id, r.x_px, r.y_px, r.grade) for r in reads],
+                     action=LabelAction.SIMULATED)
         counts[profile.name] = len(svc.my_labels())
     on_progress(3, 3, "done")
     return DemoSummary(str(folder), len({t.patient_id for t in truth}), len(truth), imported, counts, reused)

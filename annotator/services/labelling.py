@@ -18,15 +18,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from annotator.domain.entities import Label, ProjectSettings, Rater
+from annotator.domain.entities import ImageRef, Label, LabelAction, ProjectSettings, Rater
 from annotator.domain.errors import InputError
+from annotator.domain.geometry import ImageGeometry
 from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
-
-UNDO = "undo"
-REDO = "redo"
 
 
 class LabelState(NamedTuple):
@@ -44,15 +42,34 @@ def undo_timeline(history: list[Label]) -> tuple[list[LabelState], int]:
     states = [EMPTY_STATE]
     cursor = 0
     for v in history:
-        if v.action == UNDO:
+        if v.action == LabelAction.UNDO:
             cursor = max(cursor - 1, 0)
-        elif v.action == REDO:
+        elif v.action == LabelAction.REDO:
             cursor = min(cursor + 1, len(states) - 1)
         else:
             del states[cursor + 1:]
             states.append(LabelState(v.x_px, v.y_px, v.grade, v.scale_code))
             cursor += 1
     return states, cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a screen shows of one slice when its rater acts on it, so the action reads nothing back.
+
+    ``own`` is the rater's newest version as the screen holds it (None when it shows none); the new
+    version follows it, and if it is no longer the newest the action fails with a ConflictError
+    instead of overwriting a label the rater has not seen.
+    """
+
+    image: ImageRef  # its geometry bounds a point
+    own: Label | None
+    scale: GradingScale  # the project's grading scale
+
+
+def _check_point(g: ImageGeometry, x: float, y: float) -> None:
+    if not g.contains(x, y):
+        raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the {g.columns}x{g.rows} image")
 
 
 @dataclass
@@ -76,43 +93,42 @@ class LabelService:
         found = labels.current(self.db, rater_ids=[self.rater.id], image_ids=[image_id], include_empty=True)
         return found[0] if found else None
 
-    def _validate_point(self, image_id: int, x: float, y: float) -> None:
-        g = catalog.image_by_id(self.db, image_id).geometry
-        if not g.contains(x, y):
-            raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the {g.columns}x{g.rows} image")
+    def _context(self, image_id: int, shown: Shown | None) -> tuple[ImageGeometry, Label | None, GradingScale]:
+        """(geometry, newest own version, scale): from what the screen shows, else read."""
+        if shown is None:
+            return catalog.image_by_id(self.db, image_id).geometry, self._current(image_id), self.scale
+        if shown.image.id != image_id:
+            raise InputError(f"the slice shown is image {shown.image.id}, not image {image_id}")
+        return shown.image.geometry, shown.own, shown.scale
 
-    def _commit(self, image_id: int, x: float | None, y: float | None, grade: int | None, action: str,
-                prev: Label | None) -> Label:
-        return labels.add_version(self.db, image_id=image_id, rater_id=self.rater.id, x_px=x, y_px=y,
-                                  grade=grade, scale_code=self.scale.code, action=action,
-                                  expected_version=prev.version if prev else 0)
+    def _commit(self, image_id: int, prev: Label | None, x: float | None, y: float | None, grade: int | None,
+                scale_code: str, action: LabelAction) -> Label:
+        return labels.add_version_after(self.db, prev, image_id=image_id, rater_id=self.rater.id, x_px=x, y_px=y,
+                                        grade=grade, scale_code=scale_code, action=action)
 
-    def set_point(self, image_id: int, x: float, y: float) -> Label:
-        self._validate_point(image_id, x, y)
-        prev = self._current(image_id)
-        return self._commit(image_id, x, y, prev.grade if prev else None, "point", prev)
+    def set_point(self, image_id: int, x: float, y: float, *, shown: Shown | None = None) -> Label:
+        geometry, prev, scale = self._context(image_id, shown)
+        _check_point(geometry, x, y)
+        return self._commit(image_id, prev, x, y, prev.grade if prev else None, scale.code, LabelAction.POINT)
 
-    def set_grade(self, image_id: int, grade: int) -> Label:
-        scale = self.scale
+    def set_grade(self, image_id: int, grade: int, *, shown: Shown | None = None) -> Label:
+        _, prev, scale = self._context(image_id, shown)
         scale.grade(grade)  # raises on an out-of-scale grade
-        prev = self._current(image_id)
-        return labels.add_version(self.db, image_id=image_id, rater_id=self.rater.id,
-                                  x_px=prev.x_px if prev else None, y_px=prev.y_px if prev else None,
-                                  grade=grade, scale_code=scale.code, action="grade",
-                                  expected_version=prev.version if prev else 0)
+        return self._commit(image_id, prev, prev.x_px if prev else None, prev.y_px if prev else None, grade,
+                            scale.code, LabelAction.GRADE)
 
     def set_label(self, image_id: int, x: float | None, y: float | None, grade: int | None,
-                  action: str = "set") -> Label:
+                  action: LabelAction = LabelAction.SET) -> Label:
         if (x is None) != (y is None):
             raise InputError("a point needs both x_px and y_px")
+        geometry, prev, scale = self._context(image_id, None)
         if x is not None and y is not None:
-            self._validate_point(image_id, x, y)
+            _check_point(geometry, x, y)
         if grade is not None:
-            self.scale.grade(grade)
-        prev = self._current(image_id)
-        return self._commit(image_id, x, y, grade, action, prev)
+            scale.grade(grade)
+        return self._commit(image_id, prev, x, y, grade, scale.code, LabelAction(action))
 
-    def set_many(self, items: list[tuple[int, float, float, int]], action: str = "set") -> int:
+    def set_many(self, items: list[tuple[int, float, float, int]], action: LabelAction = LabelAction.SET) -> int:
         """Many complete labels (image_id, x, y, grade), each checked as ``set_label`` checks it, then
         committed in ONE transaction with an audit entry each: all or nothing (simulations, batch reads)."""
         scale = self.scale
@@ -121,15 +137,14 @@ class LabelService:
             g = geoms.get(image_id)
             if g is None:
                 raise InputError(f"image id {image_id} does not exist")
-            if not g.contains(x, y):
-                raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the {g.columns}x{g.rows} image")
+            _check_point(g, x, y)
             scale.grade(grade)
         return labels.add_versions_bulk(self.db, [(i, self.rater.id, x, y, g) for i, x, y, g in items],
-                                        scale_code=scale.code, action=action)
+                                        scale_code=scale.code, action=LabelAction(action))
 
-    def clear(self, image_id: int) -> Label:
-        prev = self._current(image_id)
-        return self._commit(image_id, None, None, None, "clear", prev)
+    def clear(self, image_id: int, *, shown: Shown | None = None) -> Label:
+        _, prev, scale = self._context(image_id, shown)
+        return self._commit(image_id, prev, None, None, None, scale.code, LabelAction.CLEAR)
 
     def my_labels(self, image_ids: Collection[int] | None = None) -> list[Label]:
         return labels.current(self.db, rater_ids=[self.rater.id], image_ids=image_ids)
@@ -148,24 +163,23 @@ class LabelService:
         states, cursor = undo_timeline(self.history(image_id))
         return cursor > 0, cursor < len(states) - 1
 
-    def _restore(self, image_id: int, step: int, action: str) -> Label | None:
+    def _restore(self, image_id: int, step: int, action: LabelAction) -> Label | None:
         hist = self.history(image_id)
         states, cursor = undo_timeline(hist)
         target = cursor + step
         if not 0 <= target < len(states):
             return None
         st = states[target]
-        return labels.add_version(self.db, image_id=image_id, rater_id=self.rater.id, x_px=st.x_px, y_px=st.y_px,
-                                  grade=st.grade, scale_code=st.scale_code or self.scale.code, action=action,
-                                  expected_version=hist[-1].version if hist else 0)
+        return self._commit(image_id, hist[-1] if hist else None, st.x_px, st.y_px, st.grade,
+                            st.scale_code or self.scale.code, action)
 
     def undo(self, image_id: int) -> Label | None:
         """Commit a new version restoring the state before the latest action not yet undone.
 
         Returns None (and commits nothing) when there is nothing left to undo on this slice.
         """
-        return self._restore(image_id, -1, UNDO)
+        return self._restore(image_id, -1, LabelAction.UNDO)
 
     def redo(self, image_id: int) -> Label | None:
         """Commit a new version re-applying the latest undone action; None when there is none."""
-        return self._restore(image_id, +1, REDO)
+        return self._restore(image_id, +1, LabelAction.REDO)

@@ -1,16 +1,15 @@
 """Use cases around trained models: where their files live, publishing, listing, activating, loading.
 
-Model files live in one registry folder per project (see ``models_dir``); the database holds one row per
-model version with the path and SHA-256 of its weights. A version appears in the database only after
-its folder is complete on disk, and a folder whose registration fails is removed again, so the two
-never disagree. ``annotator.ml`` (torch) is imported inside functions only: importing this module
-stays cheap for the GUI.
+Model files live in one registry folder per project (``AppSettings.models_dir``, carried by the open
+database); the database holds one row per model version with the path and SHA-256 of its weights. A
+version appears in the database only after its folder is complete on disk, and a folder whose
+registration fails is removed again, so the two never disagree. ``annotator.ml`` (torch) is imported
+inside functions only: importing this module stays cheap for the GUI.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import string
 import uuid
@@ -21,8 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
-
 from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
 from annotator.services.project import policy
@@ -32,25 +29,7 @@ from annotator.storage.database import Database
 if TYPE_CHECKING:
     from annotator.ml.engine import Pipeline
 
-MODELS_DIR_ENV = "ANNOTATOR_MODELS_DIR"
 CARD_TEMPLATE = "model_card.md"
-_SQLITE_FILE = re.compile(r"^sqlite(\+\w+)?:///(?P<path>[^?]*)")
-
-
-def models_dir(db_url: str) -> Path:
-    """The registry folder of the project at ``db_url``; the one rule for where model files go.
-
-    ``ANNOTATOR_MODELS_DIR`` if set; else, for a SQLite file, ``<its folder>/<its stem>.models``; else
-    (PostgreSQL, in-memory SQLite) ``annotator/models`` in the user data directory.
-    """
-    env = os.environ.get(MODELS_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    m = _SQLITE_FILE.match(db_url)
-    if m and m.group("path") and m.group("path") != ":memory:":
-        db_file = Path(m.group("path")).expanduser().resolve()
-        return db_file.parent / f"{db_file.stem}.models"
-    return Path(platformdirs.user_data_dir("annotator", appauthor=False)) / "models"
 
 
 def model_name(preset: str, kind: ModelKind, target: str, now: datetime) -> str:
@@ -105,7 +84,7 @@ def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind
     now = datetime.now(UTC)
     name = model_name(str(card["preset"]), kind, str(card["target"]), now)
     card = {**card, "kind": str(kind), "created_at": now.isoformat(timespec="seconds")}
-    folder = models_dir(db.url)
+    folder = db.settings.models_dir
     staged = registry.Staged(folder, name, tensors, card)
     try:
         (staged.temp / "card.md").write_text(render_card(staged.card), encoding="utf-8")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from annotator.domain.entities import ProjectCounts, Rater, Role
 from annotator.domain.policy import Policy
-from annotator.storage import catalog, migrate, people
+from annotator.domain.settings import AppSettings
+from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
 
-__all__ = ["open_project", "add_rater", "list_raters", "policy", "status", "schema_status", "upgrade_schema"]
+__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "status", "schema_status",
+           "check_schema", "upgrade_schema"]
 
 
-def open_project(url: str | None = None) -> Database:
-    """Open the project database at ``url`` (default: ANNOTATOR_DB or the user data directory), upgraded."""
-    return open_database(url)
+def resolve_settings(db: str | None = None) -> AppSettings:
+    """Where the project at ``db`` (``--db``; None: ANNOTATOR_DB or the user data folder) keeps its files."""
+    return settings.resolve(db)
+
+
+def open_project(where: str | AppSettings | None = None) -> Database:
+    """Open the project database (settings, a URL or file path; None: the default), upgraded."""
+    return open_database(where)
 
 
 def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False) -> Rater:
@@ -57,11 +66,12 @@ def check_schema(url: str | None) -> str:
         db.close()
 
 
-def upgrade_schema(url: str | None) -> tuple[str | None, str]:
+def upgrade_schema(url: str | None) -> tuple[str | None, str, Path | None]:
+    """(revision before, revision after, the backup written first or None)."""
     db = open_database(url, upgrade=False)
     try:
         before = migrate.current_revision(db.engine)
-        migrate.upgrade(db.engine)
-        return before, migrate.current_revision(db.engine) or ""
+        backup = migrate.upgrade(db.engine)
+        return before, migrate.current_revision(db.engine) or "", backup
     finally:
         db.close()

@@ -19,7 +19,7 @@ from annotator.domain.entities import ImageRef, Label, ModelVersion, Prediction,
 from annotator.domain.errors import InputError
 from annotator.domain.policy import Policy
 from annotator.services.labelling import LabelService
-from annotator.storage import people, queries_gui
+from annotator.storage import models_repo, people
 from annotator.storage.database import Database
 
 AUTO_PERCENTILES = (1.0, 99.0)
@@ -143,7 +143,7 @@ class ViewingService:
     rater: Rater
 
     def active_model(self) -> ModelVersion | None:
-        return queries_gui.active_model_version(self.db)
+        return models_repo.active(self.db)
 
     def overlays(self, image_ids: Collection[int]) -> dict[int, SliceOverlays]:
         """Overlays for several slices at once (a whole series when it opens), in a handful of queries."""
@@ -164,7 +164,7 @@ class ViewingService:
                     others.setdefault(lab.image_id, []).append(
                         OtherReader(raters[lab.rater_id], lab, ordinal[lab.rater_id]))
         model = self.active_model()
-        preds = queries_gui.predictions_for(self.db, model.id, ids) if model is not None else {}
+        preds = models_repo.predictions_by_image(self.db, model.id, ids) if model is not None else {}
         model_label = "" if model is None else (
             model.name if rules.may_see_model_details(model.target)
             else f"model {model.id}")  # its name says whose labels it learnt from: not for a blinded reader
@@ -193,7 +193,7 @@ class ViewingService:
         elif ov.suggestion.status in (SuggestionStatus.SHOWN, SuggestionStatus.NOT_PREDICTED):
             suggestion = ov.suggestion
         else:
-            pred = queries_gui.predictions_for(self.db, model.id, [ov.image_id]).get(ov.image_id)
+            pred = models_repo.predictions_by_image(self.db, model.id, [ov.image_id]).get(ov.image_id)
             suggestion = self._suggestion(model, pred, ov.rules, own)
         return replace(ov, own=own, suggestion=suggestion)
 

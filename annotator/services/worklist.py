@@ -15,7 +15,7 @@ from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, R
 from annotator.domain.errors import InputError, PermissionDenied
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.services import auth, strategies
-from annotator.storage import catalog, labels, people, queries_gui
+from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
 
 
@@ -187,7 +187,7 @@ class WorklistService:
         by_series: dict[int, list[ImageRef]] = {}
         for im in every:
             by_series.setdefault(im.series_id, []).append(im)
-        studies = queries_gui.study_summaries(self.db)
+        studies = catalog.study_summaries(self.db)
         grouped: dict[int, list[WorklistSeries]] = {}
         all_states: list[SliceState] = []
         for series in catalog.list_series(self.db):
@@ -224,9 +224,6 @@ class WorklistService:
     def series_images(self, series_id: int) -> list[ImageRef]:
         """The slices of one series in order along the slice normal."""
         return catalog.images(self.db, series_id)
-
-    def state_of(self, image_id: int) -> SliceState:
-        return slice_state(self._own_labels([image_id]).get(image_id))
 
     def next_unlabelled(self, after_image_id: int | None = None) -> ImageRef | None:
         """The next slice this rater has not finished (unlabelled or incomplete), in the strategy's order.

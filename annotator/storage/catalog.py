@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -229,6 +230,26 @@ def list_series(db: Database) -> list[Series]:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class StudySummary:
+    """What a worklist shows for one study."""
+
+    id: int
+    study_instance_uid: str
+    patient_key: str
+    study_date: str
+    description: str
+
+
+def study_summaries(db: Database) -> dict[int, StudySummary]:
+    """Every study by id, with its patient key, date and description."""
+    q = (select(StudyRow.id, StudyRow.study_instance_uid, PatientRow.patient_key, StudyRow.study_date,
+                StudyRow.description)
+         .join(PatientRow, StudyRow.patient_id == PatientRow.id))
+    with db.read() as s:
+        return {int(r[0]): StudySummary(int(r[0]), r[1], r[2], r[3] or "", r[4] or "") for r in s.execute(q)}
+
+
 def _image_query() -> object:
     return (select(ImageRow, PatientRow.patient_key, StudyRow.study_instance_uid, SeriesRow.series_instance_uid)
             .join(SeriesRow, ImageRow.series_id == SeriesRow.id)
@@ -261,11 +282,6 @@ def image_by_sop(db: Database, sop_uid: str) -> ImageRef:
         if hit is None:
             raise NotFound(f"no imported slice has SOPInstanceUID {sop_uid}")
         return convert.image(*hit)
-
-
-def image_ids_by_sop(db: Database) -> dict[str, int]:
-    with db.read() as s:
-        return dict(s.execute(select(ImageRow.sop_instance_uid, ImageRow.id)).all())  # type: ignore[arg-type]
 
 
 def counts(db: Database) -> ProjectCounts:

@@ -12,6 +12,7 @@ from annotator.domain.entities import (
     AuditEntry,
     ImageRef,
     Label,
+    LabelAction,
     ModelKind,
     ModelSuggestion,
     ModelVersion,
@@ -81,10 +82,11 @@ def image(row: ImageRow, patient_key: str = "", study_uid: str = "", series_uid:
 def label(row: AnnotationRow) -> Label:
     return Label(id=row.id, image_id=row.image_id, rater_id=row.rater_id, version=row.version,
                  x_px=row.x_px, y_px=row.y_px, grade=row.grade, scale_code=row.scale_code,
-                 created_at=aware(row.created_at), action=row.action)
+                 created_at=aware(row.created_at), action=LabelAction(row.action))
 
 
-def label_state(row: AnnotationRow | None) -> dict[str, Any] | None:
+def label_state(row: AnnotationRow | Label | None) -> dict[str, Any] | None:
+    """A label version as the audit log records it (before / after an action)."""
     if row is None:
         return None
     return {"version": row.version, "x_px": row.x_px, "y_px": row.y_px, "grade": row.grade,

@@ -7,44 +7,24 @@ plain deferred ``BEGIN``. The connection runs in WAL mode with ``synchronous=FUL
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import platformdirs
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.domain.errors import DatabaseError
-from annotator.storage import migrate
+from annotator.domain.settings import AppSettings
+from annotator.storage import migrate, settings
+from annotator.storage.settings import normalise_url
 
 BUSY_TIMEOUT_S = 30.0
-ENV_VAR = "ANNOTATOR_DB"
 T = TypeVar("T")
-
-
-def default_database_url() -> str:
-    """``ANNOTATOR_DB`` if set, else ``annotator.db`` in the user data directory."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return normalise_url(env)
-    folder = Path(platformdirs.user_data_dir("annotator", appauthor=False))
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'annotator.db'}"
-
-
-def normalise_url(url_or_path: str) -> str:
-    """Accept a SQLAlchemy URL or a plain file path; PostgreSQL URLs use the psycopg 3 driver."""
-    if "://" not in url_or_path:
-        return f"sqlite:///{Path(url_or_path).expanduser().resolve()}"
-    if url_or_path.startswith("postgresql://") or url_or_path.startswith("postgres://"):
-        return "postgresql+psycopg://" + url_or_path.split("://", 1)[1]
-    return url_or_path
 
 
 def _install_sqlite_events(engine: Engine) -> None:
@@ -91,8 +71,10 @@ def _is_locked(exc: OperationalError) -> bool:
 class Database:
     """An open, up-to-date project database: a factory of short transactions."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, app_settings: AppSettings) -> None:
         self.engine = engine
+        self.settings = app_settings  # where this project's files live (models folder, data folder)
+        self.upgrade_backup: Path | None = None  # the copy written before this open upgraded the schema
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @property
@@ -147,12 +129,17 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str | None = None, *, upgrade: bool = True) -> Database:
-    """Open (creating if needed) and upgrade a project database; refuse one newer than the app."""
-    engine = create_db_engine(url or default_database_url())
+def open_database(where: str | AppSettings | None = None, *, upgrade: bool = True) -> Database:
+    """Open (creating if needed) and upgrade a project database; refuse one newer than the app.
+
+    ``where``: resolved settings, or a URL / file path (None: ``ANNOTATOR_DB`` or the default file).
+    """
+    app_settings = where if isinstance(where, AppSettings) else settings.resolve(where)
+    engine = create_db_engine(app_settings.database_url)
+    backup = None
     try:
         if upgrade:
-            migrate.upgrade(engine)
+            backup = migrate.upgrade(engine)
     except OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
@@ -160,4 +147,6 @@ def open_database(url: str | None = None, *, upgrade: bool = True) -> Database:
     except Exception:
         engine.dispose()
         raise
-    return Database(engine)
+    db = Database(engine, app_settings)
+    db.upgrade_backup = backup
+    return db

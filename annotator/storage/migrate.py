@@ -1,8 +1,17 @@
-"""Schema upgrades: run on open, refuse a database newer than this application."""
+"""Schema upgrades: run on open, refuse a database newer than this application.
+
+Before upgrading an existing SQLite project file, a backup copy is written next to it
+(``<file>.bak-<old revision>-<UTC time>``) with SQLite's online backup API, so the copy is consistent
+even while the file is in WAL mode or another process reads it. A new empty database, an in-memory
+one and PostgreSQL (back it up with the server's tools) get none.
+"""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import logging
+import sqlite3
+from contextlib import ExitStack, closing
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +22,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 from annotator.domain.errors import DatabaseError, DatabaseTooNew
+
+log = logging.getLogger(__name__)
 
 
 def _script_location(stack: ExitStack) -> Path:
@@ -47,8 +58,37 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` inside one transaction; refuse a too-new database."""
+def backup_sqlite(path: Path, revision: str) -> Path:
+    """Copy the SQLite file ``path`` to ``<path>.bak-<revision>-<UTC time>`` beside it; its path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.bak-{revision}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.bak-{revision}-{stamp}-{n}")
+    try:
+        with closing(sqlite3.connect(path, timeout=30.0)) as src, closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal beside it
+    except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)
+        raise DatabaseError(f"cannot back up {path} before upgrading its schema to {target}: {exc}; "
+                            "nothing was changed") from exc
+    return target
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> Path | None:
+    """Bring the schema to ``revision`` inside one transaction; refuse a too-new database.
+
+    Returns the backup written first (an existing SQLite file only), else None.
+    """
     current = current_revision(engine)
     if current is not None and current not in known_revisions():
         raise DatabaseTooNew(
@@ -56,10 +96,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"newer than this version of annotator understands (head {head_revision()}): "
             "upgrade annotator, or open another database"
         )
-    if current == head_revision() and revision == "head":
-        return
-    with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn, conn.begin():
-        command.upgrade(alembic_config(stack, connection=conn), revision)
+    target = head_revision() if revision == "head" else revision
+    if current == target:
+        return None
+    backup = None
+    file = _sqlite_file(engine)
+    if current is not None and file is not None:
+        backup = backup_sqlite(file, current)
+    try:
+        with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn, conn.begin():
+            command.upgrade(alembic_config(stack, connection=conn), revision)
+    except Exception:
+        if backup is not None:
+            log.error("the schema upgrade of %s failed; a copy from before the attempt is in %s", file, backup)
+        raise
+    if backup is not None:
+        log.info("upgraded the schema of %s from revision %s to %s; the file as it was is kept in %s",
+                 file, current, target, backup)
+    return backup
 
 
 def check(engine: Engine) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -43,8 +43,11 @@ def get(db: Database, model_id: int) -> ModelVersion:
 
 
 def active(db: Database) -> ModelVersion | None:
+    """The model marked active, else None; the one rule everywhere if, by a race, several are: the
+    highest id (the newest registered)."""
     with db.read() as s:
-        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.active.is_(True)))
+        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.active.is_(True))
+                       .order_by(ModelVersionRow.id.desc()).limit(1))
         return convert.model_version(row) if row is not None else None
 
 
@@ -78,6 +81,13 @@ def write_predictions(db: Database, model_id: int, predictions: Sequence[Predict
         return len(rows)
 
     return db.write(work)
+
+
+def predictions_by_image(db: Database, model_id: int, image_ids: Collection[int]) -> dict[int, Prediction]:
+    """One model's predictions on some images, by image id (images it has not predicted are absent)."""
+    if not image_ids:
+        return {}
+    return {p.image_id: p for p in predictions(db, model_id, list(image_ids))}
 
 
 def predictions(db: Database, model_id: int, image_ids: Sequence[int] | None = None) -> list[Prediction]:

@@ -1,7 +1,7 @@
 """The relational schema (SQLAlchemy 2 typed ORM). ORM rows never leave ``annotator.storage``.
 
 Labels, adjudications and the audit log are insert-only: an edit adds a version, nothing is updated or
-deleted. Database triggers (see the migrations) and ORM guards below both refuse UPDATE/DELETE on them.
+deleted. Database triggers (created by the migrations) and ORM guards below both refuse UPDATE/DELETE on them.
 """
 
 from __future__ import annotations
@@ -212,9 +212,6 @@ class FoldRow(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     n_folds: Mapped[int] = mapped_column(Integer)
     fold: Mapped[int] = mapped_column(Integer)
-
-
-INSERT_ONLY_TABLES = ("annotations", "audit_log", "adjudications")
 
 
 def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:

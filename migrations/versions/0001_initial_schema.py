@@ -12,12 +12,43 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from annotator.storage.guards import install_insert_only_guards, remove_insert_only_guards
-
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# A frozen copy of the insert-only triggers as of this revision: a migration never imports application
+# code, so a later change of the app cannot change what this old revision does.
+def _install_insert_only_guards(conn: sa.Connection, tables: tuple[str, ...]) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.text(
+            "CREATE OR REPLACE FUNCTION annotator_refuse_change() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION '% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
+        ))
+    for table in tables:
+        if dialect == "sqlite":
+            for event in ("UPDATE", "DELETE"):
+                conn.execute(sa.text(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{event.lower()} BEFORE {event} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is insert-only'); END"
+                ))
+        elif dialect == "postgresql":
+            conn.execute(sa.text(
+                f"CREATE TRIGGER {table}_insert_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION annotator_refuse_change()"
+            ))
+
+
+def _remove_insert_only_guards(conn: sa.Connection, tables: tuple[str, ...]) -> None:
+    dialect = conn.dialect.name
+    for table in tables:
+        if dialect == "sqlite":
+            for event in ("update", "delete"):
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_{event}"))
+        elif dialect == "postgresql":
+            conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_insert_only ON {table}"))
 
 
 def upgrade() -> None:
@@ -136,11 +167,11 @@ def upgrade() -> None:
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_annotations_image_id'), ['image_id'], unique=False)
         batch_op.create_index('ix_annotations_rater_image', ['rater_id', 'image_id'], unique=False)
-    install_insert_only_guards(op.get_bind(), ('annotations', 'audit_log'))
+    _install_insert_only_guards(op.get_bind(), ('annotations', 'audit_log'))
 
 
 def downgrade() -> None:
-    remove_insert_only_guards(op.get_bind(), ('annotations', 'audit_log'))
+    _remove_insert_only_guards(op.get_bind(), ('annotations', 'audit_log'))
     op.drop_table('annotations')
     op.drop_table('images')
     op.drop_table('series')

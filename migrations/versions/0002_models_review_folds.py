@@ -12,12 +12,43 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from annotator.storage.guards import install_insert_only_guards, remove_insert_only_guards
-
 revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# A frozen copy of the insert-only triggers as of this revision: a migration never imports application
+# code, so a later change of the app cannot change what this old revision does.
+def _install_insert_only_guards(conn: sa.Connection, tables: tuple[str, ...]) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.text(
+            "CREATE OR REPLACE FUNCTION annotator_refuse_change() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION '% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
+        ))
+    for table in tables:
+        if dialect == "sqlite":
+            for event in ("UPDATE", "DELETE"):
+                conn.execute(sa.text(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{event.lower()} BEFORE {event} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is insert-only'); END"
+                ))
+        elif dialect == "postgresql":
+            conn.execute(sa.text(
+                f"CREATE TRIGGER {table}_insert_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION annotator_refuse_change()"
+            ))
+
+
+def _remove_insert_only_guards(conn: sa.Connection, tables: tuple[str, ...]) -> None:
+    dialect = conn.dialect.name
+    for table in tables:
+        if dialect == "sqlite":
+            for event in ("update", "delete"):
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_{event}"))
+        elif dialect == "postgresql":
+            conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_insert_only ON {table}"))
 
 
 def upgrade() -> None:
@@ -83,11 +114,11 @@ def upgrade() -> None:
     with op.batch_alter_table('predictions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_predictions_image_id'), ['image_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_predictions_model_version_id'), ['model_version_id'], unique=False)
-    install_insert_only_guards(op.get_bind(), ('adjudications',))
+    _install_insert_only_guards(op.get_bind(), ('adjudications',))
 
 
 def downgrade() -> None:
-    remove_insert_only_guards(op.get_bind(), ('adjudications',))
+    _remove_insert_only_guards(op.get_bind(), ('adjudications',))
     op.drop_table('predictions')
     op.drop_table('adjudications')
     op.drop_table('cv_folds')

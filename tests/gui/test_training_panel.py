@@ -55,7 +55,7 @@ def _panel(qtbot, project, rater) -> TrainingPanel:  # type: ignore[no-untyped-d
 
 
 def _registry(project) -> Path:  # type: ignore[no-untyped-def]
-    return model_service.models_dir(project.url)
+    return project.db.settings.models_dir
 
 
 def _alive(pid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from annotator.ml.config import available_presets, load_preset
 from annotator.services import folds as fold_service
 from annotator.services import models as model_service
 from annotator.storage import catalog, models_repo
-from annotator.storage.database import Database
+from annotator.storage.database import Database, open_database
 from tests.factories import instance
 
 
@@ -43,13 +44,19 @@ def test_presets_load_from_the_package_and_refuse_typos(tmp_path: Path) -> None:
 
 
 def test_models_dir_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from annotator.storage.settings import resolve
+
+    def models_dir(url: str) -> Path:
+        return resolve(url).models_dir
+
     monkeypatch.delenv("ANNOTATOR_MODELS_DIR", raising=False)
-    assert model_service.models_dir(f"sqlite:///{tmp_path}/site/proj.db") == tmp_path / "site" / "proj.models"
-    pg = model_service.models_dir("postgresql+psycopg://u@host/db")
+    assert models_dir(f"sqlite:///{tmp_path}/site/proj.db") == tmp_path / "site" / "proj.models"
+    assert models_dir(f"sqlite+pysqlite:///{tmp_path}/site/proj.db?timeout=5") == tmp_path / "site" / "proj.models"
+    pg = models_dir("postgresql+psycopg://u@host/db")
     assert pg.name == "models" and pg.parent.name.lower() == "annotator"
-    assert model_service.models_dir("sqlite://") == pg
+    assert models_dir("sqlite://") == pg
     monkeypatch.setenv("ANNOTATOR_MODELS_DIR", str(tmp_path / "elsewhere"))
-    assert model_service.models_dir(f"sqlite:///{tmp_path}/proj.db") == tmp_path / "elsewhere"
+    assert models_dir(f"sqlite:///{tmp_path}/proj.db") == tmp_path / "elsewhere"
 
 
 def test_publish_is_atomic_and_a_failed_registration_leaves_nothing(sqlite_db: Database,
@@ -57,7 +64,8 @@ def test_publish_is_atomic_and_a_failed_registration_leaves_nothing(sqlite_db: D
                                                                    tmp_path: Path) -> None:
     import torch
 
-    monkeypatch.setenv("ANNOTATOR_MODELS_DIR", str(tmp_path / "registry"))
+    # the models folder is a setting injected with the database, not read at publish time
+    db = open_database(replace(sqlite_db.settings, models_dir=tmp_path / "registry"))
     card = {"preset": "fast", "target": "rater:a"}
     tensors = {"w": torch.arange(6, dtype=torch.float32)}
 
@@ -66,11 +74,11 @@ def test_publish_is_atomic_and_a_failed_registration_leaves_nothing(sqlite_db: D
 
     monkeypatch.setattr(models_repo, "register", boom)
     with pytest.raises(RuntimeError):
-        model_service.publish(sqlite_db, tensors=tensors, card=card, kind="train")
+        model_service.publish(db, tensors=tensors, card=card, kind="train")
     assert list((tmp_path / "registry").iterdir()) == []
     monkeypatch.undo()
-    monkeypatch.setenv("ANNOTATOR_MODELS_DIR", str(tmp_path / "registry"))
-    published = model_service.publish(sqlite_db, tensors=tensors, card=card, kind="train")
+    published = model_service.publish(db, tensors=tensors, card=card, kind="train")
+    db.close()
     assert [p.name for p in (tmp_path / "registry").iterdir()] == [published.folder.name]
     assert sorted(p.name for p in published.folder.iterdir()) == ["card.json", "card.md", "model.safetensors"]
     from annotator.ml.registry import load_weights
@@ -104,3 +112,31 @@ def test_folds_are_assigned_once_and_survive_new_patients(sqlite_db: Database) -
     assert max(sizes) - min(sizes) <= 1
     assert fold_service.ensure_folds(sqlite_db, 5, seed=0, strata={}) != {}  # another fold count: its own set
     assert models_repo.folds(sqlite_db, 10) == grown
+
+
+def test_a_publish_removes_what_a_crashed_publish_left_but_not_a_running_one(sqlite_db: Database,
+                                                                            tmp_path: Path) -> None:
+    import os
+    import time
+
+    import torch
+
+    from annotator.ml.registry import STALE_TEMP_S, TEMP_PREFIX
+
+    registry = tmp_path / "registry"
+    db = open_database(replace(sqlite_db.settings, models_dir=registry))
+    crashed, running = registry / f"{TEMP_PREFIX}crashed", registry / f"{TEMP_PREFIX}running"
+    for folder in (crashed, running):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"partial")
+    old = time.time() - STALE_TEMP_S - 60
+    for p in (crashed / "model.safetensors", crashed):
+        os.utime(p, (old, old))
+    os.utime(running, (old, old))  # an old folder whose weights file is still being written is not stale
+    assert STALE_TEMP_S >= 5 * 60  # a publish running for a few minutes is never taken for a crashed one
+    published = model_service.publish(db, tensors={"w": torch.zeros(2)}, card={"preset": "fast", "target": "t"},
+                                      kind="train")
+    db.close()
+    assert not crashed.exists()
+    assert (running / "model.safetensors").read_bytes() == b"partial"
+    assert sorted(p.name for p in registry.iterdir()) == sorted([running.name, published.folder.name])

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from annotator.domain.entities import ImportStatus, Role
+from annotator.domain.entities import ImportStatus, LabelAction, Role
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.storage import audit, catalog, labels, people
 from tests.factories import instance
@@ -82,6 +82,7 @@ def test_labels_are_versioned_and_audited(db) -> None:  # type: ignore[no-untype
 
 @pytest.mark.parametrize("table", ["annotations", "adjudications", "audit_log"])
 def test_insert_only_tables_refuse_update_and_delete_in_sql(db, table: str) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import AdjudicationStatus
     from annotator.storage import review
 
     catalog.import_instances(db, [instance(0)])
@@ -90,8 +91,8 @@ def test_insert_only_tables_refuse_update_and_delete_in_sql(db, table: str) -> N
     rev = people.add_rater(db, "rev", Role.REVIEWER)
     labels.add_version(db, image_id=im.id, rater_id=alice.id, x_px=1, y_px=1, grade=1, scale_code="lee",
                        action="set")
-    decided = review.record(db, image_id=im.id, reviewer_id=rev.id, expected_version=0, status="decided",
-                            source="own", x_px=2.0, y_px=2.0, grade=2, scale_code="lee", reason="checked")
+    decided = review.record(db, image_id=im.id, reviewer_id=rev.id, expected_version=0, status=AdjudicationStatus.DECIDED,
+                            source=None, x_px=2.0, y_px=2.0, grade=2, scale_code="lee", reason="checked")
     with db.engine.connect() as conn:
         before = conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
     assert before, f"the test wrote no row into {table}"
@@ -113,3 +114,44 @@ def test_settings_update_is_audited(db) -> None:  # type: ignore[no-untyped-def]
     [e] = audit.entries(db, entity="project_settings")
     assert e.before is not None and e.after is not None
     assert (e.before["scale_code"], e.after["scale_code"]) == ("lee", "schizas")
+
+
+def test_a_version_after_a_stale_one_is_refused_on_both_backends(db) -> None:  # type: ignore[no-untyped-def]
+    catalog.import_instances(db, [instance(0)])
+    [im] = catalog.images(db)
+    alice = people.add_rater(db, "alice", Role.ANNOTATOR)
+    common = dict(image_id=im.id, rater_id=alice.id, y_px=1.0, grade=None, scale_code="lee",
+                  action=LabelAction.POINT)
+    v1 = labels.add_version_after(db, None, x_px=1.0, **common)  # type: ignore[arg-type]
+    v2 = labels.add_version_after(db, v1, x_px=2.0, **common)  # type: ignore[arg-type]
+    assert (v1.version, v2.version, v2.action) == (1, 2, LabelAction.POINT)
+    with pytest.raises(ConflictError) as stale:  # v1 is no longer the newest: the unique key refuses
+        labels.add_version_after(db, v1, x_px=3.0, **common)  # type: ignore[arg-type]
+    assert stale.value.current == v2  # the conflict carries the label as it is now
+    with pytest.raises(ConflictError):  # the caller shows no label, but one is stored
+        labels.add_version_after(db, None, x_px=3.0, **common)  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="image id 999"):
+        labels.add_version_after(db, None, **{**common, "image_id": 999}, x_px=3.0)  # type: ignore[arg-type]
+    assert [h.x_px for h in labels.history(db, im.id, alice.id)] == [1.0, 2.0]
+    assert [e.action for e in audit.entries(db, entity="annotation")] == ["label.point", "label.point"]
+    with db.engine.connect() as conn:  # the enum stores the same strings as before: no migration
+        assert conn.execute(text("SELECT DISTINCT action FROM annotations")).scalars().all() == ["point"]
+
+
+def test_one_rule_picks_the_active_model_when_several_are_marked(db) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services import models as model_service
+    from annotator.services.viewing import ViewingService
+    from annotator.storage import models_repo
+
+    reader = people.add_rater(db, "rev", Role.REVIEWER)
+    common = dict(preset="fast", target="rater:x", kind="train", weights_path="/x", weights_sha256="0" * 64, card={})
+    older, newer = (models_repo.register(db, name=n, **common) for n in ("older", "newer"))  # type: ignore[arg-type]
+    assert models_repo.active(db) is None
+    with db.engine.connect() as conn, conn.begin():  # a race left both marked; the older one registered later
+        conn.execute(text("UPDATE model_versions SET active = :t, created_at = :c WHERE id = :i"),
+                     {"t": True, "c": "2999-01-01 00:00:00", "i": older.id})
+        conn.execute(text("UPDATE model_versions SET active = :t WHERE id = :i"), {"t": True, "i": newer.id})
+    assert newer.id > older.id
+    picked = {models_repo.active(db).id, ViewingService(db, reader).active_model().id,  # type: ignore[union-attr]
+              model_service.get_model(db, None).id}
+    assert picked == {newer.id}  # the highest id, by every path that asks

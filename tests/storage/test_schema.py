@@ -34,6 +34,21 @@ def test_revision_chain_is_linear() -> None:
         assert all(len(r._all_down_revisions) <= 1 for r in revs)
 
 
+def test_old_migrations_import_no_application_code() -> None:
+    """A revision is frozen: it copies the constants and SQL it needs, so a later change of the app
+    cannot change what upgrading an old database does."""
+    import ast
+
+    versions = Path(__file__).parents[2] / "migrations" / "versions"
+    files = sorted(versions.glob("[0-9]*.py"))
+    assert len(files) >= 3
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0] == "annotator"], f"{f.name} imports {names}"
+
+
 def test_newer_database_is_refused_with_a_clear_message(db_url: str) -> None:
     db = open_database(db_url)
     with db.engine.connect() as conn, conn.begin():
@@ -123,11 +138,17 @@ def test_bad_url_and_missing_folder_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_default_url_honours_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from annotator.storage.database import default_database_url
+    from annotator.storage.settings import resolve
 
+    monkeypatch.delenv("ANNOTATOR_MODELS_DIR", raising=False)
     monkeypatch.setenv("ANNOTATOR_DB", str(tmp_path / "env.db"))
-    assert default_database_url() == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve().database_url == f"sqlite:///{tmp_path / 'env.db'}"
+    assert resolve(str(tmp_path / "cli.db")).database_url == f"sqlite:///{tmp_path / 'cli.db'}"  # --db wins
     monkeypatch.delenv("ANNOTATOR_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert default_database_url().endswith("annotator/annotator.db")
-    assert str(tmp_path / "xdg") in default_database_url()
+    default = resolve()
+    assert default.database_url.endswith("annotator/annotator.db")
+    assert str(tmp_path / "xdg") in default.database_url
+    assert default.user_data_dir.is_dir() and default.database_file == default.user_data_dir / "annotator.db"
+    assert resolve("postgres://u@host/db").database_url == "postgresql+psycopg://u@host/db"
+    assert resolve("postgres://u@host/db").database_file is None
