@@ -3,7 +3,7 @@
 Every function takes counts ``C`` of shape ``(..., q, q)`` (rows: reader a, the reference for
 precision/recall; columns: reader b) and returns one value per matrix, so the point estimate and
 thousands of bootstrap resamples share one code path. Each figure is tested against scikit-learn,
-statsmodels or a published worked example (``tests/unit/test_stats_*.py``).
+statsmodels or a published worked example (``tests/stats/test_stats_*.py``).
 
 Conventions (where a figure is undefined it is NaN, like scikit-learn's ``replace_undefined_by`` /
 ``zero_division=np.nan``):
