@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from annotator.domain.errors import AnnotatorError, Cancelled
 from annotator.domain.events import EpochEnded, Event, Failed, FoldEnded, OnEvent, StepProgress, describe, encode
+from annotator.domain.policy import Action
 from annotator.services import models as model_service
 from annotator.services import project
 
@@ -191,7 +192,12 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
 
 
 def _actor(db: Any, args: argparse.Namespace) -> int | None:
-    return project.rater_by_name(db, args.as_rater).id if args.as_rater else None
+    """The rater named by --as, who must have the right to train (the policy's); None without --as."""
+    if not args.as_rater:
+        return None
+    rater = project.rater_by_name(db, args.as_rater)
+    project.policy(db, rater).require(Action.TRAIN)
+    return rater.id
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

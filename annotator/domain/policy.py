@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from annotator.domain.entities import ModelSuggestion, ProjectSettings, Rater, Role
 from annotator.domain.errors import PermissionDenied
+from annotator.domain.readers import ReaderKind, ReaderRef
 
 
 class ModelWithheld(enum.StrEnum):
@@ -112,7 +113,7 @@ class Policy:
 
     def may_see_model_details(self, model_target: str) -> bool:
         """Target, training-set size and figures of a model trained on ``model_target`` (a reader's text)."""
-        return self.may_see_other_readers or model_target == f"rater:{self.rater_name}"
+        return self.may_see_other_readers or model_target.strip() == str(ReaderRef(ReaderKind.RATER, self.rater_name))
 
     # ----- doing ------------------------------------------------------------------------------------
     def may(self, action: Action) -> bool:

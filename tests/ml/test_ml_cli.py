@@ -125,3 +125,13 @@ def test_train_as_an_unknown_rater_is_one_clear_line_and_publishes_nothing(proje
     assert proc.stderr.strip().splitlines()[-1] == "annotator: error: rater 'nobody' does not exist " \
                                                    "(see `annotator raters list`)"
     assert models_repo.list_versions(project.db) == []
+
+
+def test_train_as_an_annotator_is_refused_by_the_policy(project: Project) -> None:
+    """`--as NAME` is who starts the run; the rule book says annotators do not train."""
+    people.add_rater(project.db, "ann", Role.ANNOTATOR)
+    proc = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--as", "ann", "--epochs", "1"),
+                          capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode != 0
+    assert "ann is an annotator and cannot train and activate models" in proc.stderr
+    assert models_repo.list_versions(project.db) == []
