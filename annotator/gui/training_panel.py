@@ -52,6 +52,7 @@ from annotator.domain.events import (
     StepProgress,
     describe,
 )
+from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.gui.cli_process import CliProcess
 from annotator.gui.errors import show_error
 from annotator.gui.model_table import ModelTable, fmt
@@ -231,7 +232,8 @@ class TrainingPanel(QWidget):
         if self.can_manage:  # annotators do not get to see who labelled how much (blinding)
             for name, n in project_service.status(self.db).labels_per_rater.items():
                 if n > 0:
-                    self.target_combo.addItem(f"rater:{name} ({n} labelled)", f"rater:{name}")
+                    ref = str(ReaderRef(ReaderKind.RATER, name))  # the child's --target text
+                    self.target_combo.addItem(f"{ref} ({n} labelled)", ref)
             self.target_combo.addItem("consensus", "consensus")
         i = self.target_combo.findData(current)
         if i >= 0:
@@ -301,7 +303,7 @@ class TrainingPanel(QWidget):
         self.reload_models()
         self.modelActivated.emit(version.id)
         self.modelsChanged.emit()
-        if not self.is_running() and not reader_service.marks(self.db, f"model:{version.id}"):
+        if not self.is_running() and not reader_service.marks(self.db, ReaderRef(ReaderKind.MODEL, str(version.id))):
             self._start_child("predict", ["predict", "--model", str(version.id), "--json-progress"])
         return True
 
