@@ -112,9 +112,12 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     app = QApplication.instance()
     before = {id(w) for w in QApplication.topLevelWidgets()} if app is not None else set()
     yield
+    from annotator.gui import background
+
     pool = QThreadPool.globalInstance()
     pool.waitForDone(10000)
     assert pool.activeThreadCount() == 0, "worker threads still running after the test"
+    assert background.wait_idle(10000), "background operations still running after the test"
     if QApplication.instance() is None:
         return
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
