@@ -16,6 +16,7 @@ from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
 from annotator.gui.pixel_loader import PixelLoader
+from annotator.gui.slice_feed import SliceFeed
 from annotator.services.labelling import REDO, UNDO, LabelService
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, ViewingService, Window
@@ -43,17 +44,16 @@ class AnnotationSession(QObject):
         self.worklist = WorklistService(db, rater)
         self.viewing = ViewingService(db, rater)
         self.rules = project_rules(db)
-        self.loader = loader or PixelLoader(parent=self)
-        self.loader.ready.connect(self._on_ready)
-        self.loader.failed.connect(self._on_failed)
+        self.feed = SliceFeed(loader, parent=self)  # the pixels of the current slice; stale answers dropped
+        self.feed.shown.connect(self._display)
+        self.feed.failed.connect(self.loadFailed)
+        self.loader = self.feed.loader
         self.series_id: int | None = None
         self.images: list[ImageRef] = []
         self.index = -1
-        self.decoded: DecodedSlice | None = None
         self.window: Window | None = None
         self._overlays: dict[int, SliceOverlays] = {}
         self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id; dropped after each action
-        self._request_id = 0
         self._fit_next = True
 
     # ----- state -------------------------------------------------------------------------------
@@ -76,10 +76,15 @@ class AnnotationSession(QObject):
         return ov.own if ov is not None else None
 
     @property
+    def decoded(self) -> DecodedSlice | None:
+        """The pixels of the current slice once decoded (None while loading)."""
+        return self.feed.decoded
+
+    @property
     def showing_current(self) -> bool:
         """True when the pixels on screen are those of the current slice."""
         cur = self.current
-        return cur is not None and self.decoded is not None and self.decoded.image.id == cur.id
+        return cur is not None and self.feed.showing(cur.id)
 
     def take_fit(self) -> bool:
         """Whether the views should fit the image (first slice of a series); asks once."""
@@ -96,7 +101,7 @@ class AnnotationSession(QObject):
         self._overlays = self.viewing.overlays([im.id for im in images])
         self._undo_state.clear()
         self.window = None
-        self.decoded = None
+        self.feed.clear()
         self._fit_next = True
         index = next((i for i, im in enumerate(images) if im.id == image_id), 0)
         self._show(index)
@@ -144,9 +149,7 @@ class AnnotationSession(QObject):
         """Make slice ``index`` current: pixels at once when cached, else from a worker thread."""
         self.index = index
         image = self.images[index]
-        hit = self.loader.cached(image.id)
-        self.decoded = hit if hit is not None else None
-        self._request_id = 0 if hit is not None else self.loader.request(image)
+        hit = self.feed.want(image)
         ov = self._overlays.get(image.id)
         if ov is None:
             ov = self._overlays[image.id] = self.viewing.overlay(image.id)
@@ -161,24 +164,12 @@ class AnnotationSession(QObject):
         order = []
         for d in range(1, PREFETCH_RADIUS + 1):
             order += [index + d, index - d]
-        self.loader.prefetch(self.images[i] for i in order if 0 <= i < len(self.images))
-
-    def _on_ready(self, request_id: int, decoded: DecodedSlice) -> None:
-        cur = self.current
-        if request_id != self._request_id or cur is None or decoded.image.id != cur.id:
-            return  # stale: the user has moved on
-        self.decoded = decoded
-        self._display(decoded)
-
-    def _on_failed(self, request_id: int, image: ImageRef, exc: Exception) -> None:
-        if request_id == self._request_id:
-            self.loadFailed.emit(image, exc)
+        self.feed.prefetch(self.images[i] for i in order if 0 <= i < len(self.images))
 
     def _display(self, decoded: DecodedSlice) -> None:
         if self.window is None:
             self.window = decoded.default_window
             self.windowChanged.emit(self.window)
-        self.decoded = decoded
         self.pixelsShown.emit(decoded)
 
     # ----- window ------------------------------------------------------------------------------
@@ -294,4 +285,4 @@ class AnnotationSession(QObject):
 
     def close(self) -> None:
         """Stop background work; nothing to save (every action is already committed)."""
-        self.loader.shutdown()
+        self.feed.shutdown()
