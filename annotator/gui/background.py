@@ -10,7 +10,8 @@ connection per unit of work; a SQLite file uses a ``QueuePool`` with ``check_sam
 connection may serve another thread once returned. An in-memory SQLite database is per thread and
 cannot be shared with a worker).
 
-``on_success(result)`` or ``on_failure(exc)`` then runs on the GUI thread. Without ``on_failure`` the
+``on_success(result)`` or ``on_failure(exc)`` then runs on the GUI thread, then ``on_settled()``, which
+runs for a stale result too, so a caller can count what it has in flight). Without ``on_failure`` the
 exception goes to :func:`annotator.gui.errors.show_error`, the one error dialog. Results are dropped:
 
 - when an op with the same ``key`` and parent was started after this one (the newer one wins);
@@ -131,8 +132,9 @@ class BackgroundOp(Generic[T]):
 
     def __init__(self, parent: QObject | None, work: Callable[[], T], on_success: Callable[[T], None],
                  on_failure: Callable[[Exception], None] | None = None, *, key: Hashable | None = None,
-                 label: str = "Working…") -> None:
+                 label: str = "Working…", on_settled: Callable[[], None] | None = None) -> None:
         self.parent, self.work, self.on_success, self.on_failure = parent, work, on_success, on_failure
+        self.on_settled = on_settled  # called last, whatever the outcome, unless the parent is gone
         self.key, self.label = key, label
         self.id = 0
         self.progress_shown = False
@@ -202,6 +204,14 @@ class BackgroundOp(Generic[T]):
     # ----- delivery (GUI thread) --------------------------------------------------------------
     def _finish(self, ok: bool, payload: object) -> None:
         self._hide_progress()
+        settle = self.on_settled is not None and not self.orphaned
+        try:
+            self._deliver(ok, payload)
+        finally:
+            if settle:
+                self.on_settled()  # type: ignore[misc]
+
+    def _deliver(self, ok: bool, payload: object) -> None:
         if self.stale:
             self.outcome = "stale"
             return
@@ -223,4 +233,3 @@ class BackgroundOp(Generic[T]):
             self.on_failure(payload)
         else:
             show_error(self.parent if isinstance(self.parent, QWidget) else None, payload)
-

@@ -91,15 +91,18 @@ def test_an_older_op_with_the_same_key_is_dropped(qtbot, parent) -> None:  # typ
         release_old.wait(5)
         return "old"
 
-    first = BackgroundOp(parent, old, sink.ok, sink.fail, key="queue").run()
+    settled: list[str] = []
+    first = BackgroundOp(parent, old, sink.ok, sink.fail, key="queue", on_settled=lambda: settled.append("old")).run()
     with qtbot.waitSignal(sink.got):
-        second = BackgroundOp(parent, lambda: "new", sink.ok, sink.fail, key="queue").run()
+        second = BackgroundOp(parent, lambda: "new", sink.ok, sink.fail, key="queue",
+                              on_settled=lambda: settled.append("new")).run()
     other = BackgroundOp(parent, lambda: "other key", sink.ok, sink.fail, key="worklist").run()
     qtbot.waitUntil(lambda: other.outcome == "succeeded", timeout=5000)
     release_old.set()
     qtbot.waitUntil(lambda: first.outcome != "running", timeout=5000)
     assert first.outcome == "stale" and second.outcome == "succeeded"
-    assert sink.results == ["new", "other key"]  # the old result never arrives
+    assert sink.results == ["new", "other key"]  # the old result never arrives...
+    assert settled == ["new", "old"]  # ...but its caller learns that it is no longer in flight
 
 
 def test_progress_shows_only_after_half_a_second_and_goes_away(qtbot) -> None:  # type: ignore[no-untyped-def]
