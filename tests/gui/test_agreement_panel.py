@@ -31,6 +31,10 @@ def _panel(qtbot, project) -> AgreementPanel:  # type: ignore[no-untyped-def]
     panel.set_selected_readers(["rater:alice", "rater:bob"])
     panel.boot.setValue(50)
     panel.compute_button.click()
+    # computed on a worker thread: the click returns before the report exists, with a word on screen
+    assert panel.report is None and panel.status.text() == "Computing agreement (50 bootstrap resamples)…"
+    with qtbot.waitSignal(panel.computed, timeout=20000):
+        pass
     return panel
 
 
@@ -82,7 +86,8 @@ def test_window_opens_panel_and_navigates(open_window, qtbot, project) -> None: 
     panel = w.agreement_dock.widget()
     panel.set_selected_readers(["rater:alice", "rater:bob"])
     panel.boot.setValue(0)
-    panel.compute()
+    with qtbot.waitSignal(panel.computed, timeout=20000):
+        panel.compute()
     panel.select_pair(0)
     panel.show_cell(panel.scale.ordinals.index(0), panel.scale.ordinals.index(0))
     assert panel.listed_image_ids() == [ids[2]]
