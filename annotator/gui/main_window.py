@@ -26,6 +26,7 @@ from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
 from annotator.gui.actions import HELP_TEXT, build_actions
 from annotator.gui.agreement_panel import AgreementPanel
+from annotator.gui.background import BackgroundOp
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
@@ -38,13 +39,14 @@ from annotator.gui.view_sync import ViewSync
 from annotator.gui.worklist_panel import WorklistPanel
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
-from annotator.services.worklist import SliceState, WorklistFilter
+from annotator.services.worklist import SliceState, Worklist, WorklistFilter
 
 ZOOM_STEP = 1.25
 
 
 class MainWindow(QMainWindow):
     switchRaterRequested = Signal()
+    worklistLoaded = Signal()  # noqa: N815 (Qt naming) - the worklist asked for last is listed
 
     def __init__(self, db: Database, rater: Rater, settings: QSettings, *, loader: PixelLoader | None = None,
                  open_first: bool = True) -> None:
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         self.agreement_dock: QDockWidget | None = None
         self.training_dock: QDockWidget | None = None
         self.review_window: ReviewPanel | None = None
+        self._loading = 0  # background loads in flight (worklist, a slice asked for from another screen)
         self._add_agreement_action()
         self._add_review_actions()
         self._connect()
@@ -214,10 +217,28 @@ class MainWindow(QMainWindow):
         self.reload_worklist()
 
     # ----- commands ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a worklist reload or a slice asked for from another screen is being read."""
+        return self._loading > 0
+
+    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+        self._loading += 1
+        BackgroundOp(self, work, on_success, key=key, label=label, on_settled=self._settled).run()
+
+    def _settled(self) -> None:
+        self._loading -= 1
+
     def reload_worklist(self) -> None:
-        cur = self.session.current
-        wl = self.session.worklist.load(self.worklist.current_filter)
-        self.worklist.set_worklist(wl, cur.id if cur is not None else None)
+        """Read the worklist in the background (a newer reload drops an older one's answer)."""
+        service, flt = self.session.worklist, self.worklist.current_filter
+
+        def listed(wl: Worklist) -> None:
+            cur = self.session.current
+            self.worklist.set_worklist(wl, cur.id if cur is not None else None)
+            self.worklistLoaded.emit()
+
+        self._background(lambda: service.load(flt), listed, key="worklist", label="Loading the worklist…")
 
     def refresh(self) -> None:
         self.reload_worklist()
@@ -335,15 +356,22 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_image(self, image_id: int) -> None:
-        """Show the slice with this image id in the viewer (from the agreement panel's slice list)."""
-        wl = self.session.worklist.load(WorklistFilter.ALL)
-        for study in wl.studies:
-            for series in study.series:
-                for sl in series.slices:
-                    if sl.image.id == image_id:
-                        self._guarded(lambda im=sl.image: self.session.go_to(im))
-                        return
-        self.statusBar().showMessage(f"Image {image_id} is not in the worklist", 4000)
+        """Show the slice with this image id in the viewer (from the agreement or review screen); the
+        worklist is searched in the background, the slice opened when it is found."""
+        service = self.session.worklist
+
+        def find() -> ImageRef | None:
+            wl = service.load(WorklistFilter.ALL)
+            return next((sl.image for study in wl.studies for series in study.series for sl in series.slices
+                         if sl.image.id == image_id), None)
+
+        def found(image: ImageRef | None) -> None:
+            if image is None:
+                self.statusBar().showMessage(f"Image {image_id} is not in the worklist", 4000)
+            else:
+                self._guarded(lambda: self.session.go_to(image))
+
+        self._background(find, found, key="open_image", label=f"Opening image {image_id}…")
 
     # ----- window state ------------------------------------------------------------------------
     def _compare_useful(self) -> bool:

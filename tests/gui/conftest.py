@@ -139,7 +139,7 @@ def open_window(qtbot, project: Project, qsettings):  # type: ignore[no-untyped-
         w.resize(1400, 900)
         w.show()
         qtbot.waitExposed(w)
-        qtbot.waitUntil(lambda: w.session.showing_current, timeout=5000)
+        qtbot.waitUntil(lambda: w.session.showing_current and not w.busy, timeout=5000)  # worklist listed too
         return w
 
     return make

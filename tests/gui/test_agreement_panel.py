@@ -125,3 +125,16 @@ def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_
     assert not any(n.startswith("model:") for n in offered(project.alice))
     people.update_settings(project.db, None, model_suggestion=ModelSuggestion.ALWAYS)
     assert "model:1" in offered(project.alice)
+
+
+def test_opening_a_slice_from_another_screen_searches_off_the_gui_thread(open_window, qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    assert w.session.current.id == ids[0]
+    w.open_image(ids[2])
+    assert w.busy and w.session.current.id == ids[0]  # the worklist is searched in the background...
+    qtbot.waitUntil(lambda: not w.busy and w.session.current.id == ids[2], timeout=5000)  # ...then opened
+    w.open_image(10**6)
+    qtbot.waitUntil(lambda: not w.busy, timeout=5000)
+    assert w.statusBar().currentMessage() == f"Image {10**6} is not in the worklist"
+    assert w.session.current.id == ids[2]
