@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError
+from annotator.gui.background import keep_gui_thread_responsive
 from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog
@@ -75,6 +76,8 @@ def run_app(db_url: str | None) -> int:
     QCoreApplication.setOrganizationName("annotator")
     QCoreApplication.setApplicationName("annotator")
     apply_dark_theme(app)  # type: ignore[arg-type]
+    switch_interval = sys.getswitchinterval()
+    keep_gui_thread_responsive()
     install_excepthooks()
     try:
         try:
@@ -92,3 +95,4 @@ def run_app(db_url: str | None) -> int:
             db.close()
     finally:
         uninstall_excepthooks()
+        sys.setswitchinterval(switch_interval)

@@ -24,6 +24,7 @@ status bar says ``label``.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +38,7 @@ from annotator.gui.errors import show_error
 T = TypeVar("T")
 PROGRESS_AFTER_S = 0.5
 MAX_WORKERS = 2
+GUI_SWITCH_INTERVAL_S = 0.001
 
 _pool: QThreadPool | None = None
 _ids = itertools.count(1)
@@ -52,6 +54,16 @@ def pool() -> QThreadPool:
         _pool.setMaxThreadCount(MAX_WORKERS)
         _pool.setObjectName("annotator-background")
     return _pool
+
+
+def keep_gui_thread_responsive() -> None:
+    """Make a worker running Python code hand the GIL over within 1 ms instead of CPython's 5 ms.
+
+    Every Qt event that reaches Python code (a timer, a paint of a pyqtgraph item, a signal) must take
+    the GIL first; with 5 ms per hand-over, a frame with a few such events waited tens of milliseconds
+    whenever a decode or a query ran on a worker (measured with benchmarks/gui_stalls.py).
+    """
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
 
 
 def wait_idle(timeout_ms: int = 10000) -> bool:
