@@ -75,9 +75,9 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     assert panel.queue_image_ids() == [it.image_id for it in expected] == ids  # grade Δ 2, then 6 mm, then missing
     assert panel.counts.text() == counts_text(queue_counts(expected), "to decide")
     assert panel.counts.text() == "3 to decide · 1 grades differ · 1 centres apart · 1 missing rater"
-    row = [panel.queue.item(0, c).text() for c in range(panel.queue.columnCount())]
+    row = [panel.queue.cell_text(0, c) for c in range(panel.queue.columnCount())]
     assert row == ["P0001 · slice 1", "2", "2.7", "open", "grades differ by 2"]
-    assert panel.queue.item(2, 4).text() == "missing bob" and panel.queue.item(2, 2).text() == "–"
+    assert panel.queue.cell_text(2, 4) == "missing bob" and panel.queue.cell_text(2, 2) == "–"
     assert panel.current.image_id == ids[0]
     panel.queue.selectRow(2)  # the slice bob has not labelled: he is listed, with nothing to accept
     assert panel.current.image_id == ids[2]
@@ -101,7 +101,7 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     assert panel.queue_image_ids() == [ids[1]] and panel.counts.text() == "1 decided · 1 centres apart"
     panel.status_box.setCurrentText("all")
     _settle(qtbot, panel)
-    assert panel.queue_image_ids() == ids and panel.queue.item(1, 3).text() == "decided"
+    assert panel.queue_image_ids() == ids and panel.queue.cell_text(1, 3) == "decided"
     assert panel.counts.text().startswith("3 in queue")
 
 
@@ -137,7 +137,7 @@ def test_side_by_side_readers_names_colours_and_model_probabilities(qtbot, proje
 
     panel.include_model.setChecked(True)  # the model joins the queue as a reason
     _settle(qtbot, panel)
-    reasons = {panel.queue.item(r, 4).text() for r in range(panel.queue.rowCount())}
+    reasons = {panel.queue.cell_text(r, 4) for r in range(panel.queue.rowCount())}
     assert "missing bob; model disagrees" in reasons
     panel.reason_box.setCurrentIndex(panel.reason_box.findData("model"))
     _settle(qtbot, panel)
