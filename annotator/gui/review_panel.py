@@ -36,7 +36,7 @@ from annotator.gui import window_level
 from annotator.gui.compare_pane import grade_text
 from annotator.gui.errors import show_error
 from annotator.gui.panel_keys import PanelKeys
-from annotator.gui.reader_marks import ReaderMarks
+from annotator.gui.reader_marks import Mark, ReaderMarks
 from annotator.gui.review_decision import DecisionBox, unlabelled
 from annotator.gui.review_presenter import ItemView, QueueView, ReviewPresenter
 from annotator.gui.review_queue import REASONS, STATUSES, QueueTable
@@ -266,22 +266,24 @@ class ReviewPanel(QWidget):
 
     def _draw_marks(self, view: ItemView) -> None:
         """Each reader's point, the model's and the current decision's."""
-        self.marks.clear()
+        marks = []
         for row in view.readers:
             if unlabelled(row.mark):
-                self.marks.add(None, None, f"{row.name}: not labelled", row.colour, row.symbol, no_point="")
+                marks.append(Mark(None, None, f"{row.name}: not labelled", row.colour, row.symbol, no_point=""))
             else:
-                self.marks.add(row.mark.x_px, row.mark.y_px, f"{row.name}: {grade_text(self.scale, row.mark.grade)}",
-                               row.colour, row.symbol)
+                marks.append(Mark(row.mark.x_px, row.mark.y_px,
+                                  f"{row.name}: {grade_text(self.scale, row.mark.grade)}", row.colour, row.symbol))
         sug = view.suggestion
         pred = sug.prediction if sug.status is SuggestionStatus.SHOWN else None
         if pred is not None:
-            self.marks.add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
+            marks.append(Mark(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR,
+                              "x", 16))
         self.decision.show_model(sug.model.name if sug.model else None, pred, sug.status.value)
         adj = view.latest
         if adj is not None and adj.status == DECIDED:
-            self.marks.add(adj.x_px, adj.y_px, f"decision ({self.presenter.name(adj.reviewer_id)}): "
-                           f"{grade_text(self.scale, adj.grade)}", DONE_COLOUR, "+", 20)
+            marks.append(Mark(adj.x_px, adj.y_px, f"decision ({self.presenter.name(adj.reviewer_id)}): "
+                              f"{grade_text(self.scale, adj.grade)}", DONE_COLOUR, "+", 20))
+        self.marks.show(marks)
 
     def _on_own(self, x: float | None, y: float | None, grade: int | None) -> None:
         self.view.set_marker(x, y, complete=grade is not None)
