@@ -36,7 +36,7 @@ from annotator.gui.session import AnnotationSession
 from annotator.gui.slice_view import SliceView
 from annotator.gui.training_panel import TrainingPanel
 from annotator.gui.view_sync import ViewSync
-from annotator.gui.worklist_panel import WorklistPanel
+from annotator.gui.worklist_panel import WorklistPanel, positions
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
 from annotator.services.worklist import SliceState, Worklist, WorklistFilter
@@ -233,12 +233,16 @@ class MainWindow(QMainWindow):
         """Read the worklist in the background (a newer reload drops an older one's answer)."""
         service, flt = self.session.worklist, self.worklist.current_filter
 
-        def listed(wl: Worklist) -> None:
+        def load() -> tuple[Worklist, dict[int, str]]:
+            wl = service.load(flt)
+            return wl, positions(wl)
+
+        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
             cur = self.session.current
-            self.worklist.set_worklist(wl, cur.id if cur is not None else None)
+            self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
             self.worklistLoaded.emit()
 
-        self._background(lambda: service.load(flt), listed, key="worklist", label="Loading the worklist…")
+        self._background(load, listed, key="worklist", label="Loading the worklist…")
 
     def refresh(self) -> None:
         self.reload_worklist()
