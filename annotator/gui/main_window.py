@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         s.labelCommitted.connect(self._on_committed)
         s.undoRedoChanged.connect(self.grades.set_undo_redo)
         s.loadFailed.connect(self._on_load_failed)
+        s.errorRaised.connect(lambda exc: show_error(self, exc))
         s.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         for v in (self.view, self.compare.view):
             v.windowDragged.connect(s.drag_window)
@@ -219,8 +220,8 @@ class MainWindow(QMainWindow):
     # ----- commands ----------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """True while a worklist reload or a slice asked for from another screen is being read."""
-        return self._loading > 0
+        """True while a worklist reload, a slice asked for from another screen or a series is being read."""
+        return self._loading > 0 or self.session.busy
 
     def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
         self._loading += 1

@@ -15,6 +15,7 @@ from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
+from annotator.gui.background import BackgroundOp
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.slice_feed import SliceFeed
 from annotator.services.labelling import REDO, UNDO, LabelService
@@ -33,6 +34,7 @@ class AnnotationSession(QObject):
     windowChanged = Signal(object)  # Window
     undoRedoChanged = Signal(bool, bool)
     loadFailed = Signal(object, object)  # ImageRef, exception
+    errorRaised = Signal(object)  # an exception from background work (opening a series) for the error dialog
     message = Signal(str)
 
     def __init__(self, db: Database, rater: Rater, *, loader: PixelLoader | None = None,
@@ -55,6 +57,8 @@ class AnnotationSession(QObject):
         self._overlays: dict[int, SliceOverlays] = {}
         self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id; dropped after each action
         self._fit_next = True
+        self._moves = 0  # navigations so far: a series read in the background opens only if none came since
+        self._opening = 0
 
     # ----- state -------------------------------------------------------------------------------
     @property
@@ -92,13 +96,40 @@ class AnnotationSession(QObject):
         return fit
 
     # ----- navigation --------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a series is being read in the background."""
+        return self._opening > 0
+
     def open_series(self, series_id: int, image_id: int | None = None) -> None:
-        images = self.worklist.series_images(series_id)
-        if not images:
-            raise NotFound(f"series id {series_id} has no slices")
+        """Read the series' slices and overlays in the background, then show ``image_id`` (else the first).
+
+        The slice on screen stays current until then; moving elsewhere meanwhile drops the answer.
+        """
+        worklist, viewing, moves = self.worklist, self.viewing, self._moves
+
+        def read() -> tuple[list[ImageRef], dict[int, SliceOverlays]]:
+            images = worklist.series_images(series_id)
+            if not images:
+                raise NotFound(f"series id {series_id} has no slices")
+            return images, viewing.overlays([im.id for im in images])
+
+        def opened(result: tuple[list[ImageRef], dict[int, SliceOverlays]]) -> None:
+            if moves == self._moves:
+                self._opened(series_id, image_id, *result)
+
+        def settled() -> None:
+            self._opening -= 1
+
+        self._opening += 1
+        BackgroundOp(self, read, opened, self.errorRaised.emit, key="series", label="Opening the series…",
+                     on_settled=settled).run()
+
+    def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef],
+                overlays: dict[int, SliceOverlays]) -> None:
         self.series_id = series_id
         self.images = images
-        self._overlays = self.viewing.overlays([im.id for im in images])
+        self._overlays = overlays
         self._undo_state.clear()
         self.window = None
         self.feed.clear()
@@ -147,6 +178,7 @@ class AnnotationSession(QObject):
 
     def _show(self, index: int) -> None:
         """Make slice ``index`` current: pixels at once when cached, else from a worker thread."""
+        self._moves += 1
         self.index = index
         image = self.images[index]
         hit = self.feed.want(image)
