@@ -15,7 +15,6 @@ ConflictError: the presenter then shows their decision, keeps the reviewer's inp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import cast
 
 from PySide6.QtCore import QObject, Signal
@@ -27,67 +26,26 @@ from annotator.domain.scales import GradingScale
 from annotator.gui.background import BackgroundOp
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_decision import ReaderRow, describe_adjudication, grade_long
-from annotator.gui.review_queue import STATUS_MATCHES, counts_text, matches_reason, slice_name
+from annotator.gui.review_queue import STATUS_MATCHES, counts_text, slice_name
+from annotator.gui.review_state import (
+    Details,
+    ItemView,
+    QueueData,
+    QueueView,
+    fetch_queue,
+    listed,
+    next_to_decide,
+    read_details,
+)
 from annotator.gui.slice_feed import SliceFeed
 from annotator.gui.theme import MODEL_COLOUR, slice_styles
-from annotator.services.project import Database, list_raters
-from annotator.services.review import (
-    DECIDED,
-    QueueItem,
-    ReviewService,
-    disagreement_queue,
-    queue_counts,
-    queue_images,
-    required_raters,
-)
+from annotator.services.project import Database
+from annotator.services.review import QueueItem, ReviewService, queue_counts
 from annotator.services.viewing import DecodedSlice, Suggestion, SuggestionStatus, ViewingService
 
+__all__ = ["ItemView", "QueueData", "QueueView", "ReviewPresenter"]
+
 PREFETCH = 2
-
-
-@dataclass(frozen=True)
-class QueueData:
-    """One read of the queue and what is needed to show it (read on a worker thread)."""
-
-    items: list[QueueItem]  # every status, most severe first
-    refs: dict[int, ImageRef]
-    raters: dict[str, Rater]
-    required: list[str]  # names of the raters every slice should have
-
-
-def fetch_queue(db: Database, reviewer: Rater, include_model: bool) -> QueueData:
-    items = disagreement_queue(db, reviewer, include_model=include_model, status=None)
-    return QueueData(items, queue_images(db, [it.image_id for it in items]), {r.name: r for r in list_raters(db)},
-                     [r.name for r in required_raters(db)])
-
-
-@dataclass(frozen=True)
-class QueueView:
-    """The queue as listed under the filters."""
-
-    rows: list[QueueItem]
-    refs: dict[int, ImageRef]
-    counts: str
-
-
-@dataclass(frozen=True)
-class ItemView:
-    """One slice of the queue as the screen shows it."""
-
-    item: QueueItem
-    ref: ImageRef | None
-    title: str
-    status: str
-    readers: list[ReaderRow]  # the raters, one row each (required ones even when unlabelled)
-    model: ReaderRow | None  # the active model as one more reader, when it may be shown
-    suggestion: Suggestion
-    latest: Adjudication | None
-    history: list[Adjudication]
-    names: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def decided_source(self) -> str | None:
-        return self.latest.source if self.latest is not None and self.latest.status == DECIDED else None
 
 
 class ReviewPresenter(QObject):
@@ -124,6 +82,7 @@ class ReviewPresenter(QObject):
         self._ordinal: dict[int, int] = {}
         self._ops = 0
         self._acting = False
+        self._prefetched: Details | None = None  # read with a decision, for the slice it moves to
         self.closed = False
 
     # ----- state ------------------------------------------------------------------------------
@@ -220,9 +179,7 @@ class ReviewPresenter(QObject):
         """List the queue under the filters."""
         self.data = data
         self._ordinal = {r.id: i for i, r in enumerate(sorted(data.raters.values(), key=lambda r: r.id))}
-        wanted = STATUS_MATCHES[self.status_filter]
-        by_status = [it for it in data.items if wanted is None or it.status in wanted]
-        self.rows = [it for it in by_status if matches_reason(it, self.reason_filter)]
+        by_status, self.rows = listed(data, self.status_filter, self.reason_filter)
         counts = counts_text(queue_counts(by_status), self.status_filter, len(self.rows))
         self.queueChanged.emit(QueueView(self.rows, data.refs, counts))
 
@@ -269,13 +226,16 @@ class ReviewPresenter(QObject):
         self.ownChanged.emit(*self.own)
 
     def _item_view(self, item: QueueItem) -> ItemView:
-        history = self.service.history(item.image_id)
+        details, self._prefetched = self._prefetched, None
+        if details is None or details.image_id != item.image_id:
+            details = read_details(self.service, self.viewing, item.image_id)
+        history = details.history
         latest = history[-1] if history else None
         status = latest.status if latest else "open"
         ref = self.data.refs.get(item.image_id)
         title = (f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · {status} · "
                  f"{'; '.join(item.reasons)}")
-        sug = self.viewing.overlay(item.image_id).suggestion
+        sug = details.suggestion
         names = {r.id: r.name for r in self.data.raters.values()}
         return ItemView(item, ref, title, status, self._reader_rows(item), self._model_row(item, sug), sug, latest,
                         history, names)
@@ -381,18 +341,24 @@ class ReviewPresenter(QObject):
             self.message.emit("Still saving the previous decision: try again in a moment.", "error")
             return
         image_id, include, before = item.image_id, self.include_model, self.queue_image_ids()
+        status, reason = self.status_filter, self.reason_filter
 
-        def work() -> tuple[Adjudication, QueueData]:
+        def work() -> tuple[Adjudication, QueueData, int | None, Details | None]:
+            """Store, read the queue after it, and what the screen shows of the slice it moves to."""
             adj = action()
-            return adj, fetch_queue(self.db, self.reviewer, include)
+            data = fetch_queue(self.db, self.reviewer, include)
+            target = next_to_decide(before, image_id, listed(data, status, reason)[1]) if advance else image_id
+            details = read_details(self.service, self.viewing, target) if target is not None else None
+            return adj, data, target, details
 
         def stored(result: object) -> None:
-            adj, data = cast(tuple[Adjudication, QueueData], result)
+            adj, data, target, details = cast(tuple[Adjudication, QueueData, int | None, Details | None], result)
             self.own = (None, None, None)
             self._set_reason("")
             self.adjudicated.emit(adj)
             self._apply(data)
-            self.select_image(self._next_after(before, image_id) if advance else image_id)
+            self._prefetched = details
+            self.select_image(target)
             self.message.emit(f"Saved slice {image_id}: "
                               + describe_adjudication(adj, self.scale, self.reviewer.name), "info")
 
@@ -412,16 +378,6 @@ class ReviewPresenter(QObject):
 
         self._acting = True
         self._run(work, settle(stored), settle(refused), label="Saving the decision…")  # type: ignore[arg-type]
-
-    def _next_after(self, before: list[int], image_id: int) -> int | None:
-        """The first slice still to decide after ``image_id`` in the order as it was, else from the top."""
-        items = {it.image_id: it for it in self.rows}
-        after = before[before.index(image_id) + 1:] if image_id in before else []
-        for i in (*after, *items):
-            it = items.get(i)
-            if it is not None and i != image_id and it.status != DECIDED:
-                return i
-        return None
 
     def _on_conflict(self, image_id: int, exc: ConflictError) -> None:
         """Someone decided first: show their decision, keep the reviewer's input, store nothing."""
