@@ -6,6 +6,7 @@ Uncaught exceptions on any thread reach the user through :func:`annotator.gui.er
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError
-from annotator.gui.background import keep_gui_thread_responsive
+from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive
 from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog
@@ -58,6 +59,7 @@ class Workstation:
         self.window = MainWindow(self.db, rater, self.settings)
         self.window.switchRaterRequested.connect(self.switch_rater)
         self.window.show()
+        freeze_long_lived()
         return True
 
     def switch_rater(self) -> None:
@@ -96,3 +98,4 @@ def run_app(db_url: str | None) -> int:
     finally:
         uninstall_excepthooks()
         sys.setswitchinterval(switch_interval)
+        gc.unfreeze()

@@ -23,6 +23,7 @@ status bar says ``label``.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 from collections.abc import Callable, Hashable
@@ -64,6 +65,19 @@ def keep_gui_thread_responsive() -> None:
     whenever a decode or a query ran on a worker (measured with benchmarks/gui_stalls.py).
     """
     sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+
+
+def freeze_long_lived() -> None:
+    """Exempt the objects alive now (modules, the window, its widgets) from the cyclic garbage collector.
+
+    A full collection holds the GIL while it walks every object: with the window built it took
+    100-200 ms, and a worker allocating query rows triggered it in the middle of the user's work (seen
+    as ``_collection_gced`` in benchmarks/gui_stalls.py's traces). Call once the main window is built;
+    calling it again (a new window) first thaws what the last call froze, so garbage among it is freed.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def wait_idle(timeout_ms: int = 10000) -> bool:

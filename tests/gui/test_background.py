@@ -152,3 +152,25 @@ def test_a_closed_parent_gets_no_callback(qtbot) -> None:  # type: ignore[no-unt
     assert [op.outcome for op in ops] == ["orphaned", "orphaned"] and got == [] and sink.failures == []
     closed.deleteLater()
     _settled(qtbot)
+
+
+def test_freezing_long_lived_objects_keeps_them_out_of_full_collections() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        peer: object = None
+
+    node = Node()
+    node.peer = node  # a cycle: only the cyclic collector can free it
+    alive = weakref.ref(node)
+    try:
+        background.freeze_long_lived()
+        assert gc.get_freeze_count() > 1000  # the modules, Qt wrappers and everything alive now
+        del node
+        gc.collect()
+        assert alive() is not None  # frozen: full collections no longer walk (or free) it
+        background.freeze_long_lived()  # a new window: thaws first, so the old garbage goes
+        assert alive() is None
+    finally:
+        gc.unfreeze()
