@@ -250,15 +250,30 @@ class MainWindow(QMainWindow):
         self.session.refresh()
 
     def _open_first(self) -> None:
+        """Open the first slice this rater has not finished (else the first slice), found in the background."""
         if self.session.current is not None:
             return
-        first = self._guarded(self.session.next_unlabelled)
-        if first is None and self.session.current is None:
-            wl = self.session.worklist.load(WorklistFilter.ALL)
-            if wl.studies:
-                self._guarded(lambda: self.session.go_to(wl.studies[0].series[0].slices[0].image))
-            else:
+        service = self.session.worklist
+
+        def find() -> tuple[ImageRef | None, bool]:
+            image = service.next_unlabelled(None)
+            if image is not None:
+                return image, False
+            wl = service.load(WorklistFilter.ALL)
+            return (wl.studies[0].series[0].slices[0].image if wl.studies else None), True
+
+        def found(result: tuple[ImageRef | None, bool]) -> None:
+            image, all_done = result
+            if self.session.current is not None:
+                return  # the rater has opened a slice meanwhile
+            if image is None:
                 self.view.clear("No slices yet: import DICOM files with `annotator import PATH`.")
+                return
+            if all_done:
+                self.statusBar().showMessage("Every slice is done: nothing left to label.", 4000)
+            self._guarded(lambda: self.session.go_to(image))
+
+        self._background(find, found, key="open_first", label="Finding the first slice to label…")
 
     def _toggle_compare(self) -> None:
         show = self.compare.isHidden()
