@@ -341,12 +341,12 @@ class ReviewPresenter(QObject):
             self.message.emit("Still saving the previous decision: try again in a moment.", "error")
             return
         image_id, include, before = item.image_id, self.include_model, self.queue_image_ids()
-        status, reason = self.status_filter, self.reason_filter
+        status, reason, known = self.status_filter, self.reason_filter, self.data.refs
 
         def work() -> tuple[Adjudication, QueueData, int | None, Details | None]:
             """Store, read the queue after it, and what the screen shows of the slice it moves to."""
             adj = action()
-            data = fetch_queue(self.db, self.reviewer, include)
+            data = fetch_queue(self.db, self.reviewer, include, known)  # the slices' records are known
             target = next_to_decide(before, image_id, listed(data, status, reason)[1]) if advance else image_id
             details = read_details(self.service, self.viewing, target) if target is not None else None
             return adj, data, target, details

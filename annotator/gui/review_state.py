@@ -6,6 +6,7 @@ The reads run on a worker thread (see :class:`~annotator.gui.review_presenter.Re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from annotator.domain.entities import Adjudication, ImageRef, Rater
@@ -33,10 +34,16 @@ class QueueData:
     required: list[str]  # names of the raters every slice should have
 
 
-def fetch_queue(db: Database, reviewer: Rater, include_model: bool) -> QueueData:
+def fetch_queue(db: Database, reviewer: Rater, include_model: bool,
+                known: Mapping[int, ImageRef] | None = None) -> QueueData:
+    """The queue, its slices' catalogue records (``known`` ones are not read again: reading them means
+    reading the whole catalogue), the raters and the required raters."""
     items = disagreement_queue(db, reviewer, include_model=include_model, status=None)
-    return QueueData(items, queue_images(db, [it.image_id for it in items]), {r.name: r for r in list_raters(db)},
-                     [r.name for r in required_raters(db)])
+    have = known or {}
+    missing = [it.image_id for it in items if it.image_id not in have]
+    found = queue_images(db, missing) if missing else {}
+    refs = {it.image_id: ref for it in items if (ref := have.get(it.image_id) or found.get(it.image_id))}
+    return QueueData(items, refs, {r.name: r for r in list_raters(db)}, [r.name for r in required_raters(db)])
 
 
 def listed(data: QueueData, status: str, reason: str | None) -> tuple[list[QueueItem], list[QueueItem]]:
