@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError
-from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive
+from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive, wait_idle
 from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog
@@ -94,6 +94,7 @@ def run_app(db_url: str | None) -> int:
             app.setQuitOnLastWindowClosed(True)
             return int(app.exec())
         finally:
+            wait_idle()  # no background job may be left reading a closed database
             db.close()
     finally:
         uninstall_excepthooks()
