@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
         panel = win.show_agreement()
         panel.set_selected_readers(["rater:expert1", "rater:expert2", f"model:{models[0].id}"])
         panel.boot.setValue(args.boot)
+        wait_until(lambda: panel.isVisible())  # the screen is shown (painted) before the user asks to compute
         done: list[bool] = []
         panel.computed.connect(lambda: done.append(True))
         panel.compute()
