@@ -118,12 +118,15 @@ class AnnotationSession(QObject):
             if moves == self._moves:
                 self._opened(series_id, image_id, *result)
 
+        self._background(read, opened, key="series", label="Opening the series…")
+
+    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+        """Run a read through BackgroundOp; ``busy`` counts it until it is answered (or dropped)."""
         def settled() -> None:
             self._opening -= 1
 
         self._opening += 1
-        BackgroundOp(self, read, opened, self.errorRaised.emit, key="series", label="Opening the series…",
-                     on_settled=settled).run()
+        BackgroundOp(self, work, on_success, self.errorRaised.emit, key=key, label=label, on_settled=settled).run()
 
     def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef],
                 overlays: dict[int, SliceOverlays]) -> None:
@@ -154,17 +157,25 @@ class AnnotationSession(QObject):
         if index != self.index:
             self._show(index)
 
-    def next_unlabelled(self) -> ImageRef | None:
-        """Go to the next slice this rater has not finished; say so when every slice is done."""
+    def next_unlabelled(self) -> None:
+        """Go to the next slice this rater has not finished, found in the background (the whole catalogue
+        in the strategy's order); say so when every slice is done. A move made meanwhile drops it."""
         cur = self.current
-        image = self.worklist.next_unlabelled(cur.id if cur is not None else None)
-        if image is None:
-            self.message.emit("Every slice is done: nothing left to label.")
-        elif cur is not None and image.id == cur.id:
-            self.message.emit("This is the last slice you have not finished.")
-        else:
-            self.go_to(image)
-        return image
+        worklist, after, moves = self.worklist, (cur.id if cur is not None else None), self._moves
+
+        def found(image: ImageRef | None) -> None:
+            if moves != self._moves:
+                return  # the rater has moved on by hand
+            now = self.current
+            if image is None:
+                self.message.emit("Every slice is done: nothing left to label.")
+            elif now is not None and image.id == now.id:
+                self.message.emit("This is the last slice you have not finished.")
+            else:
+                self.go_to(image)
+
+        self._background(lambda: worklist.next_unlabelled(after), found, key="next",
+                         label="Finding the next slice to label…")
 
     def refresh(self) -> None:
         """Re-read what others may have changed (other readers, predictions) for the open series."""

@@ -43,8 +43,10 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     assert qsettings.value("worklist/strategy/alice") == "most_uncertain"  # remembered for this rater
     w.session.go_to(ims[2])
     qtbot.keyClick(w, Qt.Key.Key_Return)  # next unfinished in the ranked order, from the current slice
+    qtbot.waitUntil(lambda: not w.session.busy, timeout=5000)
     assert w.session.current.id == ims[0].id
     qtbot.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not w.session.busy, timeout=5000)
     assert w.session.current.id == ims[1].id
 
 
