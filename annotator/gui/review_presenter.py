@@ -159,12 +159,22 @@ class ReviewPresenter(QObject):
     def reload(self, keep: int | None = None) -> None:
         """Query the queue again (in the background); then show ``keep`` (even if filtered out), else the
         current slice if still listed, else the first. An older reload still running is dropped."""
-        include = self.include_model
+        include, status, reason = self.include_model, self.status_filter, self.reason_filter
+        was = self.current.image_id if self.current is not None else None
 
-        def shown(data: object) -> None:
-            assert isinstance(data, QueueData)
+        def fetch() -> tuple[QueueData, Details | None]:
+            """The queue, and the details of the slice it will most likely show (read here, not on the GUI
+            thread; unused if the screen shows another slice by then)."""
+            data = fetch_queue(self.db, self.reviewer, include)
+            ids = [it.image_id for it in listed(data, status, reason)[1]]
+            target = keep if keep is not None else was if was in ids else (ids[0] if ids else None)
+            return data, (read_details(self.service, self.viewing, target) if target is not None else None)
+
+        def shown(result: object) -> None:
+            data, details = cast(tuple[QueueData, Details | None], result)
             current = self.current.image_id if self.current is not None else None
             self._apply(data)
+            self._prefetched = details
             ids = self.queue_image_ids()
             if keep is not None:
                 self.select_image(keep)
@@ -173,7 +183,7 @@ class ReviewPresenter(QObject):
             else:
                 self.select_image(ids[0] if ids else None)
 
-        self._run(lambda: fetch_queue(self.db, self.reviewer, include), shown, key="queue")
+        self._run(fetch, shown, key="queue")
 
     def _apply(self, data: QueueData) -> None:
         """List the queue under the filters."""
@@ -211,6 +221,7 @@ class ReviewPresenter(QObject):
         self.message.emit("", "error")
         if item is None:
             self.view = None
+            self._prefetched = None
             self.feed.clear()
             self.itemChanged.emit(None)
             self.ownChanged.emit(*self.own)
