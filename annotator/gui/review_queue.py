@@ -17,6 +17,7 @@ REASONS = (("all reasons", None), ("grades differ", "grades"), ("centres apart",
 COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")
 QUEUE_COLUMNS = ("slice", "grade Δ", "mm", "status", "reasons")  # reasons last: it is the long one
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
+SIZE_FROM_ROWS = 60  # the columns are sized to fit the first rows (the most severe), not all of them
 
 
 def counts_text(counts: dict[str, int], status: str, shown: int | None = None) -> str:
@@ -107,6 +108,7 @@ class QueueTable(QTableView):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.horizontalHeader().setResizeContentsPrecision(SIZE_FROM_ROWS)  # not every row: Qt asks Python per cell
         self._quiet = False
         self._sized = False
         self.selectionModel().selectionChanged.connect(self._on_selection)
