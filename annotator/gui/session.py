@@ -4,7 +4,9 @@ A QObject without widgets: the main window forwards user intents to it (place a 
 go to the next slice) and subscribes to its signals. Every label action is committed at once by the
 services (one new version and one audit entry per action), so closing at any moment loses nothing.
 Actions are refused while the slice on screen is not the slice they would change, so a rater never
-labels pixels they have not seen.
+labels pixels they have not seen. Pixels come through a :class:`SliceFeed`; opening another series and
+finding the next unfinished slice read the database in the background (:class:`BackgroundOp`), and a
+move made meanwhile drops their answer.
 """
 
 from __future__ import annotations
