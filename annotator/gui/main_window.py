@@ -301,13 +301,19 @@ class MainWindow(QMainWindow):
         act.setEnabled(self.session.rater.role.sees_all or self.session.rules.settings.show_other_raters_to_annotators)
 
     def show_agreement(self) -> AgreementPanel:
-        if self.agreement_dock is None:
+        """The agreement dock. Built the first time, and shown in the next event: building the panel and
+        laying the window out around it took over 50 ms in one go (benchmarks/gui_stalls.py)."""
+        dock = self.agreement_dock
+        if dock is None:
             panel = AgreementPanel(self.session.db, self.session.scale, rater=self.session.rater)
             panel.openImage.connect(self.open_image)
-            self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
-        self.agreement_dock.show()
-        self.agreement_dock.raise_()
-        return self.agreement_dock.widget()  # type: ignore[return-value]
+            dock = self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
+            dock.hide()
+            QTimer.singleShot(0, dock, lambda: (dock.show(), dock.raise_()))
+        else:
+            dock.show()
+            dock.raise_()
+        return dock.widget()  # type: ignore[return-value]
 
     # ----- review and models -------------------------------------------------------------------
     def _menu(self, text: str) -> QMenu:
