@@ -304,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
         panel = win.show_agreement()
         panel.set_selected_readers(["rater:expert1", "rater:expert2", f"model:{models[0].id}"])
         panel.boot.setValue(args.boot)
-        wait_until(lambda: panel.isVisible())  # the screen is shown (painted) before the user asks to compute
+        shown = time.perf_counter()
+        # the user sees the screen, then presses Compute (200 ms: a quick reaction), the event loop running
+        wait_until(lambda: panel.isVisible() and time.perf_counter() - shown > 0.2)
         done: list[bool] = []
         panel.computed.connect(lambda: done.append(True))
         panel.compute()
