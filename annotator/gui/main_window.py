@@ -309,11 +309,15 @@ class MainWindow(QMainWindow):
             panel.openImage.connect(self.open_image)
             dock = self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
             dock.hide()
-            QTimer.singleShot(0, dock, lambda: (dock.show(), dock.raise_()))
+            QTimer.singleShot(0, dock, lambda: self._raise_dock(dock))
         else:
-            dock.show()
-            dock.raise_()
+            self._raise_dock(dock)
         return dock.widget()  # type: ignore[return-value]
+
+    @staticmethod
+    def _raise_dock(dock: QDockWidget) -> None:
+        dock.show()
+        dock.raise_()
 
     # ----- review and models -------------------------------------------------------------------
     def _menu(self, text: str) -> QMenu:
