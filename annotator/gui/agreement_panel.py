@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from annotator.domain.entities import Rater
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import GradingScale
+from annotator.gui.background import BackgroundOp
 from annotator.services import readers as reader_service
 from annotator.services.agreement import ReaderData, agreement_report, load_reader_data
 from annotator.services.agreement_report import AgreementReport, PairRow, distance_median, fmt, fmt_ci
@@ -43,6 +43,7 @@ IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
 
 class AgreementPanel(QWidget):
     openImage = Signal(int)  # noqa: N815 (Qt naming)
+    computed = Signal()  # the report asked for last is on screen (or its error is)
 
     def __init__(self, db: Database, scale: GradingScale, rater: Rater, parent: QWidget | None = None) -> None:
         """``rater``: who is looking; the readers offered obey her rights (there is no unblinded default)."""
@@ -142,18 +143,26 @@ class AgreementPanel(QWidget):
         if len(names) < 2:
             self.status.setText("Pick at least two readers.")
             return
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.report = agreement_report(self.db, names, n_boot=self.boot.value(), seed=0)
-            self.data = load_reader_data(self.db, [ReaderRef.parse(n) for n in names])
-        except Exception as exc:  # noqa: BLE001 - shown to the user, nothing to recover
-            self.status.setText(f"Cannot compute agreement: {exc}")
-            return
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self.status.setText(f"{self.report.n_slices} slices; CIs from {self.boot.value()} patient-bootstrap "
+        db, n_boot = self.db, self.boot.value()
+
+        def work() -> tuple[AgreementReport, ReaderData]:  # on a worker thread: the bootstrap takes seconds
+            return (agreement_report(db, names, n_boot=n_boot, seed=0),
+                    load_reader_data(db, [ReaderRef.parse(n) for n in names]))
+
+        self.status.setText(f"Computing agreement ({n_boot} bootstrap resamples)…")
+        BackgroundOp(self, work, lambda result: self._on_report(result, n_boot), self._on_report_failed,
+                     key="agreement", label="Computing agreement…").run()
+
+    def _on_report(self, result: tuple[AgreementReport, ReaderData], n_boot: int) -> None:
+        self.report, self.data = result
+        self.status.setText(f"{self.report.n_slices} slices; CIs from {n_boot} patient-bootstrap "
                             "resamples (seed 0)")
         self._fill_table(self.report.pairs)
+        self.computed.emit()
+
+    def _on_report_failed(self, exc: Exception) -> None:  # shown to the user, nothing to recover
+        self.status.setText(f"Cannot compute agreement: {exc}")
+        self.computed.emit()
 
     def _fill_table(self, pairs: tuple[PairRow, ...]) -> None:
         self.table.clearSelection()

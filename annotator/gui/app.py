@@ -6,6 +6,7 @@ Uncaught exceptions on any thread reach the user through :func:`annotator.gui.er
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError
+from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive, wait_idle
 from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog
@@ -57,6 +59,7 @@ class Workstation:
         self.window = MainWindow(self.db, rater, self.settings)
         self.window.switchRaterRequested.connect(self.switch_rater)
         self.window.show()
+        freeze_long_lived()
         return True
 
     def switch_rater(self) -> None:
@@ -75,6 +78,8 @@ def run_app(db_url: str | None) -> int:
     QCoreApplication.setOrganizationName("annotator")
     QCoreApplication.setApplicationName("annotator")
     apply_dark_theme(app)  # type: ignore[arg-type]
+    switch_interval = sys.getswitchinterval()
+    keep_gui_thread_responsive()
     install_excepthooks()
     try:
         try:
@@ -93,6 +98,9 @@ def run_app(db_url: str | None) -> int:
             app.setQuitOnLastWindowClosed(True)
             return int(app.exec())
         finally:
+            wait_idle()  # no background job may be left reading a closed database
             db.close()
     finally:
         uninstall_excepthooks()
+        sys.setswitchinterval(switch_interval)
+        gc.unfreeze()

@@ -12,7 +12,7 @@ import html
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from annotator.domain.scales import GradingScale
-from annotator.gui.reader_marks import ReaderMarks
+from annotator.gui.reader_marks import Mark, ReaderMarks
 from annotator.gui.slice_view import SliceView
 from annotator.gui.theme import MODEL_COLOUR, OWN_COLOUR, slice_styles
 from annotator.services.viewing import SliceOverlays, SuggestionStatus
@@ -61,18 +61,21 @@ class ComparePane(QWidget):
         return self.marks.names
 
     def set_overlays(self, ov: SliceOverlays | None) -> None:
-        self.marks.clear()
         if ov is None:
+            self.marks.clear()
             self.info.setText("")
             return
         lines: list[str] = []
+        marks: list[Mark] = []
         if ov.own is not None and not ov.own.empty:
-            self.marks.add(ov.own.x_px, ov.own.y_px, f"you: {grade_text(self.scale, ov.own.grade)}", OWN_COLOUR, "+")
+            marks.append(Mark(ov.own.x_px, ov.own.y_px, f"you: {grade_text(self.scale, ov.own.grade)}", OWN_COLOUR,
+                              "+"))
         sug = ov.suggestion
         if sug.status is SuggestionStatus.SHOWN and sug.prediction is not None:
             pred = sug.prediction
             name = ov.model_label or "model"
-            self.marks.add(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x", 16)
+            marks.append(Mark(pred.x_px, pred.y_px, f"model: {grade_text(self.scale, pred.grade)}", MODEL_COLOUR, "x",
+                              16))
             lines.append(f"<b>Model</b> {html.escape(name)}: grade {html.escape(grade_text(self.scale, pred.grade))}")
             if pred.probabilities:
                 rows = probability_rows(self.scale, pred.probabilities)
@@ -89,5 +92,6 @@ class ComparePane(QWidget):
         for reader, (colour, symbol) in zip(ov.others, slice_styles([r.ordinal for r in ov.others]), strict=True):
             lab = reader.label
             name = f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}"
-            self.marks.add(lab.x_px, lab.y_px, name, colour, symbol)
+            marks.append(Mark(lab.x_px, lab.y_px, name, colour, symbol))
+        self.marks.show(marks)
         self.info.setText("<br>".join(lines))

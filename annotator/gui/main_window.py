@@ -26,6 +26,7 @@ from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
 from annotator.gui.actions import HELP_TEXT, build_actions
 from annotator.gui.agreement_panel import AgreementPanel
+from annotator.gui.background import BackgroundOp
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
@@ -35,16 +36,17 @@ from annotator.gui.session import AnnotationSession
 from annotator.gui.slice_view import SliceView
 from annotator.gui.training_panel import TrainingPanel
 from annotator.gui.view_sync import ViewSync
-from annotator.gui.worklist_panel import WorklistPanel
+from annotator.gui.worklist_panel import WorklistPanel, positions
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
-from annotator.services.worklist import SliceState, WorklistFilter
+from annotator.services.worklist import SliceState, Worklist, WorklistFilter
 
 ZOOM_STEP = 1.25
 
 
 class MainWindow(QMainWindow):
     switchRaterRequested = Signal()
+    worklistLoaded = Signal()  # noqa: N815 (Qt naming) - the worklist asked for last is listed
 
     def __init__(self, db: Database, rater: Rater, settings: QSettings, *, loader: PixelLoader | None = None,
                  open_first: bool = True) -> None:
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         self.agreement_dock: QDockWidget | None = None
         self.training_dock: QDockWidget | None = None
         self.review_window: ReviewPanel | None = None
+        self._loading = 0  # background loads in flight (worklist, a slice asked for from another screen)
         self._add_agreement_action()
         self._add_review_actions()
         self._connect()
@@ -118,6 +121,7 @@ class MainWindow(QMainWindow):
         s.labelCommitted.connect(self._on_committed)
         s.undoRedoChanged.connect(self.grades.set_undo_redo)
         s.loadFailed.connect(self._on_load_failed)
+        s.errorRaised.connect(lambda exc: show_error(self, exc))
         s.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         for v in (self.view, self.compare.view):
             v.windowDragged.connect(s.drag_window)
@@ -214,25 +218,62 @@ class MainWindow(QMainWindow):
         self.reload_worklist()
 
     # ----- commands ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a worklist reload, a slice asked for from another screen or a series is being read."""
+        return self._loading > 0 or self.session.busy
+
+    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+        self._loading += 1
+        BackgroundOp(self, work, on_success, key=key, label=label, on_settled=self._settled).run()
+
+    def _settled(self) -> None:
+        self._loading -= 1
+
     def reload_worklist(self) -> None:
-        cur = self.session.current
-        wl = self.session.worklist.load(self.worklist.current_filter)
-        self.worklist.set_worklist(wl, cur.id if cur is not None else None)
+        """Read the worklist in the background (a newer reload drops an older one's answer)."""
+        service, flt = self.session.worklist, self.worklist.current_filter
+
+        def load() -> tuple[Worklist, dict[int, str]]:
+            wl = service.load(flt)
+            return wl, positions(wl)
+
+        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
+            cur = self.session.current
+            self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
+            self.worklistLoaded.emit()
+
+        self._background(load, listed, key="worklist", label="Loading the worklist…")
 
     def refresh(self) -> None:
         self.reload_worklist()
         self.session.refresh()
 
     def _open_first(self) -> None:
+        """Open the first slice this rater has not finished (else the first slice), found in the background."""
         if self.session.current is not None:
             return
-        first = self._guarded(self.session.next_unlabelled)
-        if first is None and self.session.current is None:
-            wl = self.session.worklist.load(WorklistFilter.ALL)
-            if wl.studies:
-                self._guarded(lambda: self.session.go_to(wl.studies[0].series[0].slices[0].image))
-            else:
+        service = self.session.worklist
+
+        def find() -> tuple[ImageRef | None, bool]:
+            image = service.next_unlabelled(None)
+            if image is not None:
+                return image, False
+            wl = service.load(WorklistFilter.ALL)
+            return (wl.studies[0].series[0].slices[0].image if wl.studies else None), True
+
+        def found(result: tuple[ImageRef | None, bool]) -> None:
+            image, all_done = result
+            if self.session.current is not None:
+                return  # the rater has opened a slice meanwhile
+            if image is None:
                 self.view.clear("No slices yet: import DICOM files with `annotator import PATH`.")
+                return
+            if all_done:
+                self.statusBar().showMessage("Every slice is done: nothing left to label.", 4000)
+            self._guarded(lambda: self.session.go_to(image))
+
+        self._background(find, found, key="open_first", label="Finding the first slice to label…")
 
     def _toggle_compare(self) -> None:
         show = self.compare.isHidden()
@@ -260,13 +301,23 @@ class MainWindow(QMainWindow):
         act.setEnabled(self.session.policy.may_see_other_readers)
 
     def show_agreement(self) -> AgreementPanel:
-        if self.agreement_dock is None:
+        """The agreement dock. Built the first time, and shown in the next event: building the panel and
+        laying the window out around it took over 50 ms in one go (benchmarks/gui_stalls.py)."""
+        dock = self.agreement_dock
+        if dock is None:
             panel = AgreementPanel(self.session.db, self.session.scale, self.session.rater)
             panel.openImage.connect(self.open_image)
-            self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
-        self.agreement_dock.show()
-        self.agreement_dock.raise_()
-        return self.agreement_dock.widget()  # type: ignore[return-value]
+            dock = self.agreement_dock = self._dock("Agreement", "agreementDock", panel)
+            dock.hide()
+            QTimer.singleShot(0, dock, lambda: self._raise_dock(dock))
+        else:
+            self._raise_dock(dock)
+        return dock.widget()  # type: ignore[return-value]
+
+    @staticmethod
+    def _raise_dock(dock: QDockWidget) -> None:
+        dock.show()
+        dock.raise_()
 
     # ----- review and models -------------------------------------------------------------------
     def _menu(self, text: str) -> QMenu:
@@ -335,15 +386,22 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_image(self, image_id: int) -> None:
-        """Show the slice with this image id in the viewer (from the agreement panel's slice list)."""
-        wl = self.session.worklist.load(WorklistFilter.ALL)
-        for study in wl.studies:
-            for series in study.series:
-                for sl in series.slices:
-                    if sl.image.id == image_id:
-                        self._guarded(lambda im=sl.image: self.session.go_to(im))
-                        return
-        self.statusBar().showMessage(f"Image {image_id} is not in the worklist", 4000)
+        """Show the slice with this image id in the viewer (from the agreement or review screen); the
+        worklist is searched in the background, the slice opened when it is found."""
+        service = self.session.worklist
+
+        def find() -> ImageRef | None:
+            wl = service.load(WorklistFilter.ALL)
+            return next((sl.image for study in wl.studies for series in study.series for sl in series.slices
+                         if sl.image.id == image_id), None)
+
+        def found(image: ImageRef | None) -> None:
+            if image is None:
+                self.statusBar().showMessage(f"Image {image_id} is not in the worklist", 4000)
+            else:
+                self._guarded(lambda: self.session.go_to(image))
+
+        self._background(find, found, key="open_image", label=f"Opening image {image_id}…")
 
     # ----- window state ------------------------------------------------------------------------
     def _compare_useful(self) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from annotator.domain.entities import ImageRef, QueueStatus
 from annotator.services.review import QueueItem
@@ -17,6 +17,7 @@ REASONS = (("all reasons", None), ("grades differ", "grades"), ("centres apart",
 COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")
 QUEUE_COLUMNS = ("slice", "grade Δ", "mm", "status", "reasons")  # reasons last: it is the long one
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
+SIZE_FROM_ROWS = 60  # the columns are sized to fit the first rows (the most severe), not all of them
 
 
 def counts_text(counts: dict[str, int], status: str, shown: int | None = None) -> str:
@@ -36,45 +37,116 @@ def slice_name(ref: ImageRef | None, image_id: int) -> str:
     return f"{ref.patient_key} · slice {ref.slice_index + 1}" if ref is not None else f"image {image_id}"
 
 
-class QueueTable(QTableWidget):
-    """Rows in the order given; filling and selecting from code emit no selection signal."""
+class QueueModel(QAbstractTableModel):
+    """The listed queue items as table rows; Qt asks only for the cells it paints."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[QueueItem] = []
+        self.refs: dict[int, ImageRef] = {}
+
+    def set_rows(self, rows: list[QueueItem], refs: dict[int, ImageRef]) -> None:
+        self.beginResetModel()
+        self.rows, self.refs = list(rows), refs
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(QUEUE_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return QUEUE_COLUMNS[section]
+        return None
+
+    def text(self, row: int, column: int) -> str:
+        it = self.rows[row]
+        if column == 0:
+            return slice_name(self.refs.get(it.image_id), it.image_id)
+        if column == 1:
+            return str(it.grade_distance)
+        if column == 2:
+            return "–" if it.mm_distance is None else f"{it.mm_distance:.1f}"
+        return it.status if column == 3 else "; ".join(it.reasons)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        r, c = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(r, c)
+        if role == IMAGE_ID_ROLE:
+            return self.rows[r].image_id
+        if role == Qt.ItemDataRole.ToolTipRole:
+            it = self.rows[r]
+            if c == 0:
+                ref = self.refs.get(it.image_id)
+                return f"image {it.image_id}" + (f" · {ref.path}" if ref else "")
+            if c == 4:
+                return self.text(r, c)
+        return None
+
+
+class QueueTable(QTableView):
+    """Rows in the order given; filling and selecting from code emit no ``rowSelected``.
+
+    A view over :class:`QueueModel`, so listing a queue of hundreds of slices after each decision
+    costs no widget per cell (it took about 30 ms as a table of items).
+    """
+
+    rowSelected = Signal()  # noqa: N815 (Qt naming) - the user selected a row
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, len(QUEUE_COLUMNS), parent)
-        self.setHorizontalHeaderLabels(list(QUEUE_COLUMNS))
+        super().__init__(parent)
+        self.queue_model = QueueModel(self)
+        self.setModel(self.queue_model)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.verticalHeader().setVisible(False)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.horizontalHeader().setResizeContentsPrecision(SIZE_FROM_ROWS)  # not every row: Qt asks Python per cell
+        self._quiet = False
+        self._sized = False
+        self.selectionModel().selectionChanged.connect(self._on_selection)
+
+    def _on_selection(self, *_args: object) -> None:
+        if not self._quiet:
+            self.rowSelected.emit()
+
+    def rowCount(self) -> int:  # noqa: N802 (as QTableWidget)
+        return self.queue_model.rowCount()
+
+    def columnCount(self) -> int:  # noqa: N802
+        return self.queue_model.columnCount()
+
+    def cell_text(self, row: int, column: int) -> str:
+        return self.queue_model.text(row, column)
 
     def fill(self, rows: list[QueueItem], refs: dict[int, ImageRef]) -> None:
-        self.blockSignals(True)
-        self.clearSelection()
-        self.setRowCount(len(rows))
-        for r, it in enumerate(rows):
-            ref = refs.get(it.image_id)
-            mm = "–" if it.mm_distance is None else f"{it.mm_distance:.1f}"
-            for c, text in enumerate((slice_name(ref, it.image_id), str(it.grade_distance), mm, it.status,
-                                      "; ".join(it.reasons))):
-                cell = QTableWidgetItem(text)
-                cell.setData(IMAGE_ID_ROLE, it.image_id)
-                if c == 0:
-                    cell.setToolTip(f"image {it.image_id}" + (f" · {ref.path}" if ref else ""))
-                elif c == 4:
-                    cell.setToolTip(text)
-                self.setItem(r, c, cell)
-        self.resizeColumnsToContents()
-        self.blockSignals(False)
+        self._quiet = True
+        try:
+            self.queue_model.set_rows(rows, refs)
+        finally:
+            self._quiet = False
+        if rows and not self._sized:  # once: later fills keep the widths (and the user's)
+            self.resizeColumnsToContents()
+            self._sized = True
 
     def select_quietly(self, row: int | None) -> None:
-        self.blockSignals(True)
-        if row is None:
-            self.clearSelection()
-        else:
-            self.selectRow(row)
-            self.scrollTo(self.model().index(row, 0))
-        self.blockSignals(False)
+        self._quiet = True
+        try:
+            if row is None:
+                self.clearSelection()
+            else:
+                self.selectRow(row)
+                self.scrollTo(self.queue_model.index(row, 0))
+        finally:
+            self._quiet = False
 
     def selected_row(self) -> int | None:
-        rows = {i.row() for i in self.selectedIndexes()}
+        rows = {i.row() for i in self.selectionModel().selectedRows()}
         return min(rows) if rows else None

@@ -4,7 +4,9 @@ A QObject without widgets: the main window forwards user intents to it (place a 
 go to the next slice) and subscribes to its signals. Every label action is committed at once by the
 services (one new version and one audit entry per action), so closing at any moment loses nothing.
 Actions are refused while the slice on screen is not the slice they would change, so a rater never
-labels pixels they have not seen.
+labels pixels they have not seen. Pixels come through a :class:`SliceFeed`; opening another series and
+finding the next unfinished slice read the database in the background (:class:`BackgroundOp`), and a
+move made meanwhile drops their answer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
+from annotator.gui.background import BackgroundOp
 from annotator.gui.pixel_loader import PixelLoader
+from annotator.gui.slice_feed import SliceFeed
 from annotator.services.labelling import LabelService, Shown
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, ViewingService, Window
@@ -33,6 +37,7 @@ class AnnotationSession(QObject):
     windowChanged = Signal(object)  # Window
     undoRedoChanged = Signal(bool, bool)
     loadFailed = Signal(object, object)  # ImageRef, exception
+    errorRaised = Signal(object)  # an exception from background work (opening a series) for the error dialog
     message = Signal(str)
 
     def __init__(self, db: Database, rater: Rater, *, loader: PixelLoader | None = None,
@@ -45,18 +50,19 @@ class AnnotationSession(QObject):
         self.viewing = ViewingService(db, rater)
         self.rules = project_rules(db)
         self.policy = Policy.of(rater, self.rules.settings)
-        self.loader = loader or PixelLoader(parent=self)
-        self.loader.ready.connect(self._on_ready)
-        self.loader.failed.connect(self._on_failed)
+        self.feed = SliceFeed(loader, parent=self)  # the pixels of the current slice; stale answers dropped
+        self.feed.shown.connect(self._display)
+        self.feed.failed.connect(self.loadFailed)
+        self.loader = self.feed.loader
         self.series_id: int | None = None
         self.images: list[ImageRef] = []
         self.index = -1
-        self.decoded: DecodedSlice | None = None
         self.window: Window | None = None
         self._overlays: dict[int, SliceOverlays] = {}
         self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id; dropped after each action
-        self._request_id = 0
         self._fit_next = True
+        self._moves = 0  # navigations so far: a series read in the background opens only if none came since
+        self._opening = 0
 
     # ----- state -------------------------------------------------------------------------------
     @property
@@ -78,10 +84,15 @@ class AnnotationSession(QObject):
         return ov.own if ov is not None else None
 
     @property
+    def decoded(self) -> DecodedSlice | None:
+        """The pixels of the current slice once decoded (None while loading)."""
+        return self.feed.decoded
+
+    @property
     def showing_current(self) -> bool:
         """True when the pixels on screen are those of the current slice."""
         cur = self.current
-        return cur is not None and self.decoded is not None and self.decoded.image.id == cur.id
+        return cur is not None and self.feed.showing(cur.id)
 
     def take_fit(self) -> bool:
         """Whether the views should fit the image (first slice of a series); asks once."""
@@ -89,16 +100,46 @@ class AnnotationSession(QObject):
         return fit
 
     # ----- navigation --------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a series is being read in the background."""
+        return self._opening > 0
+
     def open_series(self, series_id: int, image_id: int | None = None) -> None:
-        images = self.worklist.series_images(series_id)
-        if not images:
-            raise NotFound(f"series id {series_id} has no slices")
+        """Read the series' slices and overlays in the background, then show ``image_id`` (else the first).
+
+        The slice on screen stays current until then; moving elsewhere meanwhile drops the answer.
+        """
+        worklist, viewing, moves = self.worklist, self.viewing, self._moves
+
+        def read() -> tuple[list[ImageRef], dict[int, SliceOverlays]]:
+            images = worklist.series_images(series_id)
+            if not images:
+                raise NotFound(f"series id {series_id} has no slices")
+            return images, viewing.overlays([im.id for im in images])
+
+        def opened(result: tuple[list[ImageRef], dict[int, SliceOverlays]]) -> None:
+            if moves == self._moves:
+                self._opened(series_id, image_id, *result)
+
+        self._background(read, opened, key="series", label="Opening the series…")
+
+    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+        """Run a read through BackgroundOp; ``busy`` counts it until it is answered (or dropped)."""
+        def settled() -> None:
+            self._opening -= 1
+
+        self._opening += 1
+        BackgroundOp(self, work, on_success, self.errorRaised.emit, key=key, label=label, on_settled=settled).run()
+
+    def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef],
+                overlays: dict[int, SliceOverlays]) -> None:
         self.series_id = series_id
         self.images = images
-        self._overlays = self.viewing.overlays([im.id for im in images])
+        self._overlays = overlays
         self._undo_state.clear()
         self.window = None
-        self.decoded = None
+        self.feed.clear()
         self._fit_next = True
         index = next((i for i, im in enumerate(images) if im.id == image_id), 0)
         self._show(index)
@@ -120,17 +161,25 @@ class AnnotationSession(QObject):
         if index != self.index:
             self._show(index)
 
-    def next_unlabelled(self) -> ImageRef | None:
-        """Go to the next slice this rater has not finished; say so when every slice is done."""
+    def next_unlabelled(self) -> None:
+        """Go to the next slice this rater has not finished, found in the background (the whole catalogue
+        in the strategy's order); say so when every slice is done. A move made meanwhile drops it."""
         cur = self.current
-        image = self.worklist.next_unlabelled(cur.id if cur is not None else None)
-        if image is None:
-            self.message.emit("Every slice is done: nothing left to label.")
-        elif cur is not None and image.id == cur.id:
-            self.message.emit("This is the last slice you have not finished.")
-        else:
-            self.go_to(image)
-        return image
+        worklist, after, moves = self.worklist, (cur.id if cur is not None else None), self._moves
+
+        def found(image: ImageRef | None) -> None:
+            if moves != self._moves:
+                return  # the rater has moved on by hand
+            now = self.current
+            if image is None:
+                self.message.emit("Every slice is done: nothing left to label.")
+            elif now is not None and image.id == now.id:
+                self.message.emit("This is the last slice you have not finished.")
+            else:
+                self.go_to(image)
+
+        self._background(lambda: worklist.next_unlabelled(after), found, key="next",
+                         label="Finding the next slice to label…")
 
     def refresh(self) -> None:
         """Re-read what others may have changed (other readers, predictions) for the open series."""
@@ -144,11 +193,10 @@ class AnnotationSession(QObject):
 
     def _show(self, index: int) -> None:
         """Make slice ``index`` current: pixels at once when cached, else from a worker thread."""
+        self._moves += 1
         self.index = index
         image = self.images[index]
-        hit = self.loader.cached(image.id)
-        self.decoded = hit if hit is not None else None
-        self._request_id = 0 if hit is not None else self.loader.request(image)
+        hit = self.feed.want(image)
         ov = self._overlays.get(image.id)
         if ov is None:
             ov = self._overlays[image.id] = self.viewing.overlay(image.id)
@@ -163,24 +211,12 @@ class AnnotationSession(QObject):
         order = []
         for d in range(1, PREFETCH_RADIUS + 1):
             order += [index + d, index - d]
-        self.loader.prefetch(self.images[i] for i in order if 0 <= i < len(self.images))
-
-    def _on_ready(self, request_id: int, decoded: DecodedSlice) -> None:
-        cur = self.current
-        if request_id != self._request_id or cur is None or decoded.image.id != cur.id:
-            return  # stale: the user has moved on
-        self.decoded = decoded
-        self._display(decoded)
-
-    def _on_failed(self, request_id: int, image: ImageRef, exc: Exception) -> None:
-        if request_id == self._request_id:
-            self.loadFailed.emit(image, exc)
+        self.feed.prefetch(self.images[i] for i in order if 0 <= i < len(self.images))
 
     def _display(self, decoded: DecodedSlice) -> None:
         if self.window is None:
             self.window = decoded.default_window
             self.windowChanged.emit(self.window)
-        self.decoded = decoded
         self.pixelsShown.emit(decoded)
 
     # ----- window ------------------------------------------------------------------------------
@@ -301,4 +337,4 @@ class AnnotationSession(QObject):
 
     def close(self) -> None:
         """Stop background work; nothing to save (every action is already committed)."""
-        self.loader.shutdown()
+        self.feed.shutdown()

@@ -13,6 +13,8 @@ does not jump under the rater's hand.
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -38,12 +40,23 @@ FILTER_NAMES = {WorklistFilter.ALL: "All slices", WorklistFilter.UNLABELLED: "Un
                 WorklistFilter.MINE: "Labelled by me", WorklistFilter.INCOMPLETE: "Incomplete"}
 
 
+def positions(worklist: Worklist) -> dict[int, str]:
+    """Each listed slice's position text, by image id: computed with the worklist on a worker thread,
+    so that listing 2,000 slices does not also compute 2,000 positions on the GUI thread."""
+    return {sl.image.id: _position(sl.image) for st in worklist.studies for se in st.series for sl in se.slices}
+
+
 def _position(image: ImageRef) -> str:
     g = image.geometry
     try:
         return f"{g.position_along_normal():+.1f} mm"
     except Exception:
         return f"#{image.instance_number}" if image.instance_number is not None else ""
+
+
+@functools.cache
+def _brush(colour: str) -> QBrush:
+    return QBrush(QColor(colour))
 
 
 class WorklistPanel(QWidget):
@@ -93,6 +106,7 @@ class WorklistPanel(QWidget):
         self._progress: dict[int, Progress] = {}  # by series id
         self._study_progress: dict[int, Progress] = {}  # by id() of the study item
         self._total = Progress(0, 0)
+        self._texts: dict[int, str] = {}
 
     @property
     def current_filter(self) -> WorklistFilter:
@@ -126,7 +140,23 @@ class WorklistPanel(QWidget):
         item = self._slices.get(image_id)
         return SliceState(item.data(1, ROLE)) if item is not None else None
 
-    def set_worklist(self, worklist: Worklist, current_image_id: int | None = None) -> None:
+    def set_worklist(self, worklist: Worklist, current_image_id: int | None = None,
+                     texts: dict[int, str] | None = None) -> None:
+        """List ``worklist``; ``texts`` (from :func:`positions`) saves computing the slice positions here."""
+        self._texts = texts or {}
+        self.tree.setUpdatesEnabled(False)
+        try:
+            self._fill(worklist)
+        finally:
+            self.tree.setUpdatesEnabled(True)
+        if current_image_id is not None:
+            self.select_image(current_image_id)
+
+    def _position(self, image: ImageRef) -> str:
+        text = self._texts.get(image.id)
+        return text if text is not None else _position(image)
+
+    def _fill(self, worklist: Worklist) -> None:
         self.tree.clear()
         self._slices.clear()
         self._series.clear()
@@ -139,8 +169,6 @@ class WorklistPanel(QWidget):
             self._set_ranked(worklist)
         else:
             self._set_tree(worklist)
-        if current_image_id is not None:
-            self.select_image(current_image_id)
 
     def _set_ranked(self, worklist: Worklist) -> None:
         score_name = self._score_names.get(worklist.strategy, "")
@@ -153,7 +181,7 @@ class WorklistPanel(QWidget):
             item = QTreeWidgetItem(self.tree, [f"{r.rank}. {r.patient_key}  slice {sl.image.slice_index + 1}", "",
                                                "" if r.score is None else f"{r.score:.2f}"])
             item.setData(0, ROLE, ("slice", sl.image))
-            item.setToolTip(0, f"{_position(sl.image)}; series {sl.image.series_id}")
+            item.setToolTip(0, f"{self._position(sl.image)}; series {sl.image.series_id}")
             self._slices[sl.image.id] = item
             self._mark(item, sl.state)
 
@@ -178,7 +206,8 @@ class WorklistPanel(QWidget):
                 self._study_of_series[s.id] = st_item
                 self._progress[s.id] = ser.progress
                 for sl in ser.slices:
-                    item = QTreeWidgetItem(se_item, [f"Slice {sl.image.slice_index + 1}  {_position(sl.image)}", ""])
+                    text = f"Slice {sl.image.slice_index + 1}  {self._position(sl.image)}"
+                    item = QTreeWidgetItem(se_item, [text, ""])
                     item.setData(0, ROLE, ("slice", sl.image))
                     self._slices[sl.image.id] = item
                     self._mark(item, sl.state)
@@ -187,7 +216,7 @@ class WorklistPanel(QWidget):
     def _mark(self, item: QTreeWidgetItem, state: SliceState) -> None:
         mark, colour = MARK[state]
         item.setText(1, mark)
-        item.setForeground(1, QBrush(QColor(colour)))
+        item.setForeground(1, _brush(colour))
         item.setToolTip(1, state.value)
         item.setData(1, ROLE, state.value)
 

@@ -112,9 +112,12 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     app = QApplication.instance()
     before = {id(w) for w in QApplication.topLevelWidgets()} if app is not None else set()
     yield
+    from annotator.gui import background
+
     pool = QThreadPool.globalInstance()
     pool.waitForDone(10000)
     assert pool.activeThreadCount() == 0, "worker threads still running after the test"
+    assert background.wait_idle(10000), "background operations still running after the test"
     if QApplication.instance() is None:
         return
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
@@ -136,7 +139,7 @@ def open_window(qtbot, project: Project, qsettings):  # type: ignore[no-untyped-
         w.resize(1400, 900)
         w.show()
         qtbot.waitExposed(w)
-        qtbot.waitUntil(lambda: w.session.showing_current, timeout=5000)
+        qtbot.waitUntil(lambda: w.session.showing_current and not w.busy, timeout=5000)  # worklist listed too
         return w
 
     return make

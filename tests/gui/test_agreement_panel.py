@@ -32,6 +32,10 @@ def _panel(qtbot, project) -> AgreementPanel:  # type: ignore[no-untyped-def]
     panel.set_selected_readers(["rater:alice", "rater:bob"])
     panel.boot.setValue(50)
     panel.compute_button.click()
+    # computed on a worker thread: the click returns before the report exists, with a word on screen
+    assert panel.report is None and panel.status.text() == "Computing agreement (50 bootstrap resamples)…"
+    with qtbot.waitSignal(panel.computed, timeout=20000):
+        pass
     return panel
 
 
@@ -84,7 +88,8 @@ def test_window_opens_panel_and_navigates(open_window, qtbot, project) -> None: 
     panel = w.agreement_dock.widget()
     panel.set_selected_readers(["rater:alice", "rater:bob"])
     panel.boot.setValue(0)
-    panel.compute()
+    with qtbot.waitSignal(panel.computed, timeout=20000):
+        panel.compute()
     panel.select_pair(0)
     panel.show_cell(panel.scale.ordinals.index(0), panel.scale.ordinals.index(0))
     assert panel.listed_image_ids() == [ids[2]]
@@ -122,3 +127,16 @@ def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_
     assert not any(n.startswith("model:") for n in offered(project.alice))
     people.update_settings(project.db, None, model_suggestion=ModelSuggestion.ALWAYS)
     assert "model:1" in offered(project.alice)
+
+
+def test_opening_a_slice_from_another_screen_searches_off_the_gui_thread(open_window, qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    assert w.session.current.id == ids[0]
+    w.open_image(ids[2])
+    assert w.busy and w.session.current.id == ids[0]  # the worklist is searched in the background...
+    qtbot.waitUntil(lambda: not w.busy and w.session.current.id == ids[2], timeout=5000)  # ...then opened
+    w.open_image(10**6)
+    qtbot.waitUntil(lambda: not w.busy, timeout=5000)
+    assert w.statusBar().currentMessage() == f"Image {10**6} is not in the worklist"
+    assert w.session.current.id == ids[2]

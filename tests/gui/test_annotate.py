@@ -105,10 +105,11 @@ def test_enter_and_space_go_to_the_next_unfinished_slice(open_window, project, q
     assert w.session.current == imgs[0]
     LabelService(project.db, project.alice).set_label(imgs[1].id, 5, 5, 1)  # done elsewhere
     w.refresh()
-    qtbot.keyClick(w, Qt.Key.Key_Return)
-    assert w.session.current == imgs[2]
+    qtbot.keyClick(w, Qt.Key.Key_Return)  # the next slice is looked up in the background
+    qtbot.waitUntil(lambda: not w.session.busy and w.session.current == imgs[2], timeout=5000)
     qtbot.waitUntil(lambda: w.session.showing_current)
     qtbot.keyClick(w, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not w.session.busy, timeout=5000)
     assert w.session.current == imgs[0]  # wrapped around
     assert w.worklist.tree.currentItem() is w.worklist.slice_item(imgs[0].id)
 

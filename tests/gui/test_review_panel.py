@@ -56,7 +56,13 @@ def _panel(qtbot, project, rater=None) -> ReviewPanel:  # type: ignore[no-untype
     return panel
 
 
+def _settle(qtbot, panel: ReviewPanel) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the queue reload or decision running in the background has been delivered."""
+    qtbot.waitUntil(lambda: not panel.presenter.busy, timeout=10000)
+
+
 def _wait_shown(qtbot, panel: ReviewPanel) -> None:  # type: ignore[no-untyped-def]
+    _settle(qtbot, panel)
     if panel.current is not None:
         qtbot.waitUntil(lambda: panel.showing == panel.current.image_id, timeout=5000)
 
@@ -72,9 +78,9 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     assert panel.queue_image_ids() == [it.image_id for it in expected] == ids  # grade Δ 2, then 6 mm, then missing
     assert panel.counts.text() == counts_text(queue_counts(expected), "to decide")
     assert panel.counts.text() == "3 to decide · 1 grades differ · 1 centres apart · 1 missing rater"
-    row = [panel.queue.item(0, c).text() for c in range(panel.queue.columnCount())]
+    row = [panel.queue.cell_text(0, c) for c in range(panel.queue.columnCount())]
     assert row == ["P0001 · slice 1", "2", "2.7", "open", "grades differ by 2"]
-    assert panel.queue.item(2, 4).text() == "missing bob" and panel.queue.item(2, 2).text() == "–"
+    assert panel.queue.cell_text(2, 4) == "missing bob" and panel.queue.cell_text(2, 2) == "–"
     assert panel.current.image_id == ids[0]
     panel.queue.selectRow(2)  # the slice bob has not labelled: he is listed, with nothing to accept
     assert panel.current.image_id == ids[2]
@@ -84,17 +90,21 @@ def test_queue_is_sorted_by_severity_counted_and_filtered(qtbot, project) -> Non
     _wait_shown(qtbot, panel)
 
     panel.reason_box.setCurrentIndex(panel.reason_box.findData("centres"))
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [it.image_id for it in disagreement_queue(
         project.db, project.rev, reason="centres")] == [ids[1]]
     assert panel.counts.text().endswith("— 1 shown") and panel.current.image_id == ids[1]
 
     ReviewService(project.db, project.rev).accept(ids[1], "rater:alice", expected_version=0)
     panel.reason_box.setCurrentIndex(0)  # all reasons: reloads
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [ids[0], ids[2]]
     panel.status_box.setCurrentText("decided")
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [ids[1]] and panel.counts.text() == "1 decided · 1 centres apart"
     panel.status_box.setCurrentText("all")
-    assert panel.queue_image_ids() == ids and panel.queue.item(1, 3).text() == "decided"
+    _settle(qtbot, panel)
+    assert panel.queue_image_ids() == ids and panel.queue.cell_text(1, 3) == "decided"
     assert panel.counts.text().startswith("3 in queue")
 
 
@@ -116,19 +126,24 @@ def test_side_by_side_readers_names_colours_and_model_probabilities(qtbot, proje
     assert panel.decision.readers.item(2, 1).text() == "2 Moderate"
     # accepting the model's grade 2, which neither rater gave, overrides everyone: a reason first
     panel.decision.accept_buttons[model_key].click()
+    _settle(qtbot, panel)
     assert "reason is required" in panel.decision.message.text() and _history(project, ids[0]) == []
     panel.decision.reason.setText("canal narrower than bob saw, wider than alice")
     panel.decision.accept_buttons[model_key].click()
+    _settle(qtbot, panel)
     [adj] = _history(project, ids[0])
     assert (adj.source, adj.grade, adj.x_px, adj.y_px) == (model_key, 2, 64.0, 60.0)
     panel.status_box.setCurrentText("all")
+    _settle(qtbot, panel)
     panel.select_image(ids[0])
     _wait_shown(qtbot, panel)
 
     panel.include_model.setChecked(True)  # the model joins the queue as a reason
-    reasons = {panel.queue.item(r, 4).text() for r in range(panel.queue.rowCount())}
+    _settle(qtbot, panel)
+    reasons = {panel.queue.cell_text(r, 4) for r in range(panel.queue.rowCount())}
     assert "missing bob; model disagrees" in reasons
     panel.reason_box.setCurrentIndex(panel.reason_box.findData("model"))
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [ids[0], ids[2]]
 
 
@@ -138,6 +153,7 @@ def test_accept_a_reader_stores_an_adjudication_and_moves_on(qtbot, project) -> 
     panel = _panel(qtbot, project)
     with qtbot.waitSignal(panel.adjudicated) as sig:
         panel.decision.accept_buttons[BOB].click()
+    _settle(qtbot, panel)
     [adj] = _history(project, ids[0])
     assert sig.args[0] == adj
     assert (adj.source, adj.grade, adj.x_px, adj.y_px, adj.status, adj.version) == (BOB, 3, 43, 44, "decided",
@@ -165,6 +181,7 @@ def test_own_decision_overriding_everyone_needs_a_reason(qtbot, project) -> None
     qtbot.keyClick(panel, Qt.Key.Key_0)  # grade 0: both readers said 2
     assert panel.own[2] == 0 and panel.decision.grade_buttons[0].isChecked()
     panel.decision.decide_button.click()
+    _settle(qtbot, panel)
     msg = panel.decision.message
     assert msg.isVisible() and panel.decision.message_kind == "error"
     assert "reason is required" in msg.text() and "#ff6b6b" in msg.styleSheet()
@@ -173,6 +190,7 @@ def test_own_decision_overriding_everyone_needs_a_reason(qtbot, project) -> None
 
     panel.decision.reason.setText("disc bulge mistaken for stenosis")
     qtbot.keyClick(panel, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter decides
+    _settle(qtbot, panel)
     [adj] = _history(project, ids[1])
     assert (adj.source, adj.grade, adj.reason) == (None, 0, "disc bulge mistaken for stenosis")
     assert (adj.x_px, adj.y_px) == pytest.approx((45, 42), abs=0.3)
@@ -188,8 +206,10 @@ def test_second_reviewer_gets_a_conflict_naming_the_first_decision(qtbot, projec
     first, second = _panel(qtbot, project), _panel(qtbot, project, other)
     assert first.current.image_id == second.current.image_id == ids[0]
     first.decision.accept_buttons[ALICE].click()
+    _settle(qtbot, first)
     with qtbot.assertNotEmitted(second.adjudicated):
         second.decision.accept_buttons[BOB].click()
+        _settle(qtbot, second)
     box = second.decision
     assert box.message_kind == "conflict"
     text = box.message.text()
@@ -212,6 +232,7 @@ def test_accepting_a_label_changed_since_it_was_shown_stores_nothing_and_shows_t
     LabelService(project.db, project.bob).set_grade(ids[0], 2)  # bob, at his workstation, changes his grade
     with qtbot.assertNotEmitted(panel.adjudicated):
         panel.decision.accept_buttons[BOB].click()
+        _settle(qtbot, panel)
     assert panel.decision.message_kind == "conflict"
     text = panel.decision.message.text()
     assert "bob changed their label" in text and "now: grade 2 Moderate" in text
@@ -224,6 +245,7 @@ def test_accepting_a_label_changed_since_it_was_shown_stores_nothing_and_shows_t
     assert panel.current.image_id == ids[1]  # same grade, 6 mm apart
     LabelService(project.db, project.bob).set_point(ids[1], 41, 40)  # bob moves his point next to alice's
     panel.decision.accept_buttons[BOB].click()
+    _settle(qtbot, panel)
     assert panel.decision.message_kind == "conflict" and "has left the queue" in panel.decision.message.text()
     assert ids[1] not in panel.queue_image_ids() and _history(project, ids[1]) == []
 
@@ -234,20 +256,25 @@ def test_reopen_requires_a_reason(qtbot, project) -> None:  # type: ignore[no-un
     panel = _panel(qtbot, project)
     assert not panel.decision.reopen_button.isEnabled()  # the open slice shown first has nothing to reopen
     panel.status_box.setCurrentText("decided")
+    _settle(qtbot, panel)
     assert panel.current.image_id == ids[0] and panel.decision.reopen_button.isEnabled()
     panel.decision.reopen_button.click()
+    _settle(qtbot, panel)
     assert "reason is required to reopen" in panel.decision.message.text()
     assert len(_history(project, ids[0])) == 1
     panel.decision.reason.setText("bob's grade looks right after all")
     panel.decision.reopen_button.click()
+    _settle(qtbot, panel)
     hist = _history(project, ids[0])
     assert [a.status for a in hist] == ["decided", "reopened"] and hist[1].reason.startswith("bob's")
     assert panel.current.image_id == ids[0] and "reopened" in panel.title.text()
     assert panel.decision.history.rowCount() == 2 and panel.decision.history.item(0, 3).text() == "reopened"
     assert panel.queue_image_ids() == []  # nothing decided left under this filter
     panel.status_box.setCurrentText("to decide")  # the default: a reopened slice needs a decision again
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [ids[0], ids[1], ids[2]]
     panel.status_box.setCurrentText("open")  # never decided only
+    _settle(qtbot, panel)
     assert panel.queue_image_ids() == [ids[1], ids[2]]
     _wait_shown(qtbot, panel)
 

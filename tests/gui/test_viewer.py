@@ -90,8 +90,8 @@ def test_monochrome1_shows_low_values_white_and_reads_out_stored_values(qtbot, p
     qtbot.waitUntil(lambda: w.session.showing_current)
     assert not w.view.inverted and shown(w, 0, 0) == 0 and shown(w, 100, 50) > 200  # MONOCHROME2: 0 is black
     [image] = w.session.worklist.series_images(2)
-    w.session.go_to(image)
-    qtbot.waitUntil(lambda: w.session.showing_current)
+    w.session.go_to(image)  # another series: read in the background, then shown
+    qtbot.waitUntil(lambda: w.session.current == image and w.session.showing_current)
     assert w.view.inverted and w.compare.view.inverted
     assert shown(w, 0, 0) == 255 and shown(w, 100, 50) < 55  # the same values, MONOCHROME1: 0 is white
     assert tuple(w.view.image_item.levels) == (0.0, 1200.0)  # the window still applies to stored values
@@ -147,3 +147,25 @@ def test_pixel_convention_matches_the_image_item(open_window, project) -> None: 
             == pytest.approx((c, r))
     rect = v.image_item.mapRectToParent(v.image_item.boundingRect())
     assert (rect.left(), rect.top(), rect.width(), rect.height()) == (-0.5, -0.5, 128, 128)
+
+
+def test_another_series_opens_from_the_background_and_a_later_move_wins(open_window, project, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.importing import import_paths
+    from tests.gui.conftest import write_mr_series
+
+    write_mr_series(tmp_path / "second", n=2, patient="P0002")
+    import_paths(project.db, [tmp_path / "second"])
+    w = open_window(project.alice)
+    s = w.session
+    first = s.current
+    other = s.worklist.series_images(2)[1]
+    s.go_to(other)
+    assert s.busy and s.current == first  # read in the background; the slice on screen stays current
+    qtbot.waitUntil(lambda: not s.busy and s.current == other and s.showing_current, timeout=5000)
+    assert s.images == s.worklist.series_images(2) and s.overlays is not None
+
+    s.go_to(first)  # the first series is read in the background...
+    s.go_to(s.worklist.series_images(2)[0])  # ...while the rater moves within the series on screen
+    s.step(+1)
+    qtbot.waitUntil(lambda: not s.busy, timeout=5000)
+    assert s.current == other  # the late answer for the first series was dropped: no jump back

@@ -33,7 +33,8 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     names = [box.itemData(i) for i in range(box.count())]
     assert names == ["sequential", "random", "most_uncertain"]  # the project shows her the model anyway
     assert w.worklist.tree.topLevelItemCount() == 1  # the study tree
-    box.setCurrentIndex(names.index("most_uncertain"))
+    with qtbot.waitSignal(w.worklistLoaded, timeout=5000):  # the ranked list is read in the background
+        box.setCurrentIndex(names.index("most_uncertain"))
     tree = w.worklist.tree
     rows = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
     assert [r.data(0, Qt.ItemDataRole.UserRole)[1].id for r in rows] == [ims[1].id, ims[2].id, ims[0].id]
@@ -42,8 +43,10 @@ def test_most_uncertain_order_ranks_the_list_and_drives_next(open_window, projec
     assert qsettings.value("worklist/strategy/alice") == "most_uncertain"  # remembered for this rater
     w.session.go_to(ims[2])
     qtbot.keyClick(w, Qt.Key.Key_Return)  # next unfinished in the ranked order, from the current slice
+    qtbot.waitUntil(lambda: not w.session.busy, timeout=5000)
     assert w.session.current.id == ims[0].id
     qtbot.keyClick(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not w.session.busy, timeout=5000)
     assert w.session.current.id == ims[1].id
 
 

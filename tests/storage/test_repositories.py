@@ -91,8 +91,9 @@ def test_insert_only_tables_refuse_update_and_delete_in_sql(db, table: str) -> N
     rev = people.add_rater(db, "rev", Role.REVIEWER)
     labels.add_version(db, image_id=im.id, rater_id=alice.id, x_px=1, y_px=1, grade=1, scale_code="lee",
                        action="set")
-    decided = review.record(db, image_id=im.id, reviewer_id=rev.id, expected_version=0, status=AdjudicationStatus.DECIDED,
-                            source=None, x_px=2.0, y_px=2.0, grade=2, scale_code="lee", reason="checked")
+    decided = review.record(db, image_id=im.id, reviewer_id=rev.id, expected_version=0,
+                            status=AdjudicationStatus.DECIDED, source=None, x_px=2.0, y_px=2.0, grade=2,
+                            scale_code="lee", reason="checked")
     with db.engine.connect() as conn:
         before = conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
     assert before, f"the test wrote no row into {table}"

@@ -1,0 +1,261 @@
+"""Run database and CPU jobs off the GUI thread: :class:`BackgroundOp` (the shape of Anki's ``QueryOp``).
+
+    BackgroundOp(self, work=lambda: agreement_report(db, names), on_success=self._show_report,
+                 key="agreement", label="Computing agreement…").run()
+
+``work`` runs on a worker thread of this module's own pool, so a long bootstrap never waits behind the
+slice decoder's jobs (and the reverse). It must not touch widgets: it reads the database through the
+services, each call opening its own short session (``Database.read``/``write`` hand out one pooled
+connection per unit of work; a SQLite file uses a ``QueuePool`` with ``check_same_thread=False``, so a
+connection may serve another thread once returned. An in-memory SQLite database is per thread and
+cannot be shared with a worker).
+
+``on_success(result)`` or ``on_failure(exc)`` then runs on the GUI thread, then ``on_settled()``, which
+runs for a stale result too, so a caller can count what it has in flight). Without ``on_failure`` the
+exception goes to :func:`annotator.gui.errors.show_error`, the one error dialog. Results are dropped:
+
+- when an op with the same ``key`` and parent was started after this one (the newer one wins);
+- when the parent was closed or deleted meanwhile (no callback on a widget that is gone).
+
+While an op runs longer than :data:`PROGRESS_AFTER_S`, the cursor is busy and, in a main window, the
+status bar says ``label``.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMainWindow, QWidget
+
+from annotator.gui.errors import show_error
+
+T = TypeVar("T")
+PROGRESS_AFTER_S = 0.5
+MAX_WORKERS = 2
+GUI_SWITCH_INTERVAL_S = 0.001
+
+_pool: QThreadPool | None = None
+_ids = itertools.count(1)
+_running: dict[int, BackgroundOp[Any]] = {}  # strong references until the result is delivered
+_latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
+
+
+def pool() -> QThreadPool:
+    """The pool background ops run on (created on first use)."""
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool()
+        _pool.setMaxThreadCount(MAX_WORKERS)
+        _pool.setObjectName("annotator-background")
+    return _pool
+
+
+def keep_gui_thread_responsive() -> None:
+    """Make a worker running Python code hand the GIL over within 1 ms instead of CPython's 5 ms.
+
+    Every Qt event that reaches Python code (a timer, a paint of a pyqtgraph item, a signal) must take
+    the GIL first; with 5 ms per hand-over, a frame with a few such events waited tens of milliseconds
+    whenever a decode or a query ran on a worker (measured with benchmarks/gui_stalls.py).
+    """
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+
+
+def freeze_long_lived() -> None:
+    """Exempt the objects alive now (modules, the window, its widgets) from the cyclic garbage collector.
+
+    A full collection holds the GIL while it walks every object: with the window built it took
+    100-200 ms, and a worker allocating query rows triggered it in the middle of the user's work (seen
+    as ``_collection_gced`` in benchmarks/gui_stalls.py's traces). Call once the main window is built;
+    calling it again (a new window) first thaws what the last call froze, so garbage among it is freed.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def wait_idle(timeout_ms: int = 10000) -> bool:
+    """Wait until no background work runs (for shutdown and tests); True when none is left."""
+    return _pool is None or bool(_pool.waitForDone(timeout_ms))
+
+
+def pending() -> int:
+    """Ops started and not yet delivered (or dropped)."""
+    return len(_running)
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread: a worker's ``done`` signal is queued to it."""
+
+    done = Signal(int, bool, object)  # op id, succeeded, result or exception
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done.connect(self._deliver)
+
+    def _deliver(self, op_id: int, ok: bool, payload: object) -> None:
+        op = _running.pop(op_id, None)
+        if op is not None:
+            op._finish(ok, payload)
+
+
+_relay: _Relay | None = None
+
+
+def _the_relay() -> _Relay:
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    return _relay
+
+
+class _Job(QRunnable):
+    def __init__(self, op_id: int, work: Callable[[], object], relay: _Relay) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._op_id, self._work, self._relay = op_id, work, relay
+
+    def run(self) -> None:
+        try:
+            result = self._work()
+        except Exception as exc:  # handed to the GUI thread: on_failure or the error dialog
+            self._relay.done.emit(self._op_id, False, exc)
+            return
+        self._relay.done.emit(self._op_id, True, result)
+
+
+class _CloseWatch(QObject):
+    """Notes that a widget was closed: its pending ops deliver nothing."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__(widget)
+        self.closed = False
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QEvent.Type.Close:
+            self.closed = True
+        elif event.type() == QEvent.Type.Show:
+            self.closed = False
+        return False
+
+
+def _close_watch(parent: QObject) -> _CloseWatch | None:
+    if not isinstance(parent, QWidget):
+        return None
+    watch = parent.findChild(_CloseWatch, "", Qt.FindChildOption.FindDirectChildrenOnly)
+    return watch if watch is not None else _CloseWatch(parent)
+
+
+class BackgroundOp(Generic[T]):
+    """One unit of work off the GUI thread with its callbacks on it (see the module docstring)."""
+
+    def __init__(self, parent: QObject | None, work: Callable[[], T], on_success: Callable[[T], None],
+                 on_failure: Callable[[Exception], None] | None = None, *, key: Hashable | None = None,
+                 label: str = "Working…", on_settled: Callable[[], None] | None = None) -> None:
+        self.parent, self.work, self.on_success, self.on_failure = parent, work, on_success, on_failure
+        self.on_settled = on_settled  # called last, whatever the outcome, unless the parent is gone
+        self.key, self.label = key, label
+        self.id = 0
+        self.progress_shown = False
+        self.outcome: str = "new"  # new, running, succeeded, failed, stale, orphaned
+        self._timer: QTimer | None = None
+        self._watch: _CloseWatch | None = None
+        self._status: QMainWindow | None = None
+
+    @property
+    def _slot(self) -> tuple[int, Hashable] | None:
+        return None if self.key is None else (id(self.parent), self.key)
+
+    def run(self) -> BackgroundOp[T]:
+        """Start the work; returns at once. Call on the GUI thread."""
+        self.id = next(_ids)
+        self.outcome = "running"
+        if self._slot is not None:
+            _latest[self._slot] = self.id
+        if self.parent is not None:
+            self._watch = _close_watch(self.parent)
+        _running[self.id] = self
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._show_progress)
+        self._timer.start(int(PROGRESS_AFTER_S * 1000))
+        pool().start(_Job(self.id, self.work, _the_relay()))
+        return self
+
+    @property
+    def stale(self) -> bool:
+        slot = self._slot
+        return slot is not None and _latest.get(slot) != self.id
+
+    @property
+    def orphaned(self) -> bool:
+        """The parent is gone or was closed: nothing may be delivered to it."""
+        if self.parent is None:
+            return False
+        if not shiboken6.isValid(self.parent):
+            return True
+        return self._watch is not None and shiboken6.isValid(self._watch) and self._watch.closed
+
+    # ----- progress ---------------------------------------------------------------------------
+    def _show_progress(self) -> None:
+        if self.outcome != "running" or self.stale or self.orphaned:
+            return
+        self.progress_shown = True
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        if isinstance(self.parent, QWidget):
+            window = self.parent.window()
+            if isinstance(window, QMainWindow):
+                self._status = window
+                window.statusBar().showMessage(self.label)
+
+    def _hide_progress(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if not self.progress_shown:
+            return
+        QGuiApplication.restoreOverrideCursor()
+        bar = self._status.statusBar() if self._status is not None and shiboken6.isValid(self._status) else None
+        if bar is not None and bar.currentMessage() == self.label:
+            bar.clearMessage()
+        self._status = None
+
+    # ----- delivery (GUI thread) --------------------------------------------------------------
+    def _finish(self, ok: bool, payload: object) -> None:
+        self._hide_progress()
+        settle = self.on_settled is not None and not self.orphaned
+        try:
+            self._deliver(ok, payload)
+        finally:
+            if settle:
+                self.on_settled()  # type: ignore[misc]
+
+    def _deliver(self, ok: bool, payload: object) -> None:
+        if self.stale:
+            self.outcome = "stale"
+            return
+        slot = self._slot
+        if slot is not None:
+            del _latest[slot]
+        if self.orphaned:  # a result for a widget that is gone is dropped; a failure is still reported
+            self.outcome = "orphaned"
+            if not ok and self.on_failure is None:
+                show_error(None, payload)  # type: ignore[arg-type]
+            return
+        if ok:
+            self.outcome = "succeeded"
+            self.on_success(payload)  # type: ignore[arg-type]
+            return
+        self.outcome = "failed"
+        assert isinstance(payload, Exception)
+        if self.on_failure is not None:
+            self.on_failure(payload)
+        else:
+            show_error(self.parent if isinstance(self.parent, QWidget) else None, payload)

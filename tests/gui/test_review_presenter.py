@@ -1,0 +1,217 @@
+"""The review workflow driven through its presenter alone: no window, no widget.
+
+The presenter reads and writes through the services in the background; each test waits for its
+signals (never sleeps) and checks what it says against the database.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from annotator.domain.entities import ImageRef, Role
+from annotator.domain.readers import ReaderKind, ReaderRef
+from annotator.gui.pixel_loader import PixelLoader
+from annotator.gui.review_presenter import ItemView, QueueView, ReviewPresenter
+from annotator.services import project as project_service
+from annotator.services.labelling import LabelService
+from annotator.services.review import ReviewService, disagreement_queue
+from annotator.services.viewing import DecodedSlice, decode_slice
+from annotator.services.worklist import WorklistService, project_rules
+from annotator.storage import labels
+
+ALICE, BOB = ReaderRef(ReaderKind.RATER, "alice"), ReaderRef(ReaderKind.RATER, "bob")
+
+PLAN = {  # slice index: (alice point, grade), (bob point, grade); 0.5 mm rows x 0.6 mm columns
+    0: (((40, 40), 1), ((43, 44), 3)),  # grades differ by 2
+    1: (((40, 40), 2), ((50, 40), 2)),  # same grade, 6 mm apart
+    2: (((60, 60), 0), None),  # bob has not labelled it
+}
+
+
+def _label(project) -> list[int]:  # type: ignore[no-untyped-def]
+    ids = [im.id for im in WorklistService(project.db, project.alice).series_images(1)]
+    for i, (a, b) in PLAN.items():
+        LabelService(project.db, project.alice).set_label(ids[i], *a[0], a[1])
+        if b is not None:
+            LabelService(project.db, project.bob).set_label(ids[i], *b[0], b[1])
+    return ids
+
+
+class _Recorder:
+    """What the presenter emitted, in order: what a panel would have rendered."""
+
+    def __init__(self, p: ReviewPresenter) -> None:
+        self.queues: list[QueueView] = []
+        self.items: list[ItemView | None] = []
+        self.pixels: list[int] = []
+        self.messages: list[tuple[str, str]] = []
+        self.errors: list[Exception] = []
+        self.reasons: list[str] = []
+        p.queueChanged.connect(self.queues.append)
+        p.itemChanged.connect(self.items.append)
+        p.pixelsShown.connect(lambda d: self.pixels.append(d.image.id))
+        p.message.connect(lambda text, kind: self.messages.append((text, kind)))
+        p.errorRaised.connect(self.errors.append)
+        p.reasonChanged.connect(self.reasons.append)
+
+    @property
+    def last_message(self) -> tuple[str, str]:
+        shown = [m for m in self.messages if m[0]]
+        return shown[-1] if shown else ("", "")
+
+
+@pytest.fixture
+def make(qtbot, project):  # type: ignore[no-untyped-def]
+    made: list[ReviewPresenter] = []
+
+    def build(rater=None, loader=None) -> tuple[ReviewPresenter, _Recorder]:  # type: ignore[no-untyped-def]
+        p = ReviewPresenter(project.db, rater or project.rev, project_rules(project.db).scale, loader=loader)
+        made.append(p)
+        rec = _Recorder(p)
+        with qtbot.waitSignal(p.busyChanged, check_params_cb=lambda busy: not busy, timeout=10000):
+            p.reload()
+        return p, rec
+
+    yield build
+    for p in made:
+        p.shutdown()
+        p.deleteLater()
+
+
+def _settle(qtbot, p: ReviewPresenter) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: not p.busy, timeout=10000)
+
+
+def test_loading_the_queue_lists_it_by_severity_and_shows_the_first_slice(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    assert p.queue_image_ids() == [it.image_id for it in disagreement_queue(project.db, project.rev)] == ids
+    assert rec.queues[-1].counts == "3 to decide · 1 grades differ · 1 centres apart · 1 missing rater"
+    view = rec.items[-1]
+    assert view is not None and view.item.image_id == ids[0] and p.current.image_id == ids[0]
+    assert [(r.key, r.mark.grade) for r in view.readers] == [(ALICE, 1), (BOB, 3)]
+    assert view.status == "open" and view.latest is None and p.version == 0
+    qtbot.waitUntil(lambda: p.showing, timeout=5000)  # pixels decoded on a worker, then shown
+    assert rec.pixels == [ids[0]]
+
+    p.set_filters(reason="centres")
+    _settle(qtbot, p)
+    assert p.queue_image_ids() == [ids[1]] and p.current.image_id == ids[1]
+    assert rec.queues[-1].counts.endswith("— 1 shown")
+    with pytest.raises(Exception, match="status filter 'later'"):
+        p.set_filters(status="later")
+
+
+def test_selecting_an_item_shows_its_readers_and_resets_the_own_decision(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    qtbot.waitUntil(lambda: p.showing, timeout=5000)
+    assert p.set_point(45, 42) and p.own == (45, 42, None)
+    p.choose_grade(2)
+    p.set_reason("looks moderate")
+    p.step(+2)
+    assert p.current.image_id == ids[2] and p.own == (None, None, None) and p.reason == ""
+    assert rec.reasons[-1] == ""  # the panel clears its reason field
+    view = rec.items[-1]
+    bob = next(r for r in view.readers if r.key == BOB)
+    assert bob.mark.version is None and bob.mark.grade is None  # required but not labelled: listed empty
+    assert not p.set_point(10, 10) or p.showing  # no point on pixels not yet shown
+    p.step(-1)
+    assert p.current.image_id == ids[1]
+    p.select_image(ids[0])
+    assert p.current.image_id == ids[0]
+    p.step(-1)  # already first: stays
+    assert p.current.image_id == ids[0]
+
+
+def test_accepting_a_reader_stores_an_adjudication_and_moves_on(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    before = labels.current(project.db)
+    p, rec = make()
+    with qtbot.waitSignal(p.adjudicated, timeout=10000) as sig:
+        p.accept(BOB)
+    _settle(qtbot, p)
+    [adj] = ReviewService(project.db, project.rev).history(ids[0])
+    assert sig.args[0] == adj and (adj.source, adj.grade, adj.x_px, adj.y_px) == (BOB, 3, 43, 44)
+    assert labels.current(project.db) == before  # rater labels untouched
+    assert p.queue_image_ids() == [ids[1], ids[2]] and p.current.image_id == ids[1]
+    assert rec.last_message[1] == "info" and rec.last_message[0].startswith(f"Saved slice {ids[0]}")
+
+
+def test_an_own_decision_overriding_every_reader_needs_a_reason(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    p.step(1)
+    assert p.current.image_id == ids[1]
+    p.decide()
+    assert rec.last_message == ("Not decided: click the canal centre on the slice first.", "error")
+    qtbot.waitUntil(lambda: p.showing, timeout=5000)
+    p.set_point(45, 42)
+    p.choose_grade(0)  # both readers said 2
+    p.decide()
+    _settle(qtbot, p)
+    text, kind = rec.last_message
+    assert kind == "error" and "reason is required" in text
+    assert ReviewService(project.db, project.rev).history(ids[1]) == []
+    assert p.current.image_id == ids[1] and p.own == (45, 42, 0)  # nothing lost
+    p.set_reason("disc bulge mistaken for stenosis")
+    with qtbot.waitSignal(p.adjudicated, timeout=10000):
+        p.decide()
+    _settle(qtbot, p)
+    [adj] = ReviewService(project.db, project.rev).history(ids[1])
+    assert (adj.source, adj.grade, adj.reason) == (None, 0, "disc bulge mistaken for stenosis")  # own point
+    assert p.current.image_id == ids[2] and p.reason == "" and p.own == (None, None, None)
+
+
+def test_a_concurrent_decision_is_a_conflict_that_stores_nothing(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    other = project_service.add_rater(project.db, "rev2", Role.REVIEWER)
+    mine, rec = make(other)
+    assert mine.current.image_id == ids[0] and mine.version == 0
+    ReviewService(project.db, project.rev).accept(ids[0], ALICE, expected_version=0)  # rev, elsewhere
+    mine.set_reason("bob is right")
+    with qtbot.assertNotEmitted(mine.adjudicated):
+        mine.accept(BOB)
+        _settle(qtbot, mine)
+    text, kind = rec.last_message
+    assert kind == "conflict" and "rev decided grade 1 Mild from rater:alice" in text
+    assert "nothing was overwritten" in text
+    [adj] = ReviewService(project.db, project.rev).history(ids[0])
+    assert (adj.reviewer_id, adj.source) == (project.rev.id, ALICE)
+    assert mine.current.image_id == ids[0] and mine.version == 1  # their decision is now what is shown
+    assert mine.reason == "bob is right"  # the reviewer's input is kept
+    assert rec.items[-1].decided_source == ALICE
+
+
+def test_a_slice_decoded_after_the_reviewer_moved_on_is_dropped(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    release = threading.Event()
+
+    def decode(image: ImageRef) -> DecodedSlice:
+        if image.id == ids[0]:
+            release.wait(10)  # the first slice is slow to decode
+        return decode_slice(image)
+
+    loader = PixelLoader(decode)
+    p, rec = make(loader=loader)
+    assert p.current.image_id == ids[0] and not p.showing
+    p.step(1)  # moves on before the first slice arrives
+    qtbot.waitUntil(lambda: p.showing, timeout=5000)
+    assert p.current.image_id == ids[1]
+    release.set()
+    qtbot.waitUntil(lambda: ids[0] in loader.cache, timeout=5000)  # decoded and cached...
+    assert rec.pixels == [ids[1]] and p.feed.decoded.image.id == ids[1]  # ...but never shown
+    loader.shutdown()
+    loader.deleteLater()
+
+
+def test_a_reload_answered_after_a_newer_one_is_dropped(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    n = len(rec.queues)
+    p.set_filters(status="all")
+    p.set_filters(reason="missing")  # the newer reload: only its answer is listed
+    _settle(qtbot, p)
+    assert len(rec.queues) == n + 1 and p.queue_image_ids() == [ids[2]]
