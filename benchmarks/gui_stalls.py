@@ -10,8 +10,8 @@ long the event loop could not answer (a user's click or a repaint would have wai
   ``--idle-s`` seconds: the baseline of what the machine's other load costs);
 - ``agreement``: open the agreement screen, compute expert1 × expert2 × the model with ``--boot``
   patient-bootstrap resamples, show the first pair's confusion matrix;
-- ``activate``: activate a model the way the training panel should (hash its weights and store the
-  switch in a BackgroundOp, then refresh the workstation);
+- ``activate``: activate a model through the training panel's Activate (it hashes the weights and
+  stores the switch in a BackgroundOp, then the workstation refreshes);
 - ``review``: open the review window (the queue of the demo's disagreements) and decide ``--decisions``
   slices (accept expert1's label once the slice is on screen);
 - ``browse``: move through ``--slices`` slices of the worklist in the workstation, each until painted.
@@ -256,10 +256,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
     from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive
 
     keep_gui_thread_responsive()  # as run_app does
-    from annotator.gui.background import BackgroundOp
     from annotator.gui.main_window import MainWindow
-    from annotator.services import models as model_service
-    from annotator.services import readers as reader_service
     from annotator.services.worklist import WorklistFilter
 
     reviewer = people.rater_by_name(db, "reviewer")
@@ -317,24 +314,21 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
 
     phase("agreement", agreement)
 
-    # ---- activate the other model, as the training panel should (see the report)
+    # ---- activate the other model through the training panel (built before the phase, as a user opens
+    # it before pressing Activate): it hashes the weights in a BackgroundOp, then the workstation refreshes
+    training = win.show_training()
+    wait_until(lambda: not win.busy)
+
     def activate() -> None:
         target = models[1].id
-        done: list[object] = []
-
-        def work() -> tuple[object, bool]:
-            version = model_service.activate(db, target, actor_id=reviewer.id)
-            return version, bool(reader_service.marks(db, f"model:{target}"))
-
-        def activated(result: tuple[object, bool]) -> None:
-            win.refresh()
-            done.append(result)
-
-        BackgroundOp(win, work, activated, lambda exc: done.append(exc), key="activate",
-                     label=f"Activating model {target}…").run()
-        wait_until(lambda: bool(done) and not win.busy)
-        if isinstance(done[0], Exception):
-            raise done[0]
+        done: list[int] = []
+        training.modelActivated.connect(done.append)
+        if not training.activate(target):
+            raise RuntimeError(training.status.text())
+        wait_until(lambda: bool(done) or "Cannot activate" in training.status.text())
+        wait_until(lambda: not win.busy)
+        if not done:
+            raise RuntimeError(training.status.text())
 
     phase("activate", activate)
 

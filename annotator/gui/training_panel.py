@@ -53,6 +53,7 @@ from annotator.domain.events import (
     describe,
 )
 from annotator.domain.readers import ReaderKind, ReaderRef
+from annotator.gui.background import BackgroundOp
 from annotator.gui.cli_process import CliProcess
 from annotator.gui.errors import show_error
 from annotator.gui.model_table import ModelTable, fmt
@@ -88,6 +89,7 @@ class TrainingPanel(QWidget):
         self.db, self.db_url, self.rater = db, db_url, rater
         self.can_manage = project_service.policy(db, rater).may_train
         self.run: CliProcess | None = None
+        self._activating = False  # an activation is hashing weights in the background
         self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
         self.trained_id: int | None = None  # the model the running child registered (ModelSaved)
         self.predicted_id: int | None = None  # the model the running child wrote predictions for
@@ -218,7 +220,7 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(self.can_manage and idle and self.target_combo.count() > 0)
         self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
         selected = self.selected_model()
-        self.activate_button.setEnabled(self.can_manage and idle and selected is not None
+        self.activate_button.setEnabled(self.can_manage and idle and not self._activating and selected is not None
                                         and selected.kind == "train" and not selected.active)
 
     def refresh(self) -> None:
@@ -286,26 +288,44 @@ class TrainingPanel(QWidget):
             self.activate(v.id)
 
     def activate(self, model_id: int) -> bool:
-        """Make ``model_id`` active (audited), then predict its slices if it has no predictions yet."""
+        """Start making ``model_id`` active (audited), then predict its slices if it has no predictions yet.
+
+        The checks are immediate (False when refused); activation itself hashes the weights, so it runs
+        in the background and ends with ``modelActivated`` (or an error in the status line and dialog)."""
         if not self.can_manage:
             self._set_status(NOT_ALLOWED, error=True)
             return False
-        if self.is_running():  # its own prediction or activation would race the running child's
+        if self.is_running() or self._activating:  # its own prediction would race the running child's
             self._set_status("Wait until the run ends (or cancel it) before activating another version.", error=True)
             return False
-        try:
-            version = model_service.activate(self.db, model_id, actor_id=self.rater.id)
-        except AnnotatorError as exc:
-            self._set_status(f"Cannot activate model {model_id}: {exc}", error=True)
-            show_error(self, exc)
-            return False
+        db, actor = self.db, self.rater.id
+
+        def work() -> tuple[ModelVersion, bool]:  # on a worker: reads and hashes the weights file
+            version = model_service.activate(db, model_id, actor_id=actor)
+            return version, bool(reader_service.marks(db, ReaderRef(ReaderKind.MODEL, str(version.id))))
+
+        self._activating = True
+        self._update_enabled()
+        self._set_status(f"Activating model {model_id} (checking its weights)…")
+        BackgroundOp(self, work, self._activated, lambda exc: self._activation_failed(model_id, exc),
+                     key="activate", label=f"Activating model {model_id}…").run()
+        return True
+
+    def _activated(self, result: tuple[ModelVersion, bool]) -> None:
+        version, predicted = result
+        self._activating = False
         self._set_status(f"Model {version.id} is now active.")
         self.reload_models()
         self.modelActivated.emit(version.id)
         self.modelsChanged.emit()
-        if not self.is_running() and not reader_service.marks(self.db, ReaderRef(ReaderKind.MODEL, str(version.id))):
+        if not self.is_running() and not predicted:
             self._start_child("predict", ["predict", "--model", str(version.id), "--json-progress"])
-        return True
+
+    def _activation_failed(self, model_id: int, exc: Exception) -> None:
+        self._activating = False
+        self._update_enabled()
+        self._set_status(f"Cannot activate model {model_id}: {exc}", error=True)
+        show_error(self, exc)
 
     # ----- runs -------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -334,8 +334,10 @@ def test_activating_tampered_weights_is_refused_with_the_error(qtbot, project) -
     model_id = _fake_model(project, "train")
     Path(models_repo.get(project.db, model_id).weights_path).write_bytes(b"not the registered weights")
     panel = _panel(qtbot, project, project.rev)
-    assert not panel.activate(model_id)
-    assert f"Cannot activate model {model_id}" in panel.status.text() and "SHA-256" in panel.status.text()
+    assert panel.activate(model_id)  # started: the weights are hashed off the GUI thread
+    assert not panel.activate_button.isEnabled()  # no second activation meanwhile
+    qtbot.waitUntil(lambda: f"Cannot activate model {model_id}" in panel.status.text(), timeout=5000)
+    assert "SHA-256" in panel.status.text()
     assert model_service.get_model(project.db, model_id).active is False
     boxes = [b for b in panel.findChildren(QMessageBox) if b.objectName() == "annotator-error"]
     assert len(boxes) == 1 and "SHA-256" in boxes[0].text()
