@@ -30,9 +30,8 @@ import io
 import math
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -51,6 +50,7 @@ from pydicom.uid import (
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
 from annotator.domain.geometry import ImageGeometry
+from annotator.imaging.walk import iter_dicom_candidates
 
 __all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice"]
 
@@ -64,56 +64,6 @@ _NOT_GRADABLE = {
 }
 _FLOAT_PIXELS = ("FloatPixelData", "DoubleFloatPixelData")
 _NATIVE_LE = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian})
-
-
-# ----------------------------------------------------------------------------------------------- walking
-
-
-def iter_dicom_candidates(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Yield every regular file under ``paths``, depth first, in sorted order; skip hidden entries.
-
-    Explicit paths are yielded even if hidden or not regular files (the reader then says why); inside
-    folders, names starting with "." and non-regular files (sockets, FIFOs) are skipped. Each file is
-    yielded once (first occurrence wins). A folder that cannot be listed is yielded itself, so that
-    reading it fails with the reason instead of its files vanishing silently. Symbolic links to files
-    are followed; links to folders are not (no cycles). Paths come out absolute (not symlink-resolved).
-    Missing paths are skipped: the caller reports them.
-    """
-    seen: set[str] = set()
-
-    def emit(p: Path) -> Iterator[Path]:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            yield p
-
-    for raw in paths:
-        top = Path(os.path.abspath(raw))
-        if not top.is_dir():
-            if os.path.lexists(top):
-                yield from emit(top)
-            continue
-        failed: list[Path] = []
-
-        def on_error(exc: OSError, failed: list[Path] = failed) -> None:
-            failed.append(Path(exc.filename))
-
-        for root, dirs, files in os.walk(top, onerror=on_error):
-            while failed:
-                yield from emit(failed.pop(0))
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                p = Path(root) / name
-                try:
-                    regular = stat.S_ISREG(p.stat().st_mode)
-                except OSError:
-                    regular = True  # dangling link or no permission: let the reader say why
-                if regular:
-                    yield from emit(p)
-        while failed:
-            yield from emit(failed.pop(0))
 
 
 # ----------------------------------------------------------------------------------------------- reading
