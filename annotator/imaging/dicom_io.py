@@ -50,6 +50,7 @@ from pydicom.uid import (
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
 from annotator.domain.geometry import ImageGeometry
+from annotator.imaging.pixel_limits import size_problem
 from annotator.imaging.walk import iter_dicom_candidates
 
 __all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice"]
@@ -277,7 +278,13 @@ def _validate(path: str | os.PathLike[str], ds: Dataset, native: memoryview | No
         value = _us(ds, keyword)
         if value is None or (value == 0 and keyword != "PixelRepresentation"):
             raise _reject(path, f"missing or invalid {keyword}")
-    return _transfer_syntax(path, ds, native)
+    tsuid = _transfer_syntax(path, ds, native)
+    encapsulated = ds.PixelData if native is None and UID(tsuid).is_encapsulated else None
+    problem = size_problem(_us(ds, "Rows") or 0, _us(ds, "Columns") or 0, _us(ds, "BitsAllocated") or 0, tsuid,
+                           encapsulated if isinstance(encapsulated, bytes) else None)
+    if problem:
+        raise _reject(path, problem)
+    return tsuid
 
 
 def _native_fast(ds: Dataset, tsuid: str, buf: memoryview) -> np.ndarray | None:
