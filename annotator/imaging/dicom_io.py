@@ -49,7 +49,7 @@ from pydicom.uid import (
 
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
-from annotator.domain.geometry import ImageGeometry
+from annotator.domain.geometry import MM_UNAVAILABLE, ImageGeometry, usable_geometry
 from annotator.imaging.pixel_limits import size_problem
 from annotator.imaging.walk import iter_dicom_candidates
 
@@ -128,12 +128,6 @@ def _float(text: str) -> float | None:
         return f if math.isfinite(f := float(text)) else None
     except (TypeError, ValueError):
         return None
-
-
-def _floats(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    """Exactly ``n`` finite numbers, else None (missing, wrong count, garbage)."""
-    values = tuple(_float(p) for p in _ascii(ds, keyword).split("\\"))
-    return None if len(values) != n or None in values else values  # type: ignore[return-value]
 
 
 def _first(ds: Dataset, keyword: str) -> float | None:
@@ -339,26 +333,42 @@ def _decode(path: str | os.PathLike[str], data: bytes, ds: Dataset, tsuid: str,
     return arr
 
 
-def _geometry(ds: Dataset) -> ImageGeometry:
-    spacing = _floats(ds, "PixelSpacing", 2)
-    if spacing is not None and not all(s > 0 for s in spacing):
-        spacing = None
-    iop = _floats(ds, "ImageOrientationPatient", 6)
-    if iop is not None and (not any(iop[:3]) or not any(iop[3:])):
-        iop = None
-    thickness = _first(ds, "SliceThickness")
-    return ImageGeometry(
+def _numbers(ds: Dataset, keyword: str, n: int, warnings: list[str], unusable: str) -> tuple[float, ...] | None:
+    """``n`` numbers as written (nan and inf kept for :func:`usable_geometry` to judge); None when absent.
+
+    Text that is not ``n`` numbers is dropped with a warning naming the field."""
+    text = _ascii(ds, keyword)
+    if not text:
+        return None
+    try:
+        values = tuple(float(p) for p in text.split("\\"))
+    except ValueError:
+        values = ()
+    if len(values) != n:
+        warnings.append(f"{unusable}: {keyword} {_one_line(text, 40)!r} is not {n} numbers")
+        return None
+    return values
+
+
+def _geometry(ds: Dataset) -> tuple[ImageGeometry, tuple[str, ...]]:
+    """The slice's geometry without values that cannot be right, and a warning for each one dropped."""
+    warnings: list[str] = []
+    no_frame = "no patient coordinates"
+    raw = ImageGeometry(
         rows=_us(ds, "Rows") or 0,
         columns=_us(ds, "Columns") or 0,
-        pixel_spacing=spacing,  # type: ignore[arg-type]
-        image_position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-        image_orientation=iop,  # type: ignore[arg-type]
-        slice_thickness=thickness if thickness is not None and thickness > 0 else None,
+        pixel_spacing=_numbers(ds, "PixelSpacing", 2, warnings, MM_UNAVAILABLE),  # type: ignore[arg-type]
+        image_position=_numbers(ds, "ImagePositionPatient", 3, warnings, no_frame),  # type: ignore[arg-type]
+        image_orientation=_numbers(ds, "ImageOrientationPatient", 6, warnings, no_frame),  # type: ignore[arg-type]
+        slice_thickness=_first(ds, "SliceThickness"),
     )
+    geometry, dropped = usable_geometry(raw)
+    return geometry, (*warnings, *dropped)
 
 
 def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str) -> DicomInstance:
     width = _first(ds, "WindowWidth")
+    geometry, warnings = _geometry(ds)
     return DicomInstance(
         path=os.fspath(path),
         sha256=digest,
@@ -370,7 +380,7 @@ def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
         transfer_syntax_uid=tsuid,
-        geometry=_geometry(ds),
+        geometry=geometry,
         modality=_ascii(ds, "Modality"),
         study_date=_ascii(ds, "StudyDate"),
         study_description=_text(ds, "StudyDescription"),
@@ -383,6 +393,7 @@ def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str
         bits_stored=_us(ds, "BitsStored"),
         photometric=_ascii(ds, "PhotometricInterpretation"),
         number_of_frames=1,
+        warnings=warnings,
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
 from annotator.domain.errors import NotFound
+from annotator.domain.geometry import usable_geometry
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import (
@@ -72,7 +73,7 @@ class _Batch:
 
 
 def _position(inst: DicomInstance) -> float | None:
-    g = inst.geometry
+    g, _ = usable_geometry(inst.geometry)
     if g.image_position is None or g.image_orientation is None:
         return None
     try:
@@ -82,7 +83,7 @@ def _position(inst: DicomInstance) -> float | None:
 
 
 def _image_values(series_id: int, inst: DicomInstance) -> dict[str, object]:
-    g = inst.geometry
+    g, _ = usable_geometry(inst.geometry)  # nothing impossible is stored as usable, whoever built inst
     return dict(
         series_id=series_id, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
         instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(inst),
@@ -103,11 +104,17 @@ def _add_image(b: _Batch, inst: DicomInstance) -> None:
     b.touched_series.add(series.id)
 
 
+def _imported(inst: DicomInstance) -> ImportResult:
+    """Imported; the reason carries the warnings (values dropped as impossible), if any."""
+    warnings = (*inst.warnings, *(w for w in usable_geometry(inst.geometry)[1] if w not in inst.warnings))
+    return ImportResult(inst.path, ImportStatus.IMPORTED, "; ".join(warnings), inst.sop_instance_uid)
+
+
 def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
     existing = b.s.scalar(select(ImageRow).where(ImageRow.sop_instance_uid == inst.sop_instance_uid))
     if existing is None:
         _add_image(b, inst)
-        return ImportResult(inst.path, ImportStatus.IMPORTED, sop_instance_uid=inst.sop_instance_uid)
+        return _imported(inst)
     same_path = os.path.realpath(existing.file_path) == os.path.realpath(inst.path)
     if same_path:
         return ImportResult(inst.path, ImportStatus.SKIPPED, "already imported", inst.sop_instance_uid)
@@ -160,7 +167,7 @@ def _fast_batch(s: Session, instances: Sequence[DicomInstance]) -> list[ImportRe
         rows.append(_image_values(series.id, inst))
     s.execute(insert(ImageRow), rows)
     _resequence(s, b.touched_series)
-    return [ImportResult(i.path, ImportStatus.IMPORTED, sop_instance_uid=i.sop_instance_uid) for i in instances]
+    return [_imported(i) for i in instances]
 
 
 def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[ImportResult]:
