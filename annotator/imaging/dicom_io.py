@@ -53,7 +53,8 @@ from annotator.domain.geometry import MM_UNAVAILABLE, ImageGeometry, usable_geom
 from annotator.imaging.pixel_limits import size_problem
 from annotator.imaging.walk import iter_dicom_candidates
 
-__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice"]
+__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice",
+           "DecodedImage", "read_decoded"]
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK", "XYB")
@@ -425,12 +426,23 @@ class LoadedSlice:
     monochrome1: bool  # True: the lowest value is meant to look white
 
 
-def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
-    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), and their polarity.
+@dataclass(frozen=True)
+class DecodedImage:
+    """One file decoded for comparison: the hash of its bytes, its stored values and what a viewer shows."""
 
-    No VOI/windowing and no MONOCHROME1 inversion: the viewer does those. Raises DicomRejected.
-    """
-    data = _read_bytes(path)
+    sha256: str
+    stored: np.ndarray
+    loaded: LoadedSlice
+
+    def same_pixels(self, other: DecodedImage) -> bool:
+        """The same image whatever the encoding: equal stored values (shape included), equal values after
+        the Modality LUT, same polarity. The transfer syntax and the other metadata do not matter."""
+        return (self.stored.shape == other.stored.shape and np.array_equal(self.stored, other.stored)
+                and self.loaded.monochrome1 == other.loaded.monochrome1
+                and np.array_equal(self.loaded.pixels, other.loaded.pixels, equal_nan=True))
+
+
+def _load(path: str | os.PathLike[str], data: bytes) -> tuple[np.ndarray, LoadedSlice]:
     ds, native = _parse(path, data)
     try:
         stored = _decode(path, data, ds, _validate(path, ds, native), native)
@@ -439,7 +451,22 @@ def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
         raise
     except Exception as exc:
         raise _reject(path, f"cannot apply modality LUT: {type(exc).__name__}: {_one_line(exc)}") from None
-    return LoadedSlice(pixels, _ascii(ds, "PhotometricInterpretation") == "MONOCHROME1")
+    return stored, LoadedSlice(pixels, _ascii(ds, "PhotometricInterpretation") == "MONOCHROME1")
+
+
+def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
+    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), and their polarity.
+
+    No VOI/windowing and no MONOCHROME1 inversion: the viewer does those. Raises DicomRejected.
+    """
+    return _load(path, _read_bytes(path))[1]
+
+
+def read_decoded(path: str | os.PathLike[str]) -> DecodedImage:
+    """Hash and decode one file (read once) to compare it with another. Raises DicomRejected."""
+    data = _read_bytes(path)
+    stored, loaded = _load(path, data)
+    return DecodedImage(hashlib.sha256(data).hexdigest(), stored, loaded)
 
 
 def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:

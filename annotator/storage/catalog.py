@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,18 @@ from annotator.storage.tables import (
     StudyRow,
     utcnow,
 )
+
+
+class PixelMatch(enum.Enum):
+    """How a new file's decoded pixels compare with the file already imported under its SOPInstanceUID."""
+
+    SAME = "same"
+    DIFFERENT = "different"
+    UNREADABLE = "unreadable"  # one of the two files cannot be decoded (or changed since it was read)
+
+
+# (stored file path, its SHA-256 at import, the new instance) -> how their decoded pixels compare.
+ComparePixels = Callable[[str, str, DicomInstance], PixelMatch]
 
 
 def patient_key(inst: DicomInstance) -> str:
@@ -110,7 +123,7 @@ def _imported(inst: DicomInstance) -> ImportResult:
     return ImportResult(inst.path, ImportStatus.IMPORTED, "; ".join(warnings), inst.sop_instance_uid)
 
 
-def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
+def _import_one(b: _Batch, inst: DicomInstance, compare: ComparePixels | None) -> ImportResult:
     existing = b.s.scalar(select(ImageRow).where(ImageRow.sop_instance_uid == inst.sop_instance_uid))
     if existing is None:
         _add_image(b, inst)
@@ -119,9 +132,7 @@ def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
     if same_path:
         return ImportResult(inst.path, ImportStatus.SKIPPED, "already imported", inst.sop_instance_uid)
     if existing.sha256 != inst.sha256:
-        return ImportResult(inst.path, ImportStatus.REJECTED,
-                            f"SOPInstanceUID already imported from {existing.file_path} with different content",
-                            inst.sop_instance_uid)
+        return _other_bytes(existing, inst, compare)
     if os.path.exists(existing.file_path):
         return ImportResult(inst.path, ImportStatus.SKIPPED, f"duplicate of {existing.file_path}",
                             inst.sop_instance_uid)
@@ -130,6 +141,23 @@ def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
     audit.record(b.s, rater_id=None, action="image.relink", entity="image", entity_id=existing.id,
                  before={"file_path": old}, after={"file_path": inst.path})
     return ImportResult(inst.path, ImportStatus.RELINKED, f"moved from {old}", inst.sop_instance_uid)
+
+
+def _other_bytes(existing: ImageRow, inst: DicomInstance, compare: ComparePixels | None) -> ImportResult:
+    """A known SOPInstanceUID in a file with other bytes: the same instance re-encoded, or a conflict.
+
+    Only here are pixels decoded (both files), so an import of new files never pays for it."""
+    old = existing.file_path
+    conflict = f"SOPInstanceUID already imported from {old} with different content"
+    match = compare(old, existing.sha256, inst) if compare is not None else None
+    if match is PixelMatch.SAME:
+        return ImportResult(inst.path, ImportStatus.SKIPPED,
+                            f"same instance as {old}: identical decoded pixels, other encoding", inst.sop_instance_uid)
+    if match is PixelMatch.DIFFERENT:
+        conflict += " (decoded pixels differ)"
+    elif match is PixelMatch.UNREADABLE:
+        conflict += " (the decoded pixels of both files could not be compared)"
+    return ImportResult(inst.path, ImportStatus.REJECTED, conflict, inst.sop_instance_uid)
 
 
 def _resequence(s: Session, series_ids: Iterable[int]) -> None:
@@ -170,9 +198,13 @@ def _fast_batch(s: Session, instances: Sequence[DicomInstance]) -> list[ImportRe
     return [_imported(i) for i in instances]
 
 
-def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[ImportResult]:
+def import_instances(db: Database, instances: Sequence[DicomInstance],
+                     compare_pixels: ComparePixels | None = None) -> list[ImportResult]:
     """Add a batch in one transaction: a multi-row insert when every file is new, else file by file,
-    each in its own savepoint, so a file the database refuses leaves no rows and the others go in."""
+    each in its own savepoint, so a file the database refuses leaves no rows and the others go in.
+
+    A file whose SOPInstanceUID is known but whose bytes differ is skipped when ``compare_pixels``
+    finds the same decoded pixels (the instance in another transfer syntax), else rejected."""
 
     def work(s: Session) -> list[ImportResult]:
         if instances:
@@ -191,7 +223,7 @@ def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[I
         for inst in instances:
             sp = s.begin_nested()
             try:
-                results.append(_import_one(b, inst))
+                results.append(_import_one(b, inst, compare_pixels))
                 s.flush()
                 sp.commit()
             except Exception as exc:  # a constraint this file breaks: reject it, keep the others
