@@ -228,8 +228,10 @@ def import_instances(db: Database, instances: Sequence[DicomInstance],
                 sp.commit()
             except Exception as exc:  # a constraint this file breaks: reject it, keep the others
                 sp.rollback()
-                b.patients.clear(), b.studies.clear(), b.series.clear()
-                reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
+                b.patients.clear()
+                b.studies.clear()
+                b.series.clear()
+                reason = (str(getattr(exc, "orig", exc) or exc).strip().splitlines() or [type(exc).__name__])[0]
                 results.append(ImportResult(inst.path, ImportStatus.REJECTED, f"database refused it: {reason}",
                                             inst.sop_instance_uid))
         _resequence(s, b.touched_series)
