@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
@@ -164,16 +165,16 @@ def _resequence(s: Session, series_ids: Iterable[int]) -> None:
     """Order each series along the slice normal (then instance number, then UID), never by file name."""
     changes = []
     for sid in series_ids:
-        rows = s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
-                                ImageRow.instance_number, ImageRow.sop_instance_uid)
-                         .where(ImageRow.series_id == sid)).all()
-        rows.sort(key=lambda r: (r.position_along_normal is None,
-                                 r.position_along_normal if r.position_along_normal is not None else 0.0,
-                                 r.instance_number if r.instance_number is not None else 0,
-                                 r.sop_instance_uid))
+        rows = sorted(s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
+                                       ImageRow.instance_number, ImageRow.sop_instance_uid)
+                                .where(ImageRow.series_id == sid)).all(),
+                      key=lambda r: (r.position_along_normal is None,
+                                     r.position_along_normal if r.position_along_normal is not None else 0.0,
+                                     r.instance_number if r.instance_number is not None else 0,
+                                     r.sop_instance_uid))
         changes += [{"row_id": r.id, "new_index": i} for i, r in enumerate(rows) if r.slice_index != i]
     if changes:
-        table = ImageRow.__table__
+        table = cast(Table, ImageRow.__table__)
         s.flush()
         s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
                                .values(slice_index=bindparam("new_index")), changes)
