@@ -50,7 +50,7 @@ from pydicom.uid import (
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
 from annotator.domain.geometry import MM_UNAVAILABLE, ImageGeometry, usable_geometry
-from annotator.imaging.pixel_limits import size_problem
+from annotator.imaging.pixel_limits import inflate_problem, size_problem
 from annotator.imaging.walk import iter_dicom_candidates
 
 __all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice",
@@ -170,6 +170,8 @@ def _parse(path: str | os.PathLike[str], data: bytes) -> tuple[Dataset, memoryvi
     """
     if not data:
         raise _reject(path, "not a DICOM file (empty file)")
+    if problem := inflate_problem(data):
+        raise _reject(path, problem)
     forced = False
     bio = io.BytesIO(data)
     try:

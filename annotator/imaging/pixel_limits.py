@@ -6,10 +6,14 @@ made the RLE decoder allocate 8 GB and spin for 35 s. These checks reject such f
 
 - no slice may have more than :data:`MAX_PIXELS` pixels (axial MRI: well under a megapixel);
 - RLE output is at most 64 times its input (a replicate run turns 2 bytes into at most 128);
-- a JPEG, JPEG-LS or JPEG 2000 codestream must declare the dataset's own Rows and Columns.
+- a JPEG, JPEG-LS or JPEG 2000 codestream must declare the dataset's own Rows and Columns;
+- a deflated dataset may inflate to at most :data:`MAX_INFLATED` bytes (checked before pydicom,
+  which inflates it whole in one call).
 """
 
 from __future__ import annotations
+
+import zlib
 
 from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.uid import UID, RLELossless
@@ -77,3 +81,41 @@ def size_problem(rows: int, columns: int, bits_allocated: int, tsuid: str, pixel
     if size is not None and size != (rows, columns):
         return f"codestream is {size[0]} x {size[1]} pixels but Rows x Columns say {rows} x {columns}"
     return ""
+
+
+MAX_INFLATED = 256 << 20
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+_LONG = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+
+
+def _meta_end(data: bytes) -> int | None:
+    """Where the dataset starts after the file meta group (explicit VR little endian), if there is one."""
+    pos = 132 if data[128:132] == b"DICM" else 0
+    start = pos
+    while data[pos : pos + 2] == b"\x02\x00" and pos + 8 <= len(data):
+        vr = data[pos + 4 : pos + 6]
+        if vr in _LONG:
+            pos += 12 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+        else:
+            pos += 8 + int.from_bytes(data[pos + 6 : pos + 8], "little")
+    return pos if pos > start else None
+
+
+def inflate_problem(data: bytes, limit: int = MAX_INFLATED) -> str:
+    """Why a Deflated Explicit VR Little Endian file must not be parsed ("" when it may).
+
+    pydicom inflates the whole dataset in one call, with no bound: a 1 MB file can inflate to 1 GB.
+    Here it is inflated in bounded steps first, and only its size is kept."""
+    head = data[: 132 + 4096]
+    end = _meta_end(data) if _DEFLATED in head else None
+    if end is None:
+        return ""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, tail = 0, data[end:]
+    try:
+        while tail and total <= limit and not inflater.eof:
+            total += len(inflater.decompress(tail, 1 << 24))
+            tail = inflater.unconsumed_tail
+    except zlib.error:
+        return ""  # a corrupt stream: pydicom says so when it parses
+    return f"deflated dataset inflates to more than {limit >> 20} MB" if total > limit else ""
