@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
 from annotator.domain.errors import NotFound
-from annotator.domain.geometry import usable_geometry
+from annotator.domain.geometry import ImageGeometry, usable_geometry
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import (
@@ -86,8 +86,7 @@ class _Batch:
         return row
 
 
-def _position(inst: DicomInstance) -> float | None:
-    g, _ = usable_geometry(inst.geometry)
+def _position(g: ImageGeometry) -> float | None:
     if g.image_position is None or g.image_orientation is None:
         return None
     try:
@@ -100,7 +99,7 @@ def _image_values(series_id: int, inst: DicomInstance) -> dict[str, object]:
     g, _ = usable_geometry(inst.geometry)  # nothing impossible is stored as usable, whoever built inst
     return dict(
         series_id=series_id, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
-        instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(inst),
+        instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(g),
         rows=g.rows, columns=g.columns,
         pixel_spacing_row=g.pixel_spacing[0] if g.pixel_spacing else None,
         pixel_spacing_col=g.pixel_spacing[1] if g.pixel_spacing else None,
