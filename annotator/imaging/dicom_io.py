@@ -9,7 +9,12 @@ Contracts
   SamplesPerPixel 1, MONOCHROME1 or MONOCHROME2, with SOPInstanceUID, StudyInstanceUID and
   SeriesInstanceUID. Rejected with a reason: non-DICOM, no pixel data, multi-frame, colour (including
   PALETTE COLOR), segmentations and RT dose grids, unsupported transfer syntaxes, pixel data that cannot
-  be decoded (truncated, corrupt).
+  be decoded (truncated, corrupt), and decompression bombs, judged from the header before any decoder
+  allocates (:mod:`annotator.imaging.pixel_limits`: huge Rows x Columns, RLE or a JPEG codestream that
+  cannot fill them, a deflated dataset that inflates past 256 MB).
+- Geometry that cannot be right (PixelSpacing non-finite, zero, negative or absurd; an orientation that
+  is not orthonormal; a position that is not finite) is dropped, not stored as usable, and named in
+  ``DicomInstance.warnings`` ("mm unavailable: PixelSpacing ..."); see ``domain.geometry.usable_geometry``.
 - Files without the 128-byte preamble and "DICM" prefix are read with ``force=True``; they are accepted
   only if they parse to a dataset with SOP UIDs and pixel data. A missing transfer syntax is inferred
   from how the dataset parsed (implicit/explicit VR, byte order), never for encapsulated pixel data.
@@ -20,6 +25,8 @@ Contracts
   shows with an inverted grey ramp (the values read out stay the stored ones), and
   :func:`as_monochrome2` flips for models, so that they always see CSF bright on T2.
 - Each file is read from disk once: the bytes are hashed (SHA-256) and parsed from memory.
+- :func:`read_decoded` decodes a file for comparison: two files are the same image when
+  :meth:`DecodedImage.same_pixels` holds, whatever their transfer syntax.
 """
 
 from __future__ import annotations
