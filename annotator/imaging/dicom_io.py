@@ -34,15 +34,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import math
 import os
 import stat
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pydicom
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, get_decoder
@@ -57,6 +54,11 @@ from pydicom.uid import (
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
 from annotator.domain.geometry import MM_UNAVAILABLE, ImageGeometry, usable_geometry
+from annotator.imaging.elements import ascii_value as _ascii
+from annotator.imaging.elements import first_number as _first
+from annotator.imaging.elements import int_value as _int
+from annotator.imaging.elements import text_value as _text
+from annotator.imaging.elements import us_value as _us
 from annotator.imaging.pixel_limits import inflate_problem, size_problem
 from annotator.imaging.walk import iter_dicom_candidates
 
@@ -98,66 +100,6 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     except OSError as exc:
         raise _reject(path, f"cannot read: {exc.strerror or exc}") from None
     raise _reject(path, "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file")
-
-
-def _ascii(ds: Dataset | None, keyword: str) -> str:
-    """An ASCII element (UI, CS, DS, IS, DA) from its raw bytes, values joined by backslashes.
-
-    Skips pydicom's value conversion, whose DS/IS validation costs more than decoding a slice."""
-    if ds is None:
-        return ""
-    try:
-        elem = ds.get_item(tag_for_keyword(keyword) or 0)
-        value = None if elem is None else elem.value
-    except Exception:
-        return ""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1").strip(" \x00")
-    if isinstance(value, str):
-        return value.strip(" \x00")
-    if isinstance(value, Iterable):  # converted multi-value; a sequence (SQ) yields ""
-        return "\\".join(str(v) for v in value if isinstance(v, str | int | float))
-    return str(value)
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    """A text element decoded by pydicom (honours SpecificCharacterSet); "" when absent or broken."""
-    try:
-        value = ds.get(keyword)
-        return "" if value is None else str(value).strip()
-    except Exception:
-        return ""
-
-
-def _float(text: str) -> float | None:
-    try:
-        return f if math.isfinite(f := float(text)) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _first(ds: Dataset, keyword: str) -> float | None:
-    return _float(_ascii(ds, keyword).split("\\")[0])
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    f = _first(ds, keyword)
-    return int(f) if f is not None and f.is_integer() else None
-
-
-def _us(ds: Dataset, keyword: str) -> int | None:
-    """An unsigned short (Rows, BitsAllocated, ...): raw 2 bytes in the dataset's byte order, else pydicom."""
-    try:
-        elem = ds.get_item(tag_for_keyword(keyword) or 0)
-        value = None if elem is None else elem.value
-        if isinstance(value, bytes) and len(value) == 2:
-            return int.from_bytes(value, "big" if ds.original_encoding[1] is False else "little")
-        value = ds.get(keyword)
-        return None if value is None or value == "" else int(value)
-    except Exception:
-        return None
 
 
 def _sop_class_name(ds: Dataset) -> str:
