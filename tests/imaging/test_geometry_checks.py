@@ -137,3 +137,14 @@ def test_catalog_never_stores_impossible_geometry_whoever_builds_the_record(sqli
     assert r.status is ImportStatus.IMPORTED and r.reason.startswith("mm unavailable: PixelSpacing")
     [im] = catalog.images(sqlite_db)
     assert im.geometry.pixel_spacing is None and not im.geometry.has_mm
+
+
+def test_cli_import_prints_the_warning_without_verbose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from annotator.cli import main
+
+    bad = write(tmp_path, "bad.dcm", PixelSpacing="0\\0")
+    clean = MR_SMALL.with_name("CT_small.dcm")
+    assert main(["--db", f"sqlite:///{tmp_path / 'p.db'}", "import", str(bad), str(clean)]) == 0
+    out = capsys.readouterr().out
+    assert f"imported  {bad}: mm unavailable: PixelSpacing 0\\0 is outside 0.001-50 mm" in out
+    assert str(clean) not in out and "2 imported" in out  # a clean import stays quiet, as before
