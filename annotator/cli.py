@@ -44,7 +44,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     def show(r: ImportResult) -> None:
         if args.json:
             print(json.dumps(r.as_dict()), flush=True)
-        elif r.status is ImportStatus.REJECTED or args.verbose:
+        elif r.status is ImportStatus.REJECTED or args.verbose or r.reason and r.status is ImportStatus.IMPORTED:
             print(f"{r.status.value:9} {r.path}" + (f": {r.reason}" if r.reason else ""), flush=True)
 
     results = import_paths(db, args.paths, on_progress=_Bar("import") if not args.json else _quiet,
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import", help="import DICOM files and folders")
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--json", action="store_true", help="print one JSON result per file")
-    s.add_argument("-v", "--verbose", action="store_true", help="print every file, not only rejections")
+    s.add_argument("-v", "--verbose", action="store_true", help="print every file, not only rejections and warnings")
     s.set_defaults(func=_cmd_import)
 
     s = sub.add_parser("db", help="schema: upgrade or show the current revision")

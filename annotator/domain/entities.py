@@ -79,6 +79,7 @@ class DicomInstance:
     bits_stored: int | None = None
     photometric: str = ""
     number_of_frames: int = 1
+    warnings: tuple[str, ...] = ()  # values dropped as impossible, e.g. "mm unavailable: PixelSpacing ..."
 
 
 @dataclass(frozen=True, slots=True)

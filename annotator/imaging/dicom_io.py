@@ -9,7 +9,12 @@ Contracts
   SamplesPerPixel 1, MONOCHROME1 or MONOCHROME2, with SOPInstanceUID, StudyInstanceUID and
   SeriesInstanceUID. Rejected with a reason: non-DICOM, no pixel data, multi-frame, colour (including
   PALETTE COLOR), segmentations and RT dose grids, unsupported transfer syntaxes, pixel data that cannot
-  be decoded (truncated, corrupt).
+  be decoded (truncated, corrupt), and decompression bombs, judged from the header before any decoder
+  allocates (:mod:`annotator.imaging.pixel_limits`: huge Rows x Columns, RLE or a JPEG codestream that
+  cannot fill them, a deflated dataset that inflates past 256 MB).
+- Geometry that cannot be right (PixelSpacing non-finite, zero, negative or absurd; an orientation that
+  is not orthonormal; a position that is not finite) is dropped, not stored as usable, and named in
+  ``DicomInstance.warnings`` ("mm unavailable: PixelSpacing ..."); see ``domain.geometry.usable_geometry``.
 - Files without the 128-byte preamble and "DICM" prefix are read with ``force=True``; they are accepted
   only if they parse to a dataset with SOP UIDs and pixel data. A missing transfer syntax is inferred
   from how the dataset parsed (implicit/explicit VR, byte order), never for encapsulated pixel data.
@@ -20,6 +25,8 @@ Contracts
   shows with an inverted grey ramp (the values read out stay the stored ones), and
   :func:`as_monochrome2` flips for models, so that they always see CSF bright on T2.
 - Each file is read from disk once: the bytes are hashed (SHA-256) and parsed from memory.
+- :func:`read_decoded` decodes a file for comparison: two files are the same image when
+  :meth:`DecodedImage.same_pixels` holds, whatever their transfer syntax.
 """
 
 from __future__ import annotations
@@ -27,16 +34,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import math
 import os
 import stat
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, get_decoder
@@ -50,9 +53,17 @@ from pydicom.uid import (
 
 from annotator.domain.entities import DicomInstance
 from annotator.domain.errors import DicomRejected
-from annotator.domain.geometry import ImageGeometry
+from annotator.domain.geometry import MM_UNAVAILABLE, ImageGeometry, usable_geometry
+from annotator.imaging.elements import ascii_value as _ascii
+from annotator.imaging.elements import first_number as _first
+from annotator.imaging.elements import int_value as _int
+from annotator.imaging.elements import text_value as _text
+from annotator.imaging.elements import us_value as _us
+from annotator.imaging.pixel_limits import inflate_problem, size_problem
+from annotator.imaging.walk import iter_dicom_candidates
 
-__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice"]
+__all__ = ["iter_dicom_candidates", "read_instance", "load_pixels", "load_slice", "as_monochrome2", "LoadedSlice",
+           "DecodedImage", "read_decoded"]
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR", "PALETTE", "HSV", "ARGB", "CMYK", "XYB")
@@ -64,56 +75,6 @@ _NOT_GRADABLE = {
 }
 _FLOAT_PIXELS = ("FloatPixelData", "DoubleFloatPixelData")
 _NATIVE_LE = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian})
-
-
-# ----------------------------------------------------------------------------------------------- walking
-
-
-def iter_dicom_candidates(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Yield every regular file under ``paths``, depth first, in sorted order; skip hidden entries.
-
-    Explicit paths are yielded even if hidden or not regular files (the reader then says why); inside
-    folders, names starting with "." and non-regular files (sockets, FIFOs) are skipped. Each file is
-    yielded once (first occurrence wins). A folder that cannot be listed is yielded itself, so that
-    reading it fails with the reason instead of its files vanishing silently. Symbolic links to files
-    are followed; links to folders are not (no cycles). Paths come out absolute (not symlink-resolved).
-    Missing paths are skipped: the caller reports them.
-    """
-    seen: set[str] = set()
-
-    def emit(p: Path) -> Iterator[Path]:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            yield p
-
-    for raw in paths:
-        top = Path(os.path.abspath(raw))
-        if not top.is_dir():
-            if os.path.lexists(top):
-                yield from emit(top)
-            continue
-        failed: list[Path] = []
-
-        def on_error(exc: OSError, failed: list[Path] = failed) -> None:
-            failed.append(Path(exc.filename))
-
-        for root, dirs, files in os.walk(top, onerror=on_error):
-            while failed:
-                yield from emit(failed.pop(0))
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                p = Path(root) / name
-                try:
-                    regular = stat.S_ISREG(p.stat().st_mode)
-                except OSError:
-                    regular = True  # dangling link or no permission: let the reader say why
-                if regular:
-                    yield from emit(p)
-        while failed:
-            yield from emit(failed.pop(0))
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -141,72 +102,6 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     raise _reject(path, "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file")
 
 
-def _ascii(ds: Dataset | None, keyword: str) -> str:
-    """An ASCII element (UI, CS, DS, IS, DA) from its raw bytes, values joined by backslashes.
-
-    Skips pydicom's value conversion, whose DS/IS validation costs more than decoding a slice."""
-    if ds is None:
-        return ""
-    try:
-        elem = ds.get_item(tag_for_keyword(keyword) or 0)
-        value = None if elem is None else elem.value
-    except Exception:
-        return ""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1").strip(" \x00")
-    if isinstance(value, str):
-        return value.strip(" \x00")
-    if isinstance(value, Iterable):  # converted multi-value; a sequence (SQ) yields ""
-        return "\\".join(str(v) for v in value if isinstance(v, str | int | float))
-    return str(value)
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    """A text element decoded by pydicom (honours SpecificCharacterSet); "" when absent or broken."""
-    try:
-        value = ds.get(keyword)
-        return "" if value is None else str(value).strip()
-    except Exception:
-        return ""
-
-
-def _float(text: str) -> float | None:
-    try:
-        return f if math.isfinite(f := float(text)) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _floats(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    """Exactly ``n`` finite numbers, else None (missing, wrong count, garbage)."""
-    values = tuple(_float(p) for p in _ascii(ds, keyword).split("\\"))
-    return None if len(values) != n or None in values else values  # type: ignore[return-value]
-
-
-def _first(ds: Dataset, keyword: str) -> float | None:
-    return _float(_ascii(ds, keyword).split("\\")[0])
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    f = _first(ds, keyword)
-    return int(f) if f is not None and f.is_integer() else None
-
-
-def _us(ds: Dataset, keyword: str) -> int | None:
-    """An unsigned short (Rows, BitsAllocated, ...): raw 2 bytes in the dataset's byte order, else pydicom."""
-    try:
-        elem = ds.get_item(tag_for_keyword(keyword) or 0)
-        value = None if elem is None else elem.value
-        if isinstance(value, bytes) and len(value) == 2:
-            return int.from_bytes(value, "big" if ds.original_encoding[1] is False else "little")
-        value = ds.get(keyword)
-        return None if value is None or value == "" else int(value)
-    except Exception:
-        return None
-
-
 def _sop_class_name(ds: Dataset) -> str:
     uid = _ascii(ds, "SOPClassUID") or _ascii(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID")
     if not uid:
@@ -224,6 +119,8 @@ def _parse(path: str | os.PathLike[str], data: bytes) -> tuple[Dataset, memoryvi
     """
     if not data:
         raise _reject(path, "not a DICOM file (empty file)")
+    if problem := inflate_problem(data):
+        raise _reject(path, problem)
     forced = False
     bio = io.BytesIO(data)
     try:
@@ -327,7 +224,13 @@ def _validate(path: str | os.PathLike[str], ds: Dataset, native: memoryview | No
         value = _us(ds, keyword)
         if value is None or (value == 0 and keyword != "PixelRepresentation"):
             raise _reject(path, f"missing or invalid {keyword}")
-    return _transfer_syntax(path, ds, native)
+    tsuid = _transfer_syntax(path, ds, native)
+    encapsulated = ds.PixelData if native is None and UID(tsuid).is_encapsulated else None
+    problem = size_problem(_us(ds, "Rows") or 0, _us(ds, "Columns") or 0, _us(ds, "BitsAllocated") or 0, tsuid,
+                           encapsulated if isinstance(encapsulated, bytes) else None)
+    if problem:
+        raise _reject(path, problem)
+    return tsuid
 
 
 def _native_fast(ds: Dataset, tsuid: str, buf: memoryview) -> np.ndarray | None:
@@ -382,26 +285,42 @@ def _decode(path: str | os.PathLike[str], data: bytes, ds: Dataset, tsuid: str,
     return arr
 
 
-def _geometry(ds: Dataset) -> ImageGeometry:
-    spacing = _floats(ds, "PixelSpacing", 2)
-    if spacing is not None and not all(s > 0 for s in spacing):
-        spacing = None
-    iop = _floats(ds, "ImageOrientationPatient", 6)
-    if iop is not None and (not any(iop[:3]) or not any(iop[3:])):
-        iop = None
-    thickness = _first(ds, "SliceThickness")
-    return ImageGeometry(
+def _numbers(ds: Dataset, keyword: str, n: int, warnings: list[str], unusable: str) -> tuple[float, ...] | None:
+    """``n`` numbers as written (nan and inf kept for :func:`usable_geometry` to judge); None when absent.
+
+    Text that is not ``n`` numbers is dropped with a warning naming the field."""
+    text = _ascii(ds, keyword)
+    if not text:
+        return None
+    try:
+        values = tuple(float(p) for p in text.split("\\"))
+    except ValueError:
+        values = ()
+    if len(values) != n:
+        warnings.append(f"{unusable}: {keyword} {_one_line(text, 40)!r} is not {n} numbers")
+        return None
+    return values
+
+
+def _geometry(ds: Dataset) -> tuple[ImageGeometry, tuple[str, ...]]:
+    """The slice's geometry without values that cannot be right, and a warning for each one dropped."""
+    warnings: list[str] = []
+    no_frame = "no patient coordinates"
+    raw = ImageGeometry(
         rows=_us(ds, "Rows") or 0,
         columns=_us(ds, "Columns") or 0,
-        pixel_spacing=spacing,  # type: ignore[arg-type]
-        image_position=_floats(ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-        image_orientation=iop,  # type: ignore[arg-type]
-        slice_thickness=thickness if thickness is not None and thickness > 0 else None,
+        pixel_spacing=_numbers(ds, "PixelSpacing", 2, warnings, MM_UNAVAILABLE),  # type: ignore[arg-type]
+        image_position=_numbers(ds, "ImagePositionPatient", 3, warnings, no_frame),  # type: ignore[arg-type]
+        image_orientation=_numbers(ds, "ImageOrientationPatient", 6, warnings, no_frame),  # type: ignore[arg-type]
+        slice_thickness=_first(ds, "SliceThickness"),
     )
+    geometry, dropped = usable_geometry(raw)
+    return geometry, (*warnings, *dropped)
 
 
 def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str) -> DicomInstance:
     width = _first(ds, "WindowWidth")
+    geometry, warnings = _geometry(ds)
     return DicomInstance(
         path=os.fspath(path),
         sha256=digest,
@@ -413,7 +332,7 @@ def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
         transfer_syntax_uid=tsuid,
-        geometry=_geometry(ds),
+        geometry=geometry,
         modality=_ascii(ds, "Modality"),
         study_date=_ascii(ds, "StudyDate"),
         study_description=_text(ds, "StudyDescription"),
@@ -426,6 +345,7 @@ def _instance(path: str | os.PathLike[str], ds: Dataset, digest: str, tsuid: str
         bits_stored=_us(ds, "BitsStored"),
         photometric=_ascii(ds, "PhotometricInterpretation"),
         number_of_frames=1,
+        warnings=warnings,
     )
 
 
@@ -457,12 +377,23 @@ class LoadedSlice:
     monochrome1: bool  # True: the lowest value is meant to look white
 
 
-def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
-    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), and their polarity.
+@dataclass(frozen=True)
+class DecodedImage:
+    """One file decoded for comparison: the hash of its bytes, its stored values and what a viewer shows."""
 
-    No VOI/windowing and no MONOCHROME1 inversion: the viewer does those. Raises DicomRejected.
-    """
-    data = _read_bytes(path)
+    sha256: str
+    stored: np.ndarray
+    loaded: LoadedSlice
+
+    def same_pixels(self, other: DecodedImage) -> bool:
+        """The same image whatever the encoding: equal stored values (shape included), equal values after
+        the Modality LUT, same polarity. The transfer syntax and the other metadata do not matter."""
+        return (self.stored.shape == other.stored.shape and np.array_equal(self.stored, other.stored)
+                and self.loaded.monochrome1 == other.loaded.monochrome1
+                and np.array_equal(self.loaded.pixels, other.loaded.pixels, equal_nan=True))
+
+
+def _load(path: str | os.PathLike[str], data: bytes) -> tuple[np.ndarray, LoadedSlice]:
     ds, native = _parse(path, data)
     try:
         stored = _decode(path, data, ds, _validate(path, ds, native), native)
@@ -471,7 +402,22 @@ def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
         raise
     except Exception as exc:
         raise _reject(path, f"cannot apply modality LUT: {type(exc).__name__}: {_one_line(exc)}") from None
-    return LoadedSlice(pixels, _ascii(ds, "PhotometricInterpretation") == "MONOCHROME1")
+    return stored, LoadedSlice(pixels, _ascii(ds, "PhotometricInterpretation") == "MONOCHROME1")
+
+
+def load_slice(path: str | os.PathLike[str]) -> LoadedSlice:
+    """Decoded pixels with the Modality LUT applied (rescale slope/intercept), and their polarity.
+
+    No VOI/windowing and no MONOCHROME1 inversion: the viewer does those. Raises DicomRejected.
+    """
+    return _load(path, _read_bytes(path))[1]
+
+
+def read_decoded(path: str | os.PathLike[str]) -> DecodedImage:
+    """Hash and decode one file (read once) to compare it with another. Raises DicomRejected."""
+    data = _read_bytes(path)
+    stored, loaded = _load(path, data)
+    return DecodedImage(hashlib.sha256(data).hexdigest(), stored, loaded)
 
 
 def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:

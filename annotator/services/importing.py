@@ -1,7 +1,9 @@
 """Use case: bring DICOM files into the project catalogue.
 
-Every file ends as imported, relinked (moved file, same SOPInstanceUID), skipped (duplicate) or
-rejected with a one-line reason; a bad file never aborts the batch and never leaves partial rows.
+Every file ends as imported, relinked (moved file, same SOPInstanceUID), skipped (duplicate, or the same
+instance in another encoding: identical decoded pixels) or rejected with a one-line reason; a bad file
+never aborts the batch and never leaves partial rows. An imported file's reason carries its warnings
+(geometry that cannot be right was dropped: "mm unavailable").
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 from annotator.domain.entities import DicomInstance, ImportResult, ImportStatus
 from annotator.domain.errors import DicomRejected
 from annotator.domain.progress import ProgressCallback, ShouldStop, never_stop, no_progress
-from annotator.imaging.dicom_io import iter_dicom_candidates, read_instance
+from annotator.imaging.dicom_io import iter_dicom_candidates, read_decoded, read_instance
 from annotator.storage import catalog
+from annotator.storage.catalog import PixelMatch
 from annotator.storage.database import Database
 
 BATCH = 200
@@ -31,6 +34,20 @@ def _read(path: Path) -> DicomInstance | ImportResult:
         return ImportResult(str(path), ImportStatus.REJECTED, exc.reason)
     except OSError as exc:
         return ImportResult(str(path), ImportStatus.REJECTED, f"cannot read: {exc.strerror or exc}")
+
+
+def compare_pixels(stored_path: str, stored_sha256: str, inst: DicomInstance) -> PixelMatch:
+    """Decode the file already imported under ``inst``'s SOPInstanceUID and ``inst``'s file, and compare.
+
+    UNREADABLE when either cannot be decoded, or when either file's bytes are no longer those that
+    were imported or read (then the comparison would not be about the files the catalogue knows)."""
+    try:
+        stored, new = read_decoded(stored_path), read_decoded(inst.path)
+    except DicomRejected:
+        return PixelMatch.UNREADABLE
+    if stored.sha256 != stored_sha256 or new.sha256 != inst.sha256:
+        return PixelMatch.UNREADABLE
+    return PixelMatch.SAME if stored.same_pixels(new) else PixelMatch.DIFFERENT
 
 
 def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
@@ -49,7 +66,7 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
     order: list[DicomInstance | ImportResult] = []
 
     def flush() -> None:
-        stored = iter(catalog.import_instances(db, pending) if pending else [])
+        stored = iter(catalog.import_instances(db, pending, compare_pixels) if pending else [])
         for item in order:
             r = next(stored) if isinstance(item, DicomInstance) else item
             results.append(r)

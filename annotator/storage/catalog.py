@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import DicomInstance, ImageRef, ImportResult, ImportStatus, ProjectCounts, Series
 from annotator.domain.errors import NotFound
+from annotator.domain.geometry import ImageGeometry, usable_geometry
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import (
@@ -22,6 +25,18 @@ from annotator.storage.tables import (
     StudyRow,
     utcnow,
 )
+
+
+class PixelMatch(enum.Enum):
+    """How a new file's decoded pixels compare with the file already imported under its SOPInstanceUID."""
+
+    SAME = "same"
+    DIFFERENT = "different"
+    UNREADABLE = "unreadable"  # one of the two files cannot be decoded (or changed since it was read)
+
+
+# (stored file path, its SHA-256 at import, the new instance) -> how their decoded pixels compare.
+ComparePixels = Callable[[str, str, DicomInstance], PixelMatch]
 
 
 def patient_key(inst: DicomInstance) -> str:
@@ -72,8 +87,7 @@ class _Batch:
         return row
 
 
-def _position(inst: DicomInstance) -> float | None:
-    g = inst.geometry
+def _position(g: ImageGeometry) -> float | None:
     if g.image_position is None or g.image_orientation is None:
         return None
     try:
@@ -83,10 +97,10 @@ def _position(inst: DicomInstance) -> float | None:
 
 
 def _image_values(series_id: int, inst: DicomInstance) -> dict[str, object]:
-    g = inst.geometry
+    g, _ = usable_geometry(inst.geometry)  # nothing impossible is stored as usable, whoever built inst
     return dict(
         series_id=series_id, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
-        instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(inst),
+        instance_number=inst.instance_number, slice_index=0, position_along_normal=_position(g),
         rows=g.rows, columns=g.columns,
         pixel_spacing_row=g.pixel_spacing[0] if g.pixel_spacing else None,
         pixel_spacing_col=g.pixel_spacing[1] if g.pixel_spacing else None,
@@ -104,18 +118,22 @@ def _add_image(b: _Batch, inst: DicomInstance) -> None:
     b.touched_series.add(series.id)
 
 
-def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
+def _imported(inst: DicomInstance) -> ImportResult:
+    """Imported; the reason carries the warnings (values dropped as impossible), if any."""
+    warnings = (*inst.warnings, *(w for w in usable_geometry(inst.geometry)[1] if w not in inst.warnings))
+    return ImportResult(inst.path, ImportStatus.IMPORTED, "; ".join(warnings), inst.sop_instance_uid)
+
+
+def _import_one(b: _Batch, inst: DicomInstance, compare: ComparePixels | None) -> ImportResult:
     existing = b.s.scalar(select(ImageRow).where(ImageRow.sop_instance_uid == inst.sop_instance_uid))
     if existing is None:
         _add_image(b, inst)
-        return ImportResult(inst.path, ImportStatus.IMPORTED, sop_instance_uid=inst.sop_instance_uid)
+        return _imported(inst)
     same_path = os.path.realpath(existing.file_path) == os.path.realpath(inst.path)
     if same_path:
         return ImportResult(inst.path, ImportStatus.SKIPPED, "already imported", inst.sop_instance_uid)
     if existing.sha256 != inst.sha256:
-        return ImportResult(inst.path, ImportStatus.REJECTED,
-                            f"SOPInstanceUID already imported from {existing.file_path} with different content",
-                            inst.sop_instance_uid)
+        return _other_bytes(existing, inst, compare)
     if os.path.exists(existing.file_path):
         return ImportResult(inst.path, ImportStatus.SKIPPED, f"duplicate of {existing.file_path}",
                             inst.sop_instance_uid)
@@ -126,21 +144,37 @@ def _import_one(b: _Batch, inst: DicomInstance) -> ImportResult:
     return ImportResult(inst.path, ImportStatus.RELINKED, f"moved from {old}", inst.sop_instance_uid)
 
 
+def _other_bytes(existing: ImageRow, inst: DicomInstance, compare: ComparePixels | None) -> ImportResult:
+    """A known SOPInstanceUID in a file with other bytes: the same instance re-encoded, or a conflict.
+
+    Only here are pixels decoded (both files), so an import of new files never pays for it."""
+    old = existing.file_path
+    conflict = f"SOPInstanceUID already imported from {old} with different content"
+    match = compare(old, existing.sha256, inst) if compare is not None else None
+    if match is PixelMatch.SAME:
+        return ImportResult(inst.path, ImportStatus.SKIPPED,
+                            f"same instance as {old}: identical decoded pixels, other encoding", inst.sop_instance_uid)
+    if match is PixelMatch.DIFFERENT:
+        conflict += " (decoded pixels differ)"
+    elif match is PixelMatch.UNREADABLE:
+        conflict += " (the decoded pixels of both files could not be compared)"
+    return ImportResult(inst.path, ImportStatus.REJECTED, conflict, inst.sop_instance_uid)
+
+
 def _resequence(s: Session, series_ids: Iterable[int]) -> None:
     """Order each series along the slice normal (then instance number, then UID), never by file name."""
     changes = []
     for sid in series_ids:
-        rows = list(s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
-                                ImageRow.instance_number, ImageRow.sop_instance_uid)
-                         .where(ImageRow.series_id == sid)).all())
-        rows.sort(key=lambda r: (r.position_along_normal is None,
-                                 r.position_along_normal if r.position_along_normal is not None else 0.0,
-                                 r.instance_number if r.instance_number is not None else 0,
-                                 r.sop_instance_uid))
+        rows = sorted(s.execute(select(ImageRow.id, ImageRow.slice_index, ImageRow.position_along_normal,
+                                       ImageRow.instance_number, ImageRow.sop_instance_uid)
+                                .where(ImageRow.series_id == sid)).all(),
+                      key=lambda r: (r.position_along_normal is None,
+                                     r.position_along_normal if r.position_along_normal is not None else 0.0,
+                                     r.instance_number if r.instance_number is not None else 0,
+                                     r.sop_instance_uid))
         changes += [{"row_id": r.id, "new_index": i} for i, r in enumerate(rows) if r.slice_index != i]
     if changes:
-        table = ImageRow.__table__
-        assert isinstance(table, Table)
+        table = cast(Table, ImageRow.__table__)
         s.flush()
         s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
                                .values(slice_index=bindparam("new_index")), changes)
@@ -162,12 +196,16 @@ def _fast_batch(s: Session, instances: Sequence[DicomInstance]) -> list[ImportRe
         rows.append(_image_values(series.id, inst))
     s.execute(insert(ImageRow), rows)
     _resequence(s, b.touched_series)
-    return [ImportResult(i.path, ImportStatus.IMPORTED, sop_instance_uid=i.sop_instance_uid) for i in instances]
+    return [_imported(i) for i in instances]
 
 
-def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[ImportResult]:
+def import_instances(db: Database, instances: Sequence[DicomInstance],
+                     compare_pixels: ComparePixels | None = None) -> list[ImportResult]:
     """Add a batch in one transaction: a multi-row insert when every file is new, else file by file,
-    each in its own savepoint, so a file the database refuses leaves no rows and the others go in."""
+    each in its own savepoint, so a file the database refuses leaves no rows and the others go in.
+
+    A file whose SOPInstanceUID is known but whose bytes differ is skipped when ``compare_pixels``
+    finds the same decoded pixels (the instance in another transfer syntax), else rejected."""
 
     def work(s: Session) -> list[ImportResult]:
         if instances:
@@ -186,7 +224,7 @@ def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[I
         for inst in instances:
             sp = s.begin_nested()
             try:
-                results.append(_import_one(b, inst))
+                results.append(_import_one(b, inst, compare_pixels))
                 s.flush()
                 sp.commit()
             except Exception as exc:  # a constraint this file breaks: reject it, keep the others
@@ -194,7 +232,7 @@ def import_instances(db: Database, instances: Sequence[DicomInstance]) -> list[I
                 b.patients.clear()
                 b.studies.clear()
                 b.series.clear()
-                reason = str(getattr(exc, "orig", exc) or exc).splitlines()[0]
+                reason = (str(getattr(exc, "orig", exc) or exc).strip().splitlines() or [type(exc).__name__])[0]
                 results.append(ImportResult(inst.path, ImportStatus.REJECTED, f"database refused it: {reason}",
                                             inst.sop_instance_uid))
         _resequence(s, b.touched_series)
