@@ -359,7 +359,7 @@ def render_coronal(spec: PatientSpec, sp: SpineLayout, geo: ImageGeometry, rng: 
     cv.paint_layers((-a - 2, a + 2, *full_v), lateral(a), [(0.0, 0.3), (1.6, FAT)])
     cv.paint((-a, a, *full_v), lateral(a - spec.subcut_mm), _muscle(coarse, fine))
     cv.paint((-a, a, *full_v), lateral(a - spec.subcut_mm - 12), lambda u, v: np.clip(
-        BOWEL + 0.16 * np.tanh(2.2 * (coarse.smooth(u * 1.3, v * 1.3) - 0.25)), 0.05, 0.8), soft=6.0)
+        BOWEL + 0.09 * np.tanh(2.2 * (coarse.smooth(u * 1.3, v * 1.3) - 0.25)), 0.05, 0.8), soft=6.0)
     hw = spec.disc_half_width_mm
     v12 = sp.z45 - sp.disc_z("L1-L2")
     v_l5 = sp.z45 - sp.body_centre_z("L5")
