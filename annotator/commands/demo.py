@@ -1,4 +1,4 @@
-"""``annotator demo``: build the synthetic demo project."""
+"""``annotator demo``: build the synthetic demo project (one lumbar MRI exam per patient)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def _demo(args: argparse.Namespace) -> int:
     summary = demo.build_demo(db, dicom_dir, patients=args.patients, seed=args.seed, matrix=args.matrix,
                               compressed_fraction=args.compressed, if_missing=args.if_missing,
                               on_progress=lambda d, t, m: print(m, flush=True))
-    print(f"demo project in {db.url}: {summary.patients} patients, {summary.slices} slices "
-          f"({summary.imported} imported) from {summary.dicom_dir}; labels: "
+    print(f"demo project in {db.url}: {summary.patients} patients, {summary.imported} images imported, "
+          f"{summary.slices} axial slices read by the experts, from {summary.dicom_dir}; labels: "
           + ", ".join(f"{k} {v}" for k, v in summary.labels.items()))
     _model(db, args)
     return 0
@@ -56,16 +56,18 @@ def _model(db: Database, args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = sub.add_parser("demo", help="generate the synthetic L4-5 phantom, import it, add two simulated experts")
+    s = sub.add_parser("demo", help="generate a synthetic lumbar MRI exam per patient (localizer, sagittal T2, "
+                                    "axial T2 at L3-L4, L4-L5, L5-S1), import it, add two simulated experts")
     s.add_argument("--patients", type=int, default=40, metavar="N")
     s.add_argument("--seed", type=int, default=0, metavar="S")
     s.add_argument("--dicom-dir", metavar="DIR", help="where to write the DICOM files (default: beside the db)")
-    s.add_argument("--matrix", type=int, default=320, help="image size in pixels")
+    s.add_argument("--matrix", type=int, default=320, help="axial image size in pixels")
     s.add_argument("--compressed", type=float, default=0.1, metavar="FRACTION",
                    help="share of files written RLE / JPEG 2000 lossless")
     s.add_argument("--if-missing", action="store_true",
                    help="build nothing if the project already has images (a missing model is still trained)")
     s.add_argument("--model", default="fast", metavar="PRESET",
-                   help="train this preset on the consensus and activate it (default fast, about 30 s; none: no model)")
-    s.add_argument("--epochs", type=int, default=None, help="override the model preset's number of epochs")
+                   help="train this preset on the consensus and activate it (default fast, about 20 s; none: no model)")
+    s.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the demo model (default: half the preset's)")
     s.set_defaults(func=_demo)

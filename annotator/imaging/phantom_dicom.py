@@ -1,7 +1,10 @@
 """Write the synthetic phantom as real DICOM studies plus a ``truth.csv`` (numpy/scipy/pydicom only).
 
-Layout: ``out_dir/<PatientID>/<hash>.dcm`` (one study, one axial series "AX T2" of 3-5 contiguous
-slices per patient; file names carry no slice order) and ``out_dir/truth.csv`` with one row per slice.
+Layout: ``out_dir/<PatientID>/<hash>.dcm`` (file names carry no slice order) and ``out_dir/truth.csv``
+with one row per axial slice that has truth. One study per patient: by default one axial series "AX T2"
+of 3-5 contiguous slices at L4-5 (the study's setting); with ``exam=True`` a lumbar exam as a scanner
+writes it (``phantom_exam``: "LOCALIZER", "SAG T2", "AX T2 L3-L4", "AX T2 L4-L5", "AX T2 L5-S1" in one
+frame of reference), with truth for the axial slices of each level only.
 Everything (UIDs, dates, names, pixels, which files are compressed) follows from the seed and the
 parameters, so two runs with the same arguments write byte-identical files, with or without workers.
 """
@@ -15,7 +18,7 @@ import math
 import multiprocessing
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +35,29 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from annotator.imaging.phantom import DEFAULT_PREVALENCE, PatientSpec, draw_patient, render_slice
+from annotator.imaging.phantom import DEFAULT_PREVALENCE, PatientSpec, draw_patient
+from annotator.imaging.phantom_exam import (
+    AXIAL_ORIENTATION,
+    LOCALIZER,
+    SAGITTAL_SLICES,
+    STUDY_LEVEL,
+    ExamImage,
+    ExamSpec,
+    axial_images,
+    draw_exam,
+    exam_images,
+)
+from annotator.imaging.phantom_sagittal import DISCS
 
 TRUTH_FILE = "truth.csv"
-TRUTH_COLUMNS = ("sop_instance_uid", "patient_id", "x_px", "y_px", "stage", "severity", "sac_area_mm2")
+TRUTH_COLUMNS = ("sop_instance_uid", "patient_id", "x_px", "y_px", "stage", "severity", "sac_area_mm2", "level")
+_OPTIONAL_COLUMNS = {"level": STUDY_LEVEL}  # truth files written before the exam had no level: all L4-L5
 CODECS = {"rle": RLELossless, "jpeg2000": JPEG2000Lossless}
 SERIES_DESCRIPTION = "AX T2"
-IMAGE_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+SERIES_NUMBER = 4
+IMAGE_ORIENTATION = AXIAL_ORIENTATION
+LOCALIZER_IMAGES = 3
+_SERIES_MINUTES = {1: 1, 2: 3, 3: 7, 4: 9, 5: 11}  # series start after the study start, by SeriesNumber
 _EPOCH = dt.date(2016, 1, 4)
 
 
@@ -51,6 +70,7 @@ class TruthRow:
     stage: int  # 0..3 (Lee 0-3 ~ Schizas A-D)
     severity: float  # latent severity in [0, 1]
     sac_area_mm2: float
+    level: str = STUDY_LEVEL  # the disc level of the slice's stack ("L3-L4", "L4-L5", "L5-S1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +80,13 @@ class _Job:
     patient_id: str
     matrix: int
     fingerprint: tuple[str, ...]
-    codecs: tuple[str, ...]  # per slice: "" (uncompressed), "rle" or "jpeg2000"
+    codecs: tuple[str, ...]  # per image, in writing order: "" (uncompressed), "rle" or "jpeg2000"
+    exam: ExamSpec | None = None  # the whole exam (``spec`` is then its L4-L5 level)
+
+    def images(self) -> Iterator[ExamImage]:
+        if self.exam is not None:
+            return exam_images(self.exam, self.matrix)
+        return axial_images(self.spec, self.matrix, SERIES_DESCRIPTION, SERIES_NUMBER, STUDY_LEVEL)
 
 
 def patient_id_for(seed: int, index: int) -> str:
@@ -87,16 +113,28 @@ def _window(img: np.ndarray) -> tuple[float, float]:
     return float(round((lo + hi) / 2)), float(max(round(hi - lo), 1))
 
 
-def _dicom(job: _Job, k: int, offset: float, img: np.ndarray, sop: str) -> Dataset:
+def _uids(job: _Job, image: ExamImage) -> tuple[str, str]:
+    """(SeriesInstanceUID, SOPInstanceUID); the single-series phantom keeps its historical names."""
+    fp, i = job.fingerprint, job.spec.index
+    if job.exam is None:
+        return _uid(fp, i, "series"), _uid(fp, i, "sop", image.instance_number - 1)
+    return _uid(fp, i, "series", image.series_number), _uid(fp, i, "sop", image.series_number, image.instance_number)
+
+
+def _dicom(job: _Job, image: ExamImage, sop: str, series_uid: str) -> Dataset:
     spec = job.spec
     fp = job.fingerprint
-    ps = spec.fov_mm / job.matrix
+    img = image.pixels
+    geo = image.geometry
+    assert geo.pixel_spacing is not None and geo.image_position is not None and geo.image_orientation is not None
+    k = image.instance_number - 1
     days = int(np.random.default_rng([spec.seed, 11]).integers(0, 2500))
     study_date = _EPOCH + dt.timedelta(days=days)
     secs = 7 * 3600 + (spec.seed % (11 * 3600))
     t0 = dt.datetime.combine(study_date, dt.time()) + dt.timedelta(seconds=secs)
-    t_series = t0 + dt.timedelta(minutes=9)
+    t_series = t0 + dt.timedelta(minutes=_SERIES_MINUTES.get(image.series_number, 9))
     t_image = t_series + dt.timedelta(seconds=4 * k)
+    localizer = image.series_description == LOCALIZER
     age = 35 + spec.seed % 51
     birth = dt.date(study_date.year - age, 1 + spec.seed % 12, 1 + (spec.seed // 12) % 28)
 
@@ -110,7 +148,7 @@ def _dicom(job: _Job, k: int, offset: float, img: np.ndarray, sop: str) -> Datas
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"] if localizer else ["ORIGINAL", "PRIMARY", "M", "ND"]
     ds.InstanceCreationDate = t_image.strftime("%Y%m%d")
     ds.InstanceCreationTime = t_image.strftime("%H%M%S")
     ds.SOPClassUID = MRImageStorage
@@ -125,43 +163,42 @@ def _dicom(job: _Job, k: int, offset: float, img: np.ndarray, sop: str) -> Datas
     ds.InstitutionName = "Synthetic"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = "L-SPINE"
-    ds.SeriesDescription = SERIES_DESCRIPTION
-    ds.ManufacturerModelName = "L4-5 axial T2 phantom"
+    ds.SeriesDescription = image.series_description
+    ds.ManufacturerModelName = "L4-5 axial T2 phantom" if job.exam is None else "lumbar spine exam phantom"
     ds.PatientName = f"PHANTOM^{job.patient_id}"
     ds.PatientID = job.patient_id
     ds.PatientBirthDate = birth.strftime("%Y%m%d")
     ds.PatientSex = "MF"[spec.seed % 2]
     ds.PatientAge = f"{age:03d}Y"
     ds.BodyPartExamined = "LSPINE"
-    ds.ScanningSequence = "SE"
-    ds.SequenceVariant = "SK"
+    ds.ScanningSequence = "GR" if localizer else "SE"
+    ds.SequenceVariant = "SP" if localizer else "SK"
     ds.ScanOptions = ""
     ds.MRAcquisitionType = "2D"
-    ds.SliceThickness = _ds_num(spec.slice_thickness_mm)
-    ds.RepetitionTime = "3500"
-    ds.EchoTime = "100"
+    thickness = geo.slice_thickness if geo.slice_thickness is not None else spec.slice_thickness_mm
+    ds.SliceThickness = _ds_num(thickness)
+    ds.RepetitionTime = "8.6" if localizer else "3500"
+    ds.EchoTime = "4" if localizer else "100"
     ds.MagneticFieldStrength = "1.5"
-    ds.SpacingBetweenSlices = _ds_num(spec.slice_thickness_mm)
-    ds.EchoTrainLength = 16
+    ds.SpacingBetweenSlices = _ds_num(thickness)
+    ds.EchoTrainLength = 1 if localizer else 16
     ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = _uid(fp, spec.index, "study")
-    ds.SeriesInstanceUID = _uid(fp, spec.index, "series")
+    ds.SeriesInstanceUID = series_uid
     ds.StudyID = "1"
-    ds.SeriesNumber = 4
+    ds.SeriesNumber = image.series_number
     ds.AcquisitionNumber = 1
-    ds.InstanceNumber = k + 1
-    half = (job.matrix - 1) / 2.0 * ps
-    z = spec.table_z_mm + offset
-    ds.ImagePositionPatient = [_ds_num(-half), _ds_num(-half + 20.0), _ds_num(z)]
-    ds.ImageOrientationPatient = [_ds_num(x) for x in IMAGE_ORIENTATION]
+    ds.InstanceNumber = image.instance_number
+    ds.ImagePositionPatient = [_ds_num(x) for x in geo.image_position]
+    ds.ImageOrientationPatient = [_ds_num(x) for x in geo.image_orientation]
     ds.FrameOfReferenceUID = _uid(fp, spec.index, "frame")
     ds.PositionReferenceIndicator = ""
-    ds.SliceLocation = _ds_num(z)
+    ds.SliceLocation = _ds_num(image.slice_location)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = job.matrix
-    ds.Columns = job.matrix
-    ds.PixelSpacing = [_ds_num(ps), _ds_num(ps)]
+    ds.Rows = geo.rows
+    ds.Columns = geo.columns
+    ds.PixelSpacing = [_ds_num(x) for x in geo.pixel_spacing]
     ds.BitsAllocated = 16
     ds.BitsStored = 12
     ds.HighBit = 11
@@ -179,20 +216,20 @@ def _file_name(sop: str) -> str:
 
 
 def _write_patient(job: _Job) -> list[TruthRow]:
-    spec = job.spec
     folder = Path(job.out_dir) / job.patient_id
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for k, offset in enumerate(spec.slice_offsets_mm):
-        img, truth = render_slice(spec, offset, matrix=job.matrix)
-        sop = _uid(job.fingerprint, spec.index, "sop", k)
-        ds = _dicom(job, k, offset, img, sop)
+    for k, image in enumerate(job.images()):
+        series_uid, sop = _uids(job, image)
+        ds = _dicom(job, image, sop, series_uid)
         codec = job.codecs[k]
         if codec:
             ds.compress(CODECS[codec], generate_instance_uid=False)
         ds.save_as(folder / _file_name(sop), enforce_file_format=True)
-        rows.append(TruthRow(sop, job.patient_id, round(truth.x_px, 4), round(truth.y_px, 4), truth.stage,
-                             truth.severity, truth.sac_area_mm2))
+        truth = image.truth
+        if truth is not None:
+            rows.append(TruthRow(sop, job.patient_id, round(truth.x_px, 4), round(truth.y_px, 4), truth.stage,
+                                 truth.severity, truth.sac_area_mm2, image.level or STUDY_LEVEL))
     return rows
 
 
@@ -205,27 +242,53 @@ def draw_patients(n_patients: int, seed: int, prevalence: Sequence[float] = DEFA
                          n_slices=slices_per_patient) for i in range(n_patients)]
 
 
+def draw_exams(n_patients: int, seed: int, prevalence: Sequence[float] = DEFAULT_PREVALENCE,
+               slices_per_level: int | None = None) -> list[ExamSpec]:
+    """The exams ``generate_dataset(exam=True)`` renders: patient i's L4-L5 from the stream (seed, i), its
+    other levels and spine from (seed, i, 7)."""
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    return [draw_exam(np.random.default_rng([seed, i]), tuple(prevalence), index=i, n_slices=slices_per_level,
+                      level_seed=(seed, i)) for i in range(n_patients)]
+
+
+def _n_images(spec: PatientSpec, exam: ExamSpec | None) -> int:
+    if exam is None:
+        return spec.n_slices
+    return LOCALIZER_IMAGES + SAGITTAL_SLICES + sum(s.n_slices for s in exam.levels)
+
+
 def generate_dataset(out_dir: str | os.PathLike[str], n_patients: int, seed: int, matrix: int = 320,
                      compressed_fraction: float = 0.0,
                      prevalence: Sequence[float] = DEFAULT_PREVALENCE,
                      slices_per_patient: int | None = None,
                      codecs: Sequence[str] = ("rle", "jpeg2000"),
-                     workers: int = 1) -> list[TruthRow]:
+                     workers: int = 1, exam: bool = False) -> list[TruthRow]:
     """Write ``n_patients`` phantom studies and ``truth.csv`` under ``out_dir``; return the truth rows.
 
-    ``compressed_fraction`` of the files (exactly, rounded) are written RLE Lossless or JPEG 2000
-    Lossless (``codecs`` alternate at random); the rest Explicit VR Little Endian. Pixels and UIDs do not
-    depend on the compression, nor on ``workers`` (processes).
+    By default each study is one L4-5 axial stack of ``slices_per_patient`` slices (None: 3-5); with
+    ``exam`` a whole lumbar exam (localizer, sagittal T2, axial T2 stacks of ``slices_per_patient``
+    slices, None: 3, at L3-L4, L4-L5 and L5-S1; ``prevalence`` is L4-L5's). ``matrix`` is the axial
+    slices' size. ``compressed_fraction`` of the files (exactly, rounded) are written RLE Lossless or
+    JPEG 2000 Lossless (``codecs`` alternate at random); the rest Explicit VR Little Endian. Pixels and
+    UIDs do not depend on the compression, nor on ``workers`` (processes).
     """
     if not 0.0 <= compressed_fraction <= 1.0:
         raise ValueError("compressed_fraction must be in [0, 1]")
     unknown = [c for c in codecs if c not in CODECS]
     if unknown or not codecs:
         raise ValueError(f"codecs must be some of {sorted(CODECS)}, got {list(codecs)!r}")
-    specs = draw_patients(n_patients, seed, prevalence, slices_per_patient)
+    exams: list[ExamSpec | None]
+    if exam:
+        exams = list(draw_exams(n_patients, seed, prevalence, slices_per_patient))
+        specs = [e.study for e in exams if e is not None]
+    else:
+        specs = draw_patients(n_patients, seed, prevalence, slices_per_patient)
+        exams = [None] * len(specs)
     fingerprint = (str(seed), str(matrix), ",".join(f"{p:.6g}" for p in prevalence),
-                   str(slices_per_patient))
-    total = sum(s.n_slices for s in specs)
+                   str(slices_per_patient)) + (("exam",) if exam else ())
+    counts = [_n_images(s, e) for s, e in zip(specs, exams, strict=True)]
+    total = sum(counts)
     crng = np.random.default_rng([seed, 2**31 + 7])
     chosen = np.zeros(total, dtype=bool)
     chosen[crng.permutation(total)[: int(round(compressed_fraction * total))]] = True
@@ -234,10 +297,10 @@ def generate_dataset(out_dir: str | os.PathLike[str], n_patients: int, seed: int
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     pos = 0
-    for spec in specs:
-        cod = tuple(codecs[which[pos + k]] if chosen[pos + k] else "" for k in range(spec.n_slices))
-        pos += spec.n_slices
-        jobs.append(_Job(str(out), spec, patient_id_for(seed, spec.index), matrix, fingerprint, cod))
+    for spec, ex, n in zip(specs, exams, counts, strict=True):
+        cod = tuple(codecs[which[pos + k]] if chosen[pos + k] else "" for k in range(n))
+        pos += n
+        jobs.append(_Job(str(out), spec, patient_id_for(seed, spec.index), matrix, fingerprint, cod, ex))
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -256,25 +319,29 @@ def write_truth(path: str | os.PathLike[str], rows: Iterable[TruthRow]) -> None:
         w.writerow(TRUTH_COLUMNS)
         for r in rows:
             w.writerow([r.sop_instance_uid, r.patient_id, f"{r.x_px:.4f}", f"{r.y_px:.4f}", r.stage,
-                        f"{r.severity:.6f}", f"{r.sac_area_mm2:.3f}"])
+                        f"{r.severity:.6f}", f"{r.sac_area_mm2:.3f}", r.level])
 
 
 def read_truth(path: str | os.PathLike[str]) -> list[TruthRow]:
-    """Read a ``truth.csv`` (or the folder holding one)."""
+    """Read a ``truth.csv`` (or the folder holding one); a file without ``level`` is all L4-L5."""
     p = Path(path)
     if p.is_dir():
         p = p / TRUTH_FILE
     with open(p, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in TRUTH_COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL_COLUMNS]
         if missing:
             raise ValueError(f"{p}: missing columns {missing}")
+        has_level = "level" in (reader.fieldnames or [])
         out = []
         for i, rec in enumerate(reader, start=2):
             try:
+                level = rec["level"] if has_level else _OPTIONAL_COLUMNS["level"]
+                if level not in DISCS:
+                    raise ValueError(f"level {level!r} is not one of {', '.join(DISCS)}")
                 out.append(TruthRow(rec["sop_instance_uid"], rec["patient_id"], float(rec["x_px"]),
                                     float(rec["y_px"]), int(rec["stage"]), float(rec["severity"]),
-                                    float(rec["sac_area_mm2"])))
+                                    float(rec["sac_area_mm2"]), level))
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{p} line {i}: {e}") from e
     return out

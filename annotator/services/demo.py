@@ -1,12 +1,16 @@
-"""Use case: the demo project — a synthetic L4-5 phantom written as real DICOM, imported, with two
-simulated experts whose labels enter through the same labelling service a person's do, and (unless
-asked not to) an active model trained on their consensus, so the first screen shows predictions.
+"""Use case: the demo project — a synthetic lumbar MRI exam per patient written as real DICOM (a
+localizer, a sagittal T2 series and axial T2 stacks at L3-L4, L4-L5 and L5-S1, whose SeriesDescription
+names their level), imported, with two simulated experts who read every axial slice and whose labels
+enter through the same labelling service a person's do, and (unless asked not to) an active model
+trained on their consensus, so the first screen shows predictions.
 
-Truth (``truth.csv`` beside the DICOM files) is not a rater and never enters the label tables.
+Truth (``truth.csv`` beside the DICOM files, axial slices only) is not a rater and never enters the label
+tables.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ from annotator.domain.entities import ImportStatus, LabelAction, ModelVersion, R
 from annotator.domain.errors import InputError, NotFound
 from annotator.domain.progress import ProgressCallback, no_progress
 from annotator.imaging.phantom_dicom import TRUTH_FILE, generate_dataset, read_truth
+from annotator.imaging.phantom_exam import AXIAL_LEVELS
 from annotator.imaging.simulated_experts import default_experts, simulate_reads
 from annotator.services.importing import import_paths
 from annotator.services.labelling import LabelService
@@ -25,14 +30,15 @@ from annotator.storage.database import Database
 
 REVIEWER = "reviewer"
 DEMO_MODEL_TARGET = "consensus"
+DEMO_EPOCHS_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class DemoSummary:
     dicom_dir: str
     patients: int
-    slices: int
-    imported: int
+    slices: int  # axial slices with truth, the ones the simulated experts read
+    imported: int  # files imported now (every series of the exam)
     labels: dict[str, int]
     reused: bool
 
@@ -42,12 +48,22 @@ def ensure_demo_model(db: Database, *, preset: str = "fast", epochs: int | None 
     """Train a model on the demo's consensus, predict every slice and activate it (the same workflow as
     ``annotator train --target consensus --activate``), unless a model is already active: then None.
 
-    About half a minute on two CPU cores with the ``fast`` preset on the 40-patient demo."""
+    ``epochs`` None: half the preset's (``demo_epochs``). About 20 s on two CPU cores with the ``fast``
+    preset on the 40-patient demo."""
     if models_repo.active(db) is not None:
         return None
     from annotator.services import training
 
+    if epochs is None:
+        epochs = demo_epochs(training.resolve_preset(preset, None).train.epochs)
     return training.train(db, DEMO_MODEL_TARGET, preset=preset, epochs=epochs, seed=seed, activate=True)
+
+
+def demo_epochs(preset_epochs: int) -> int:
+    """The demo model's epochs: half a preset's (at least 1). The exam's three axial levels give the
+    model about 2.5 times the slices of one level, so half the epochs still take more optimisation steps
+    than the preset's epochs on one level."""
+    return max(1, math.ceil(preset_epochs * DEMO_EPOCHS_SHARE))
 
 
 def _rater(db: Database, name: str, role: Role, simulated: bool) -> Rater:
@@ -60,16 +76,20 @@ def _rater(db: Database, name: str, role: Role, simulated: bool) -> Rater:
 def build_demo(db: Database, dicom_dir: str | os.PathLike[str], *, patients: int = 40, seed: int = 0,
                matrix: int = 320, compressed_fraction: float = 0.1, if_missing: bool = False,
                on_progress: ProgressCallback = no_progress) -> DemoSummary:
-    """Generate (or reuse), import and label the demo project; same seed -> byte-identical files."""
+    """Generate (or reuse), import and label the demo project; same seed -> byte-identical files.
+
+    The experts read the slices of ``truth.csv``: every axial slice of every level, never the localizer
+    or the sagittal images."""
     folder = Path(dicom_dir)
     truth_path = folder / TRUTH_FILE
     reused = if_missing and truth_path.is_file()
     if reused:
         truth = read_truth(truth_path)
     else:
-        on_progress(0, 3, f"generating {patients} phantom patients")
+        on_progress(0, 3, f"generating {patients} phantom patients (localizer, sagittal T2, axial T2 at "
+                          f"{', '.join(AXIAL_LEVELS)})")
         truth = generate_dataset(folder, patients, seed, matrix=matrix, compressed_fraction=compressed_fraction,
-                                 workers=min(2, os.cpu_count() or 1))
+                                 workers=min(2, os.cpu_count() or 1), exam=True)
     on_progress(1, 3, "importing DICOM")
     results = import_paths(db, [folder])
     imported = sum(r.status is ImportStatus.IMPORTED for r in results)

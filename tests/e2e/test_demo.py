@@ -1,4 +1,5 @@
-"""`annotator demo`: generate, import, simulated experts through the labelling service."""
+"""`annotator demo`: generate a lumbar exam per patient, import it, simulated experts through the labelling
+service on the axial slices only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from annotator.storage import audit, catalog, labels, people
@@ -23,9 +25,10 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
                "--dicom-dir", str(tmp_path / "dicom"))
     assert "4 patients" in out
     status = json.loads(_run("--db", str(db_path), "status", "--json"))
-    assert status["patients"] == 4 and status["series"] == 4
-    n = status["images"]
-    assert 12 <= n <= 20  # 3-5 slices per patient
+    # per patient: localizer, sagittal T2, axial T2 at L3-L4, L4-L5 and L5-S1
+    assert status["patients"] == 4 and status["series"] == 4 * 5
+    assert status["images"] == 4 * (3 + 5 + 3 * 3)  # 3 localizer images, 5 sagittal, 3 axial per level
+    n = 4 * 3 * 3  # the experts read every axial slice and nothing else
     assert status["labels_per_rater"] == {"expert1": n, "expert2": n, "reviewer": 0}
 
     db = open_database(str(db_path))
@@ -37,7 +40,11 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
     assert len([e for e in audit.entries(db, entity="annotation")]) == 2 * n
     truth_lines = (tmp_path / "dicom" / "truth.csv").read_text().splitlines()[1:]
     truth = {line.split(",")[0]: line.split(",") for line in truth_lines}
+    assert len(truth) == n and Counter(t[-1] for t in truth.values()) == {"L3-L4": 12, "L4-L5": 12, "L5-S1": 12}
     by_id = {im.id: im for im in catalog.images(db)}
+    axial = {i for i, im in by_id.items() if im.geometry.normal == (0.0, 0.0, 1.0)
+             and by_id[i].sop_instance_uid in truth}
+    assert {lab.image_id for lab in cur} == axial and len(axial) == n  # no label on a localizer or sagittal
     for lab in cur:  # the click lands within a few mm of the truth centre
         t = truth[by_id[lab.image_id].sop_instance_uid]
         g = by_id[lab.image_id].geometry
