@@ -14,7 +14,7 @@ from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError, InputError
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study")
 
 
 class _Bar:

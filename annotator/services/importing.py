@@ -16,6 +16,7 @@ from annotator.domain.entities import DicomInstance, ImportResult, ImportStatus
 from annotator.domain.errors import DicomRejected
 from annotator.domain.progress import ProgressCallback, ShouldStop, never_stop, no_progress
 from annotator.imaging.dicom_io import iter_dicom_candidates, read_instance
+from annotator.services import levels
 from annotator.storage import catalog
 from annotator.storage.database import Database
 
@@ -69,6 +70,7 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
                 flush()
             on_progress(i, total, item.path)
     flush()
+    levels.apply_import_rule(db, [r.sop_instance_uid for r in results if r.status is ImportStatus.IMPORTED])
     return results
 
 
