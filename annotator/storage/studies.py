@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,7 @@ from annotator.storage import audit
 from annotator.storage.convert import aware
 from annotator.storage.database import Database
 from annotator.storage.tables import (
+    Base,
     ImageRow,
     PatientRow,
     PlanItemRow,
@@ -92,6 +93,12 @@ def select_image_ids(db: Database, rule: SelectionRule) -> list[int]:
         return out
 
 
+def _table(cls: type[Base]) -> Table:
+    table = cls.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def create(db: Database, definition: StudyDefinition, *, scale_code: str, actor_id: int | None,
            slices: Sequence[int], calibration: Sequence[ReferenceMark], reader_ids: dict[str, int],
            plans: dict[str, list[PlanItem]]) -> StudySummary:
@@ -109,13 +116,15 @@ def create(db: Database, definition: StudyDefinition, *, scale_code: str, actor_
                  ref_y_px=m.y_px, ref_grade=m.grade) for i, m in enumerate(calibration)]
         slice_rows += [dict(study_id=row.id, image_id=iid, position=i, calibration=False, ref_x_px=None,
                             ref_y_px=None, ref_grade=None) for i, iid in enumerate(slices)]
+        conn = s.connection()  # Core inserts: tens of thousands of rows without the ORM's per-row work
         if slice_rows:
-            s.execute(insert(ReaderStudySliceRow), slice_rows)
-        s.execute(insert(ReaderStudyReaderRow), [dict(study_id=row.id, rater_id=rid) for rid in reader_ids.values()])
+            conn.execute(insert(_table(ReaderStudySliceRow)), slice_rows)
+        conn.execute(insert(_table(ReaderStudyReaderRow)),
+                     [dict(study_id=row.id, rater_id=rid) for rid in reader_ids.values()])
         plan_rows = [dict(study_id=row.id, rater_id=reader_ids[name], seq=it.seq, image_id=it.image_id,
                           kind=it.kind.value) for name, items in plans.items() for it in items]
         if plan_rows:
-            s.execute(insert(PlanItemRow), plan_rows)
+            conn.execute(insert(_table(PlanItemRow)), plan_rows)
         audit.record(s, rater_id=actor_id, action="study.create", entity="reader_study", entity_id=row.id,
                      after={"name": definition.name, "slices": len(slices), "calibration": len(calibration),
                             "readers": list(reader_ids), "plan_items": len(plan_rows)})
