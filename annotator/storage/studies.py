@@ -292,3 +292,12 @@ def scale_code(db: Database, study_id: int) -> str:
         if code is None:
             raise NotFound(f"reader study id {study_id} does not exist")
         return str(code)
+
+
+def slice_facts(db: Database, study_id: int) -> dict[int, tuple[float | None, float | None, str | None]]:
+    """image id -> (row spacing mm, column spacing mm, level) of every slice of the study."""
+    with db.read() as s:
+        q = (select(ImageRow.id, ImageRow.pixel_spacing_row, ImageRow.pixel_spacing_col, ImageRow.level)
+             .join(ReaderStudySliceRow, ReaderStudySliceRow.image_id == ImageRow.id)
+             .where(ReaderStudySliceRow.study_id == study_id))
+        return {int(i): (r, c, lv) for i, r, c, lv in s.execute(q)}

@@ -122,3 +122,9 @@ def test_a_study_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert {r.grade for r in firsts} == {1} and {r.grade for r in reads if r.kind is ReadKind.REPEAT} == {2}
     assert sum(r.cannot_grade is not None for r in reads) == 1
     assert json.loads(cli(db, "study", "list", "--json", "--as", "ann", capsys=capsys))[0]["name"] == "L4-L5 axial"
+    figures = json.loads(cli(db, "agreement", "--study", "L4-L5 axial", "--as", "boss", "--json", capsys=capsys))
+    # every repeat was graded 2 against a first read of 1: intra-rater accuracy 0 on 2 pairs per reader
+    assert [(f["reader"], f["n"], f["accuracy"]) for f in figures["intra"]] == [("rater:ann", 2, 0.0),
+                                                                               ("rater:bob", 2, 0.0)]
+    assert [s["n"] for s in figures["reading_seconds"]] == [8, 7]  # bob's cannot-grade read gave no seconds
+    assert figures["cannot_grade"]["rater:bob"]["motion"] == 1 and list(figures["per_level"]) == ["L4-L5"]

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from annotator.domain.entities import DicomInstance, Role
+from annotator.domain.entities import Role
 from annotator.domain.errors import InputError, NotFound, PermissionDenied
 from annotator.domain.geometry import ImageGeometry
 from annotator.domain.studies import (
@@ -31,36 +31,12 @@ from annotator.services.studies import create_study, list_studies, show_study
 from annotator.storage import catalog, people
 from annotator.storage import studies as repo
 from annotator.storage.database import open_database
-from tests.factories import instance
-
-AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-SAGITTAL = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-SERIES = [("SAG T2", SAGITTAL, 5), ("AX T2 L3-L4", AXIAL, 3), ("AX T2 L4-5", AXIAL, 4), ("ax t2 l5/s1", AXIAL, 3),
-          ("SAG T2 L4-L5 (mislabelled)", SAGITTAL, 2)]
-RULE = SelectionRule(series_description="T2", orientation=Orientation.AXIAL, level=VertebralLevel.L4_L5,
-                     modality="MR")
-
-
-def _slice(patient: int, series: int, i: int, description: str, iop: tuple[float, ...]) -> DicomInstance:
-    base = instance(i, series=series, patient=patient)
-    g = dataclasses.replace(base.geometry, image_orientation=iop)  # type: ignore[arg-type]
-    return dataclasses.replace(base, series_description=description, geometry=g)
-
-
-def _archive(db, patients: range) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    """A mixed archive of several patients; SOP UIDs by series description."""
-    insts = [_slice(p, s, i, d, iop) for p in patients for s, (d, iop, n) in enumerate(SERIES) for i in range(n)]
-    catalog.import_instances(db, insts)
-    level_service.apply_import_rule(db, [x.sop_instance_uid for x in insts])  # what import_paths does
-    out: dict[str, list[str]] = {}
-    for x in insts:
-        out.setdefault(x.series_description, []).append(x.sop_instance_uid)
-    return out
+from tests.study_factories import RULE, SAGITTAL, archive
 
 
 @pytest.fixture
 def project(sqlite_db):  # type: ignore[no-untyped-def]
-    sops = _archive(sqlite_db, range(6))
+    sops = archive(sqlite_db, range(6))
     admin = people.add_rater(sqlite_db, "boss", Role.ADMIN)
     readers = [people.add_rater(sqlite_db, n, Role.ANNOTATOR) for n in ("ann", "bob", "cid")]
     return sqlite_db, admin, readers, sops
@@ -84,7 +60,7 @@ def test_rules_select_exactly_the_axial_l4_l5_slices_and_the_study_never_changes
     assert sorted(chosen) == sorted(sops["AX T2 L4-5"]) and len(chosen) == 6 * 4
     # the mislabelled sagittal series names L4-L5 too: orientation keeps it out; levels came from the rule
     assert level_service.level_counts(db) == {"L3-L4": 18, "L4-L5": 36, "L5-S1": 18, "none": 30}
-    _archive(db, range(6, 8))  # new files arrive
+    archive(db, range(6, 8))  # new files arrive
     assert [sop for _, sop in repo.slices(db, study.id, calibration=False)] == chosen
     again = create_study(db, admin, _define("s2"))
     assert again.n_slices == 8 * 4  # a new study resolves the rule afresh
