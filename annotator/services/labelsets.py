@@ -26,7 +26,7 @@ from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
 
 COLUMNS = ("patient_key", "study_uid", "series_uid", "sop_uid", "instance_number", "reader", "x_px", "y_px",
-           "grade", "grade_label", "scale", "version", "labelled_at")
+           "grade", "grade_label", "scale", "version", "labelled_at", "level")
 
 
 def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[str, Any]]:
@@ -45,7 +45,7 @@ def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[s
                 "series_uid": im.series_instance_uid, "sop_uid": im.sop_instance_uid,
                 "instance_number": im.instance_number, "reader": str(ref), "x_px": m.x_px, "y_px": m.y_px,
                 "grade": m.grade, "grade_label": scale.label(m.grade) if m.grade is not None else None,
-                "scale": scale.code, "version": m.version, "labelled_at": m.labelled_at,
+                "scale": scale.code, "version": m.version, "labelled_at": m.labelled_at, "level": im.level,
             })
     return rows
 

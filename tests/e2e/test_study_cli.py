@@ -59,6 +59,7 @@ def test_a_study_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cli(db, "import", str(folder), capsys=capsys)
     assert json.loads(cli(db, "levels", "list", "--json", capsys=capsys)) == {
         "L3-L4": 4, "L4-L5": 10, "L5-S1": 4, "none": 8}
+    assert json.loads(cli(db, "status", "--json", capsys=capsys))["images_per_level"]["L4-L5"] == 10
     for name, role in (("boss", "admin"), ("ann", "annotator"), ("bob", "annotator")):
         cli(db, "raters", "add", name, "--role", role, capsys=capsys)
     create = ["study", "create", "L4-L5 axial", "--series-description", "^AX", "--orientation", "axial",

@@ -258,6 +258,14 @@ def test_levels_set_by_hand_are_audited_and_need_an_admin(project) -> None:  # t
         level_service.set_series_levels(db, readers[0], uid, "1", VertebralLevel.L4_L5)
     with pytest.raises(NotFound, match="SeriesInstanceUID 9.9"):
         level_service.set_series_levels(db, admin, "9.9", "1", None)
+    # the level travels with the slice: the catalogue's records and the label-set export carry it
+    l45 = [im for im in catalog.images(db) if im.level == "L4-L5"]
+    assert len(l45) == 6 * 6 and all(im.series_instance_uid.endswith((".2.0", ".4.0")) for im in l45)
+    from annotator.services import labelsets
+
+    LabelService(db, readers[0]).set_label(l45[0].id, 5.0, 5.0, 1)
+    [row] = labelsets.export_rows(db, ["rater:ann"])
+    assert (row["sop_uid"], row["level"]) == (l45[0].sop_instance_uid, "L4-L5")
 
 
 def test_geometry_of_the_factory_is_what_the_orientation_rule_reads() -> None:
