@@ -8,6 +8,7 @@ items she has answered are a prefix of her sequence and the next one is found by
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select
@@ -101,8 +102,10 @@ def _table(cls: type[Base]) -> Table:
 
 def create(db: Database, definition: StudyDefinition, *, scale_code: str, actor_id: int | None,
            slices: Sequence[int], calibration: Sequence[ReferenceMark], reader_ids: dict[str, int],
-           plans: dict[str, list[PlanItem]]) -> StudySummary:
-    """Store a study, its slices, readers and plans in ONE transaction (all or nothing)."""
+           plans: dict[str, list[PlanItem]],
+           reads: dict[str, list[tuple[int, Answer, datetime | None]]] | None = None) -> StudySummary:
+    """Store a study, its slices, readers and plans in ONE transaction (all or nothing); ``reads``
+    (reader -> (seq, answer, when)) brings the reads of an imported study along."""
 
     def work(s: Session) -> StudySummary:
         if s.scalar(select(ReaderStudyRow.id).where(ReaderStudyRow.name == definition.name)) is not None:
@@ -125,12 +128,32 @@ def create(db: Database, definition: StudyDefinition, *, scale_code: str, actor_
                           kind=it.kind.value) for name, items in plans.items() for it in items]
         if plan_rows:
             conn.execute(insert(_table(PlanItemRow)), plan_rows)
+        if reads:
+            _insert_reads(s, row.id, reader_ids, reads, scale_code)
         audit.record(s, rater_id=actor_id, action="study.create", entity="reader_study", entity_id=row.id,
                      after={"name": definition.name, "slices": len(slices), "calibration": len(calibration),
                             "readers": list(reader_ids), "plan_items": len(plan_rows)})
         return StudySummary(row.id, definition.name, definition, len(slices), len(calibration), row.created_at)
 
     return db.write(work)
+
+
+def _insert_reads(s: Session, study_id: int, reader_ids: dict[str, int],
+                  reads: dict[str, list[tuple[int, Answer, datetime | None]]], scale_code: str) -> None:
+    items = {(int(r), int(q)): (int(pid), int(iid)) for pid, r, q, iid in s.execute(
+        select(PlanItemRow.id, PlanItemRow.rater_id, PlanItemRow.seq, PlanItemRow.image_id)
+        .where(PlanItemRow.study_id == study_id))}
+    rows = []
+    for name, answers in reads.items():
+        rid = reader_ids[name]
+        for seq, a, when in answers:
+            pid, iid = items[(rid, seq)]
+            rows.append(dict(plan_item_id=pid, study_id=study_id, rater_id=rid, image_id=iid, x_px=a.x_px,
+                             y_px=a.y_px, grade=a.grade, cannot_grade=a.cannot_grade.value if a.cannot_grade else None,
+                             seconds=a.seconds, comment=a.comment, scale_code=scale_code,
+                             created_at=when or datetime.now(UTC)))
+    if rows:
+        s.connection().execute(insert(_table(ReadRow)), rows)
 
 
 def _summary(s: Session, row: ReaderStudyRow) -> StudySummary:
