@@ -41,8 +41,9 @@ class VertebralLevel(enum.StrEnum):
         return found
 
 
-# L<n> then an optional separator, then L<n+1>, <n+1>, or S1/S after L5; not inside a longer word/number.
-_LEVEL_RE = re.compile(r"(?<![A-Z0-9])L([1-5])\s*[-/_ ]?\s*(?:L?([1-5])|(S1?))(?![0-9])", re.IGNORECASE)
+# L<n> then an optional separator, then L<n+1>, <n+1>, or S1/S after L5; not inside a longer word or number
+# (so "L4 5mm" or "L5-SAG" name no level).
+_LEVEL_RE = re.compile(r"(?<![A-Z0-9])L([1-5])\s*[-/_ ]?\s*(?:L?([1-5])|(S1?))(?![0-9A-Z])", re.IGNORECASE)
 
 
 def level_in_text(text: str) -> VertebralLevel | None:

@@ -34,7 +34,8 @@ L45, L5S1 = VertebralLevel.L4_L5, VertebralLevel.L5_S1
     ("AX T2 L5-S1", L5S1), ("ax l5/s1", L5S1), ("AX_T2_L5S1", L5S1), ("L5-S", L5S1),
     ("AX T2 L1-2", VertebralLevel.L1_L2),
     ("AX T2 L3-L4", VertebralLevel.L3_L4), ("SAG T2", None), ("AX T2 L4-L6", None), ("L4 only", None),
-    ("LOCALIZER", None), ("AX T2 FL4-5", None), ("L4-56", None), ("", None),
+    ("LOCALIZER", None), ("AX T2 FL4-5", None), ("L4-56", None), ("", None), ("AX T2 L4 5mm", None),
+    ("L5-SAG", None), ("AX T2 L4-L5_fs", L45),
 ])
 def test_level_from_a_series_description(text: str, level: VertebralLevel | None) -> None:
     assert level_in_text(text) is level
