@@ -120,19 +120,8 @@ def _answer(args: argparse.Namespace) -> int:
         x_px=args.x, y_px=args.y, grade=args.grade,
         cannot_grade=CannotGrade(args.cannot_grade) if args.cannot_grade else None,
         seconds=args.seconds, comment=args.comment))
-    doc: dict[str, object] = {"study": args.study, "number": out.number, "total": out.total,
-                              "calibration": out.calibration, "finished": out.finished}
-    if out.feedback is not None:
-        f = out.feedback
-        doc["reference"] = {"x_px": f.reference.x_px, "y_px": f.reference.y_px, "grade": f.reference.grade,
-                            "distance_mm": f.distance_mm, "grade_difference": f.grade_difference}
-    if out.calibration_score is not None:
-        c = out.calibration_score
-        doc["calibration_score"] = {"n": c.n, "graded": c.graded, "exact": c.exact, "accuracy": c.accuracy,
-                                    "mean_abs_grade_difference": c.mean_abs_grade_difference,
-                                    "median_distance_mm": c.median_distance_mm}
     if args.json:
-        print(json.dumps(doc))
+        print(json.dumps(out.to_json(args.study)))
     else:
         print(f"recorded read {out.number}/{out.total}" + (
             f"; reference grade {out.feedback.reference.grade} at ({out.feedback.reference.x_px}, "

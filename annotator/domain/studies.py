@@ -13,7 +13,8 @@ import math
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from annotator.domain.errors import InputError
@@ -334,7 +335,7 @@ class Read:
     seconds: float | None
     comment: str
     scale_code: str
-    created_at: Any = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +377,7 @@ class StudySummary:
     definition: StudyDefinition
     n_slices: int
     n_calibration: int
-    created_at: Any = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,4 +392,3 @@ class ReaderProgress:
     calibration_planned: int
     calibration_done: int
     cannot_grade: int
-    items: list[PlanItem] = field(default_factory=list)

@@ -45,6 +45,20 @@ class AnswerOutcome:
     def finished(self) -> bool:
         return self.number >= self.total
 
+    def to_json(self, study: str) -> dict[str, object]:
+        doc: dict[str, object] = {"study": study, "number": self.number, "total": self.total,
+                                  "calibration": self.calibration, "finished": self.finished}
+        if self.feedback is not None:
+            f = self.feedback
+            doc["reference"] = {"x_px": f.reference.x_px, "y_px": f.reference.y_px, "grade": f.reference.grade,
+                                "distance_mm": f.distance_mm, "grade_difference": f.grade_difference}
+        if self.calibration_score is not None:
+            c = self.calibration_score
+            doc["calibration_score"] = {"n": c.n, "graded": c.graded, "exact": c.exact, "accuracy": c.accuracy,
+                                        "mean_abs_grade_difference": c.mean_abs_grade_difference,
+                                        "median_distance_mm": c.median_distance_mm}
+        return doc
+
 
 def _feedback(db: Database, ref: ReferenceMark, x: float | None, y: float | None,
               grade: int | None) -> CalibrationFeedback:

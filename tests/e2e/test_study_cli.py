@@ -129,3 +129,36 @@ def test_a_study_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[s
                                                                                ("rater:bob", 2, 0.0)]
     assert [s["n"] for s in figures["reading_seconds"]] == [8, 7]  # bob's cannot-grade read gave no seconds
     assert figures["cannot_grade"]["rater:bob"]["motion"] == 1 and list(figures["per_level"]) == ["L4-L5"]
+
+
+def test_calibration_from_a_sop_list_with_feedback_through_the_cli(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "pacs"
+    folder.mkdir()
+    sops = _archive(folder, patients=1)
+    db = tmp_path / "p.db"
+    cli(db, "import", str(folder), capsys=capsys)
+    for name, role in (("boss", "admin"), ("ann", "annotator"), ("expert", "annotator")):
+        cli(db, "raters", "add", name, "--role", role, capsys=capsys)
+    calibration = sops["AX T2 L3-L4"]  # two slices at another level, labelled by the reference
+    labels = tmp_path / "expert.csv"
+    labels.write_text("sop_uid,reader,x_px,y_px,grade\n" + "".join(
+        f"{sop},rater:expert,30,40,2\n" for sop in calibration))
+    cli(db, "import-labels", str(labels), capsys=capsys)
+    (tmp_path / "cal.txt").write_text("# calibration cases\n" + "\n".join(calibration) + "\n")
+    (tmp_path / "study.txt").write_text("\n".join(sops["AX T2 L4-5"]) + "\n")
+    cli(db, "study", "create", "cal", "--sop-list", str(tmp_path / "study.txt"), "--readers", "rater:ann",
+        "--calibration", str(tmp_path / "cal.txt"), "--reference", "rater:expert", "--as", "boss", capsys=capsys)
+    outs = []
+    for _ in calibration:
+        item = json.loads(cli(db, "read", "next", "--study", "cal", "--as", "ann", "--json", capsys=capsys))
+        assert item["calibration"] is True and item["sop_uid"] in calibration
+        outs.append(json.loads(cli(db, "read", "answer", "--study", "cal", "--as", "ann", item["sop_uid"], "--x",
+                                   "33", "--y", "44", "--grade", "2", "--json", capsys=capsys)))
+    # MR_small's PixelSpacing is 0.3125 mm: (3, 4) px away is 1.5625 mm
+    assert outs[0]["reference"] == {"x_px": 30.0, "y_px": 40.0, "grade": 2, "distance_mm": pytest.approx(1.5625),
+                                    "grade_difference": 0}
+    assert "calibration_score" not in outs[0]
+    assert outs[1]["calibration_score"]["exact"] == 2 and outs[1]["calibration_score"]["accuracy"] == 1.0
+    item = json.loads(cli(db, "read", "next", "--study", "cal", "--as", "ann", "--json", capsys=capsys))
+    assert item["calibration"] is False and item["sop_uid"] in sops["AX T2 L4-5"]
