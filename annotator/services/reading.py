@@ -8,6 +8,7 @@ of it is stored. Each answer is one committed read; a repeat read never changes 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from annotator.domain.entities import Rater
@@ -94,6 +95,16 @@ class ReadingSession:
             return None
         item, sop, total = found
         return ReadItem(self.study.name, sop, item.image_id, item.kind is ReadKind.CALIBRATION, item.seq, total)
+
+    def read_through(self, answer_for: Callable[[ReadItem], Answer], limit: int | None = None) -> int:
+        """Answer her items in order with ``answer_for`` (a simulated reader, a script), each answer its own
+        committed read, up to ``limit`` items; the number answered. The callback sees only what a reader
+        sees: it learns that an item is a repeat only by remembering the slice, as a person would."""
+        n = 0
+        while (limit is None or n < limit) and (item := self.next()) is not None:
+            self.answer(item.sop_instance_uid, answer_for(item))
+            n += 1
+        return n
 
     def progress(self) -> tuple[int, int]:
         """(items answered, items in her sequence)."""

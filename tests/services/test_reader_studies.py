@@ -47,12 +47,6 @@ def _define(name: str = "s", **kw) -> StudyDefinition:  # type: ignore[no-untype
     return StudyDefinition(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def _answer_all(db, rater, study: str, grade_of=lambda item: 1) -> None:  # type: ignore[no-untyped-def]
-    session = ReadingSession.open(db, rater, study)
-    while (item := session.next()) is not None:
-        session.answer(item.sop_instance_uid, Answer(10.0, 12.0, grade_of(item), seconds=3.5))
-
-
 def test_rules_select_exactly_the_axial_l4_l5_slices_and_the_study_never_changes(project) -> None:  # type: ignore[no-untyped-def]
     db, admin, _readers, sops = project
     study = create_study(db, admin, _define())
@@ -145,6 +139,23 @@ def test_repeats_come_back_after_the_washout_and_never_change_the_first_read(pro
     [p] = [p for p in report.readers if p.reader == "ann"]
     assert (p.assigned, p.done, p.repeats_planned, p.repeats_done) == (24, 24, 6, 6)
     assert report.median_seconds["ann"] == 2.0
+
+
+def test_a_simulated_reader_works_through_her_sequence(project) -> None:  # type: ignore[no-untyped-def]
+    db, admin, readers, _ = project
+    study = create_study(db, admin, _define(repeat_fraction=0.25, washout=4))
+    session = ReadingSession.open(db, readers[1], "s")
+    seen: Counter[int] = Counter()
+
+    def reader(item) -> Answer:  # type: ignore[no-untyped-def]
+        seen[item.image_id] += 1  # she knows a repeat only by remembering the slice
+        return Answer(30.0, 30.0, 0 if seen[item.image_id] == 1 else 1, seconds=float(item.number))
+
+    assert session.read_through(reader, limit=5) == 5 and session.progress() == (5, 30)
+    assert session.read_through(reader) == 25 and session.next() is None
+    reads = repo.reads(db, study.id, [readers[1].id])
+    assert [r.seconds for r in reads] == [float(n) for n in range(1, 31)]
+    assert {r.grade for r in reads if r.kind is ReadKind.REPEAT} == {1} and sum(seen.values()) == 30
 
 
 def test_too_many_repeats_for_the_washout_is_a_clear_error(project) -> None:  # type: ignore[no-untyped-def]
