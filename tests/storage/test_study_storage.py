@@ -39,6 +39,12 @@ def test_reads_are_insert_only_in_the_database(db) -> None:  # type: ignore[no-u
             conn.execute(text(sql))
     [kept] = repo.reads(db, study.id)
     assert (kept.grade, kept.x_px, kept.y_px) == (1, 1.0, 2.0)
+    # the study's queries, on both backends
+    assert repo.by_name(db, "s").n_slices == 3 and len(repo.slices(db, study.id, calibration=False)) == 3
+    assert repo.slices(db, study.id, calibration=True) == [] and repo.reference_marks(db, study.id) == {}
+    assert repo.plan_counts(db, study.id) == {(ann.id, ReadKind.FIRST): (3, 1)}
+    item, sop, total = repo.current_item(db, study.id, ann.id)  # type: ignore[misc]
+    assert (item.seq, total) == (2, 3) and repo.studies_of_reader(db, ann.id) == {study.id}
 
 
 def test_reads_are_insert_only_in_the_orm_and_one_per_plan_item(sqlite_db) -> None:  # type: ignore[no-untyped-def]
