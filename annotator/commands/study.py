@@ -30,6 +30,11 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _definition(args: argparse.Namespace) -> StudyDefinition:
     from annotator.services.studies import read_sop_list, reader_name
 
+    rules_given = [flag for flag, value in (("--series-description", args.series_description),
+                                            ("--orientation", args.orientation), ("--level", args.level),
+                                            ("--modality", args.modality)) if value is not None]
+    if args.sop_list is not None and rules_given:
+        raise InputError(f"--sop-list replaces the rules: drop {', '.join(rules_given)}, or the list")
     if args.sop_list is not None:
         rule = SelectionRule(sop_uids=read_sop_list(Path(args.sop_list)))
     else:

@@ -17,11 +17,16 @@ from annotator.domain.errors import InputError, NotFound, PermissionDenied
 from annotator.domain.policy import Action
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.studies import (
+    Orientation,
     ReaderProgress,
     ReadKind,
+    ReadOrder,
     ReferenceMark,
+    SelectionRule,
     StudyDefinition,
+    StudyDesign,
     StudySummary,
+    VertebralLevel,
     assign_slices,
     plan_reader,
 )
@@ -29,6 +34,18 @@ from annotator.services.project import policy
 from annotator.storage import labels, people
 from annotator.storage import studies as repo
 from annotator.storage.database import Database
+
+SEED_STUDY_NAME = "L4-L5 axial"
+
+
+def seed_study_definition(readers: tuple[str, ...], *, seed: int = 0, repeat_fraction: float = 0.1,
+                          washout: int = 20) -> StudyDefinition:
+    """The seed study's design (Won et al. 2020: axial T2 slices at the L4-5 disc, every reader reads
+    every slice), with hidden repeats for intra-rater agreement: what the demo's ready study uses."""
+    return StudyDefinition(SEED_STUDY_NAME, SelectionRule(series_description="^AX", orientation=Orientation.AXIAL,
+                                                          level=VertebralLevel.L4_L5, modality="MR"),
+                           readers, StudyDesign.CROSSED, order=ReadOrder.RANDOM, seed=seed,
+                           repeat_fraction=repeat_fraction, washout=washout)
 
 
 def reader_name(text: str) -> str:

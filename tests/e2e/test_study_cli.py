@@ -147,6 +147,9 @@ def test_calibration_from_a_sop_list_with_feedback_through_the_cli(tmp_path: Pat
     cli(db, "import-labels", str(labels), capsys=capsys)
     (tmp_path / "cal.txt").write_text("# calibration cases\n" + "\n".join(calibration) + "\n")
     (tmp_path / "study.txt").write_text("\n".join(sops["AX T2 L4-5"]) + "\n")
+    err = cli(db, "study", "create", "x", "--sop-list", str(tmp_path / "study.txt"), "--level", "L4-L5", "--readers",
+              "rater:ann", "--as", "boss", capsys=capsys, ok=False)
+    assert "--sop-list replaces the rules: drop --level" in err
     cli(db, "study", "create", "cal", "--sop-list", str(tmp_path / "study.txt"), "--readers", "rater:ann",
         "--calibration", str(tmp_path / "cal.txt"), "--reference", "rater:expert", "--as", "boss", capsys=capsys)
     outs = []

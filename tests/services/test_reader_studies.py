@@ -27,7 +27,7 @@ from annotator.domain.studies import (
 from annotator.services import levels as level_service
 from annotator.services.labelling import LabelService
 from annotator.services.reading import ReadingSession
-from annotator.services.studies import create_study, list_studies, show_study
+from annotator.services.studies import create_study, list_studies, seed_study_definition, show_study
 from annotator.storage import catalog, people
 from annotator.storage import studies as repo
 from annotator.storage.database import open_database
@@ -58,6 +58,15 @@ def test_rules_select_exactly_the_axial_l4_l5_slices_and_the_study_never_changes
     assert [sop for _, sop in repo.slices(db, study.id, calibration=False)] == chosen
     again = create_study(db, admin, _define("s2"))
     assert again.n_slices == 8 * 4  # a new study resolves the rule afresh
+
+
+def test_the_seed_study_design_selects_the_axial_l4_l5_slices(project) -> None:  # type: ignore[no-untyped-def]
+    db, admin, _readers, sops = project
+    definition = seed_study_definition(("ann", "bob"))
+    assert (definition.name, definition.design, definition.repeat_fraction, definition.washout) == (
+        "L4-L5 axial", StudyDesign.CROSSED, 0.1, 20)
+    study = create_study(db, admin, seed_study_definition(("ann", "bob"), washout=5))
+    assert sorted(sop for _, sop in repo.slices(db, study.id, calibration=False)) == sorted(sops["AX T2 L4-5"])
 
 
 def test_an_explicit_sop_list_and_a_rule_that_selects_nothing(project, tmp_path) -> None:  # type: ignore[no-untyped-def]
