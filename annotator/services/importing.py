@@ -16,7 +16,6 @@ from annotator.domain.entities import DicomInstance, ImportResult, ImportStatus
 from annotator.domain.errors import DicomRejected
 from annotator.domain.progress import ProgressCallback, ShouldStop, never_stop, no_progress
 from annotator.imaging.dicom_io import iter_dicom_candidates, read_instance
-from annotator.services import levels
 from annotator.storage import catalog
 from annotator.storage.database import Database
 
@@ -70,7 +69,9 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
                 flush()
             on_progress(i, total, item.path)
     flush()
-    levels.apply_import_rule(db, [r.sop_instance_uid for r in results if r.status is ImportStatus.IMPORTED])
+    from annotator.services.levels import apply_import_rule  # the level rule: set from SeriesDescription
+
+    apply_import_rule(db, [r.sop_instance_uid for r in results if r.status is ImportStatus.IMPORTED])
     return results
 
 
