@@ -150,13 +150,18 @@ class ReadingSession:
 
     def calibration_score(self) -> CalibrationScore | None:
         """Her calibration score once every calibration slice is read; None before (or with none)."""
-        refs = repo.reference_marks(self.db, self.study.id)
-        own = [r for r in repo.reads(self.db, self.study.id, [self.rater.id]) if r.kind is ReadKind.CALIBRATION]
-        if not refs or len(own) < len(refs):
-            return None
-        fb = [_feedback(self.db, refs[r.image_id], r.x_px, r.y_px, r.grade) for r in own]
-        diffs = [f.grade_difference for f in fb if f.grade_difference is not None]
-        dists = [f.distance_mm for f in fb if f.distance_mm is not None]
-        return CalibrationScore(n=len(own), graded=len(diffs), exact=sum(d == 0 for d in diffs),
-                                mean_abs_grade_difference=statistics.fmean(abs(d) for d in diffs) if diffs else None,
-                                median_distance_mm=statistics.median(dists) if dists else None)
+        return calibration_score(self.db, self.study.id, self.rater.id)
+
+
+def calibration_score(db: Database, study_id: int, rater_id: int) -> CalibrationScore | None:
+    """A reader's calibration score once she has read every calibration slice; None before (or with none)."""
+    refs = repo.reference_marks(db, study_id)
+    own = [r for r in repo.reads(db, study_id, [rater_id]) if r.kind is ReadKind.CALIBRATION]
+    if not refs or len(own) < len(refs):
+        return None
+    fb = [_feedback(db, refs[r.image_id], r.x_px, r.y_px, r.grade) for r in own]
+    diffs = [f.grade_difference for f in fb if f.grade_difference is not None]
+    dists = [f.distance_mm for f in fb if f.distance_mm is not None]
+    return CalibrationScore(n=len(own), graded=len(diffs), exact=sum(d == 0 for d in diffs),
+                            mean_abs_grade_difference=statistics.fmean(abs(d) for d in diffs) if diffs else None,
+                            median_distance_mm=statistics.median(dists) if dists else None)

@@ -116,3 +116,31 @@ def test_an_annotator_cannot_see_the_study_statistics(read_study) -> None:  # ty
     db, _admin, (ann, _bob), _ = read_study
     with pytest.raises(PermissionDenied, match="cannot see its statistics"):
         study_stats(db, ann, "s")
+
+
+def test_the_dashboard_rows_and_their_csv(read_study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    from annotator.services.dashboard import CSV_COLUMNS, study_dashboard, write_csv
+
+    db, admin, (ann, bob), study = read_study
+    rows = study_dashboard(db, admin, "s", reference="bob")
+    reads = repo.reads(db, study.id)
+    first = {r.image_id: r for r in reads if r.rater_id == ann.id and r.kind is ReadKind.FIRST}
+    again = {r.image_id: r for r in reads if r.rater_id == ann.id and r.kind is ReadKind.REPEAT}
+    other = {r.image_id: r for r in reads if r.rater_id == bob.id and r.kind is ReadKind.FIRST}
+    row = rows[0]
+    assert (row.reader, row.assigned, row.done, row.repeats_done) == ("ann", 60, 60, 6)
+    assert row.intra_kappa == pytest.approx(cohen_kappa_score(*_graded(first, again)))
+    assert row.kappa_vs_reference == pytest.approx(cohen_kappa_score(*_graded(first, other)))
+    assert rows[1].kappa_vs_reference is None  # the reference against herself
+    assert row.seconds_in_order == tuple(r.seconds for r in reads if r.rater_id == ann.id)  # by sequence
+    assert row.median_seconds == pytest.approx(float(np.median([r.seconds for r in reads if r.rater_id == ann.id])))
+    assert row.calibration is None  # a study without calibration slices
+    write_csv(rows, tmp_path / "dash.csv", reference="bob")
+    with (tmp_path / "dash.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == list(CSV_COLUMNS) and [t["reader"] for t in table] == ["ann", "bob"]
+    assert float(table[0]["intra_kappa"]) == pytest.approx(row.intra_kappa)
+    with pytest.raises(PermissionDenied):
+        study_dashboard(db, ann, "s")
