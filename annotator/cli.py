@@ -14,7 +14,7 @@ from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError, InputError
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study")
 
 
 class _Bar:
@@ -111,15 +111,19 @@ def _read_new_password(name: str) -> str:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from annotator.services import project
+    from annotator.services.levels import level_counts
 
     db = project.open_project(args.db)
     c = project.status(db)
+    levels = level_counts(db)
     if args.json:
         print(json.dumps({"database": db.url, "patients": c.patients, "studies": c.studies, "series": c.series,
-                          "images": c.images, "labels_per_rater": c.labels_per_rater}))
+                          "images": c.images, "labels_per_rater": c.labels_per_rater, "images_per_level": levels}))
         return 0
     print(f"database  {db.url}")
     print(f"patients  {c.patients}\nstudies   {c.studies}\nseries    {c.series}\nimages    {c.images}")
+    if levels:
+        print("levels    " + ", ".join(f"{k} {v}" for k, v in levels.items()))
     print("labelled slices per rater:" if c.labels_per_rater else "no raters yet")
     for name, n in c.labels_per_rater.items():
         print(f"  {name:24} {n}")

@@ -11,6 +11,8 @@ from annotator.domain.readers import ReaderRef
 def _agreement(args: argparse.Namespace) -> int:
     from annotator.services import agreement, project
 
+    if args.study is not None:
+        return _study_agreement(args)
     readers = [ReaderRef.parse(r) for r in args.readers] if args.readers else None
     db = project.open_project(args.db)
     report = agreement.agreement_report(db, readers, n_boot=args.bootstrap, seed=args.seed)
@@ -18,6 +20,27 @@ def _agreement(args: argparse.Namespace) -> int:
         print(json.dumps(agreement.report_json(report), indent=1, allow_nan=False))
     else:
         print(agreement.as_markdown(report))
+    return 0
+
+
+def _study_agreement(args: argparse.Namespace) -> int:
+    from annotator.domain.errors import InputError
+    from annotator.services import project
+    from annotator.services.study_stats import study_stats
+
+    if args.as_rater is None:
+        raise InputError("agreement --study needs --as NAME (a reviewer or admin)")
+    db = project.open_project(args.db)
+    report = study_stats(db, project.rater_by_name(db, args.as_rater), args.study)
+    doc = report.to_json()
+    if args.json:
+        print(json.dumps(doc, indent=1, allow_nan=False))
+        return 0
+    print(f"study {report.study} ({report.scale}): first reads, calibration left out")
+    for p in doc["pairs"]:
+        print(f"  {p['a']} vs {p['b']}: n {p['n']}, accuracy {p['accuracy']}, kappa (linear) {p['kappa_linear']}")
+    for p in doc["intra"]:
+        print(f"  intra {p['reader']}: n {p['n']} pairs, accuracy {p['accuracy']}, kappa {p['kappa']}")
     return 0
 
 
@@ -29,4 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fmt.add_argument("--markdown", action="store_true", help="Markdown table (the default)")
     s.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="patient-bootstrap resamples (0: none)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--study", metavar="NAME", help="a reader study's figures: its first reads, intra-rater "
+                   "(first vs repeat), reading seconds, cannot-grade counts, per level")
+    s.add_argument("--as", dest="as_rater", metavar="NAME", help="who is looking (with --study: reviewer or admin)")
     s.set_defaults(func=_agreement)

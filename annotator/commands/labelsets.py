@@ -12,6 +12,15 @@ def _export(args: argparse.Namespace) -> int:
     from annotator.services import readers as reader_service
 
     db = project.open_project(args.db)
+    if args.study is not None:
+        from annotator.domain.errors import InputError
+        from annotator.services import study_io
+
+        if args.as_rater is None:
+            raise InputError("export --study needs --as NAME (a reviewer or admin)")
+        n = study_io.export(db, project.rater_by_name(db, args.as_rater), args.study, Path(args.out), args.format)
+        print(f"wrote {n} reads of study {args.study!r} to {args.out}")
+        return 0
     readers = args.readers or [str(r) for r in reader_service.all_readers(db)]
     n = labelsets.export(db, readers, Path(args.out), args.format)
     print(f"wrote {n} rows ({', '.join(readers)}) to {args.out}")
@@ -22,7 +31,8 @@ def _import_labels(args: argparse.Namespace) -> int:
     from annotator.services import labelsets, project
 
     db = project.open_project(args.db)
-    report = labelsets.import_labels(db, Path(args.file), reader=args.reader)
+    actor = project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    report = labelsets.import_labels(db, Path(args.file), reader=args.reader, actor=actor)
     for line in report.errors:
         print(line, file=sys.stderr)
     if report.errors:
@@ -40,9 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="rater:NAME, model:ID or consensus (default: every reader)")
     s.add_argument("--format", choices=["csv", "json"], default="csv")
     s.add_argument("--out", required=True, metavar="FILE")
+    s.add_argument("--study", metavar="NAME", help="a reader study's reads (one row per read) instead of labels")
+    s.add_argument("--as", dest="as_rater", metavar="NAME", help="who exports (with --study: reviewer or admin)")
     s.set_defaults(func=_export)
 
     s = sub.add_parser("import-labels", help="import labels made elsewhere (CSV or JSON, export's columns)")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--reader", metavar="rater:NAME", help="the reader of every row (overrides the column)")
+    s.add_argument("--as", dest="as_rater", metavar="NAME", help="the admin importing a reader study's reads")
     s.set_defaults(func=_import_labels)

@@ -112,6 +112,7 @@ class ImageRef:
     patient_key: str = ""
     study_instance_uid: str = ""
     series_instance_uid: str = ""
+    level: str | None = None  # vertebral level ("L4-L5", a VertebralLevel value); None: not known
 
 
 class LabelAction(enum.StrEnum):

@@ -19,7 +19,11 @@ The rights, and why each is what it is:
 - **see a model's details** (its target, training-set size, figures): they describe other readers' work,
   so a blinded annotator sees them only for a model trained on her own labels.
 - **adjudicate**, **train and activate models**, **export label sets**: reviewers and admins.
-- **manage raters and project settings**: admins.
+- **manage raters and project settings**, **create reader studies and set slice levels**: admins.
+- **reader studies**: a rater sees only the studies she is assigned to read (reviewers and admins see
+  every study, its design and every reader's progress) and reads only where she is assigned, whatever
+  her role. While reading, nobody sees whether an item is a first or a repeat read, and a repeat shows
+  nothing of the first read; a calibration slice's reference appears only after her own read of it.
 - **sign in without a password**: everybody, except a reviewer or admin once the project has a protected
   admin ("locked"), so that a blinded reader cannot borrow an unblinded account; and the sign-in screen
   then creates annotators only.
@@ -51,6 +55,7 @@ class Action(enum.StrEnum):
     EXPORT = "export label sets"
     MANAGE_RATERS = "manage raters"
     MANAGE_SETTINGS = "change project settings"
+    MANAGE_STUDIES = "create reader studies and set slice levels"
 
 
 _ACTION_ROLES: dict[Action, frozenset[Role]] = {
@@ -59,6 +64,7 @@ _ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.EXPORT: frozenset({Role.REVIEWER, Role.ADMIN}),
     Action.MANAGE_RATERS: frozenset({Role.ADMIN}),
     Action.MANAGE_SETTINGS: frozenset({Role.ADMIN}),
+    Action.MANAGE_STUDIES: frozenset({Role.ADMIN}),
 }
 
 
@@ -126,6 +132,36 @@ class Policy:
                 f"{self.rater_name} is a {self.role.value}"
             allowed = " and ".join(sorted(r.value + "s" for r in _ACTION_ROLES[action]))
             raise PermissionDenied(f"{who} and cannot {action.value}: only {allowed} may")
+
+    # ----- reader studies ---------------------------------------------------------------------------
+    def may_see_study(self, assigned: bool) -> bool:
+        """Does this study exist for her? ``assigned``: is she one of its readers?"""
+        return self.unblinded or assigned
+
+    @property
+    def may_see_study_progress(self) -> bool:
+        """The admin's view of a study: its design, which items are repeats, every reader's progress."""
+        return self.unblinded
+
+    @staticmethod
+    def may_read_in_study(assigned: bool) -> bool:
+        """Only a study's own readers read in it, whatever their role."""
+        return assigned
+
+    @staticmethod
+    def may_see_read_kind_while_reading() -> bool:
+        """Whether a reader-facing item may say first / repeat: never (hidden repeats)."""
+        return False
+
+    @staticmethod
+    def may_see_first_read_on_repeat() -> bool:
+        """Whether anything of her first read shows on a repeat: never (intra-rater blinding)."""
+        return False
+
+    @staticmethod
+    def may_see_calibration_reference(own_read_done: bool) -> bool:
+        """The reference's point and grade on a calibration slice: only after her own read of it."""
+        return own_read_done
 
     @property
     def may_adjudicate(self) -> bool:

@@ -86,6 +86,9 @@ def import_paths(db: Database, paths: Iterable[str | os.PathLike[str]], *,
                 flush()
             on_progress(i, total, item.path)
     flush()
+    from annotator.services.levels import apply_import_rule  # the level rule: set from SeriesDescription
+
+    apply_import_rule(db, [r.sop_instance_uid for r in results if r.status is ImportStatus.IMPORTED])
     return results
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from annotator.domain.entities import Role
+from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError, NotFound
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import load_scale
@@ -26,7 +26,7 @@ from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
 
 COLUMNS = ("patient_key", "study_uid", "series_uid", "sop_uid", "instance_number", "reader", "x_px", "y_px",
-           "grade", "grade_label", "scale", "version", "labelled_at")
+           "grade", "grade_label", "scale", "version", "labelled_at", "level")
 
 
 def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[str, Any]]:
@@ -45,7 +45,7 @@ def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[s
                 "series_uid": im.series_instance_uid, "sop_uid": im.sop_instance_uid,
                 "instance_number": im.instance_number, "reader": str(ref), "x_px": m.x_px, "y_px": m.y_px,
                 "grade": m.grade, "grade_label": scale.label(m.grade) if m.grade is not None else None,
-                "scale": scale.code, "version": m.version, "labelled_at": m.labelled_at,
+                "scale": scale.code, "version": m.version, "labelled_at": m.labelled_at, "level": im.level,
             })
     return rows
 
@@ -121,14 +121,20 @@ def _num(value: Any, field: str) -> float | None:
         raise InputError(f"{field} {value!r} is not a number") from None
 
 
-def import_labels(db: Database, path: Path, *, reader: str | None = None) -> ImportReport:
-    """Check every row, then apply all of them in one transaction, or none if any row is bad."""
+def import_labels(db: Database, path: Path, *, reader: str | None = None, actor: Rater | None = None) -> ImportReport:
+    """Check every row, then apply all of them in one transaction, or none if any row is bad. A file of
+    reader-study reads (a ``study`` column, from ``export --study``) rebuilds its studies (``actor``: an admin)."""
+    rows = _read_rows(path)
+    if any(str(r.get("study") or "").strip() for _, r in rows):
+        from annotator.services import study_io
+
+        return ImportReport(*study_io.import_rows(db, actor, path, rows))
     scale = load_scale(people.get_settings(db).scale_code)
     sop_to_image = {im.sop_instance_uid: im for im in catalog.images(db)}
     raters = {r.name: r for r in people.list_raters(db)}
     errors: list[str] = []
     staged: list[tuple[str, dict[str, Any]]] = []
-    for line, row in _read_rows(path):
+    for line, row in rows:
         where = f"{path.name}: line {line}"
         try:
             ref = ReaderRef.parse(str(reader or row.get("reader") or ""))

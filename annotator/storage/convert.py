@@ -75,7 +75,7 @@ def image(row: ImageRow, patient_key: str = "", study_uid: str = "", series_uid:
         instance_number=row.instance_number, slice_index=row.slice_index, path=row.file_path,
         sha256=row.sha256, geometry=geometry(row), window_center=row.window_center,
         window_width=row.window_width, patient_key=patient_key, study_instance_uid=study_uid,
-        series_instance_uid=series_uid,
+        series_instance_uid=series_uid, level=row.level,
     )
 
 

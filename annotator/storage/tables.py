@@ -1,7 +1,8 @@
 """The relational schema (SQLAlchemy 2 typed ORM). ORM rows never leave ``annotator.storage``.
 
-Labels, adjudications and the audit log are insert-only: an edit adds a version, nothing is updated or
-deleted. Database triggers (created by the migrations) and ORM guards below both refuse UPDATE/DELETE on them.
+Labels, adjudications, reader-study reads and the audit log are insert-only: an edit adds a version,
+nothing is updated or deleted. Database triggers (created by the migrations) and ORM guards below both
+refuse UPDATE/DELETE on them.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class ImageRow(Base):
     file_path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    level: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)  # "L4-L5"; None: unknown
 
 
 class AnnotationRow(Base):
@@ -214,10 +216,78 @@ class FoldRow(Base):
     fold: Mapped[int] = mapped_column(Integer)
 
 
+class ReaderStudyRow(Base):
+    """A reader study: its definition (rule, readers, design, order, repeats, calibration) as JSON."""
+
+    __tablename__ = "reader_studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    scale_code: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("raters.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReaderStudySliceRow(Base):
+    """A slice the study resolved at creation; calibration slices carry the reference's mark, frozen."""
+
+    __tablename__ = "reader_study_slices"
+    __table_args__ = (UniqueConstraint("study_id", "image_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    calibration: Mapped[bool] = mapped_column(Boolean, default=False)
+    ref_x_px: Mapped[float | None] = mapped_column(Float)
+    ref_y_px: Mapped[float | None] = mapped_column(Float)
+    ref_grade: Mapped[int | None] = mapped_column(Integer)
+
+
+class ReaderStudyReaderRow(Base):
+    __tablename__ = "reader_study_readers"
+    __table_args__ = (UniqueConstraint("study_id", "rater_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+
+
+class PlanItemRow(Base):
+    """One step of one reader's sequence, computed once when the study is created."""
+
+    __tablename__ = "reader_plan_items"
+    __table_args__ = (UniqueConstraint("study_id", "rater_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+
+
+class ReadRow(Base):
+    """A reader's answer to one plan item: insert-only, one per item (a repeat is its own read)."""
+
+    __tablename__ = "reads"
+    __table_args__ = (Index("ix_reads_study_rater", "study_id", "rater_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_item_id: Mapped[int] = mapped_column(ForeignKey("reader_plan_items.id"), unique=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    x_px: Mapped[float | None] = mapped_column(Float)
+    y_px: Mapped[float | None] = mapped_column(Float)
+    grade: Mapped[int | None] = mapped_column(Integer)
+    cannot_grade: Mapped[str | None] = mapped_column(String(20))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    scale_code: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:
     raise RuntimeError(f"{target.__tablename__} is insert-only: add a new version instead")
 
 
-for _cls in (AnnotationRow, AuditRow, AdjudicationRow):
+for _cls in (AnnotationRow, AuditRow, AdjudicationRow, ReadRow):
     event.listen(_cls, "before_update", _refuse_change)
     event.listen(_cls, "before_delete", _refuse_change)

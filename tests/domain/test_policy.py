@@ -43,13 +43,22 @@ for _show, _sugg in itertools.product((False, True), (H, G, W)):
     for _role in (R, D):  # reviewers and admins read unblinded whatever the settings
         SEEING[(_role, _show, _sugg)] = (True, True, True, True, True, True)
 
-# role -> adjudicate, train (and activate), export, manage raters, change settings
+# role -> adjudicate, train (and activate), export, manage raters, change settings, manage reader studies
 ACTING = {
-    A: (False, False, False, False, False),
-    R: (True, True, True, False, False),
-    D: (True, True, True, True, True),
+    A: (False, False, False, False, False, False),
+    R: (True, True, True, False, False, False),
+    D: (True, True, True, True, True, True),
 }
-ACTIONS = (Action.ADJUDICATE, Action.TRAIN, Action.EXPORT, Action.MANAGE_RATERS, Action.MANAGE_SETTINGS)
+ACTIONS = (Action.ADJUDICATE, Action.TRAIN, Action.EXPORT, Action.MANAGE_RATERS, Action.MANAGE_SETTINGS,
+           Action.MANAGE_STUDIES)
+
+# role -> see an assigned study, see an unassigned study, see a study's design and progress,
+#   read where assigned, read where not assigned
+STUDIES = {
+    A: (True, False, False, True, False),
+    R: (True, True, True, True, False),
+    D: (True, True, True, True, False),
+}
 
 
 def _policy(role: Role, show: bool, suggestion: ModelSuggestion, name: str = "ann") -> Policy:
@@ -94,6 +103,20 @@ def test_what_each_role_may_do_does_not_depend_on_blinding(role: Role, show: boo
         else:
             with pytest.raises(PermissionDenied, match=f"ann is an? {role.value} and cannot {action.value}: only"):
                 p.require(action)
+
+
+@pytest.mark.parametrize(("role", "show", "suggestion"), sorted(SEEING, key=str))
+def test_reader_study_rights_do_not_depend_on_blinding_settings(role: Role, show: bool,
+                                                                suggestion: ModelSuggestion) -> None:
+    p = _policy(role, show, suggestion)
+    assert (p.may_see_study(assigned=True), p.may_see_study(assigned=False), p.may_see_study_progress,
+            p.may_read_in_study(assigned=True), p.may_read_in_study(assigned=False)) == STUDIES[role]
+    # while reading, whoever reads: a repeat is not announced and shows nothing of the first read;
+    # a calibration reference appears only once her own read of that slice is stored
+    assert p.may_see_read_kind_while_reading() is False
+    assert p.may_see_first_read_on_repeat() is False
+    assert p.may_see_calibration_reference(own_read_done=False) is False
+    assert p.may_see_calibration_reference(own_read_done=True) is True
 
 
 @pytest.mark.parametrize(("role", "has_password", "locked", "needed"), [
