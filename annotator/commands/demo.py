@@ -36,7 +36,8 @@ def _demo(args: argparse.Namespace) -> int:
                               on_progress=lambda d, t, m: print(m, flush=True))
     print(f"demo project in {db.url}: {summary.patients} patients, {summary.imported} images imported, "
           f"{summary.slices} axial slices read by the experts, from {summary.dicom_dir}; labels: "
-          + ", ".join(f"{k} {v}" for k, v in summary.labels.items()))
+          + ", ".join(f"{k} {v}" for k, v in summary.labels.items())
+          + f"; reader study {summary.study!r}: {summary.reads} reads by the simulated experts")
     _model(db, args)
     return 0
 

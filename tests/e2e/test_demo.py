@@ -29,7 +29,7 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
     assert status["patients"] == 4 and status["series"] == 4 * 5
     assert status["images"] == 4 * (3 + 5 + 3 * 3)  # 3 localizer images, 5 sagittal, 3 axial per level
     n = 4 * 3 * 3  # the experts read every axial slice and nothing else
-    assert status["labels_per_rater"] == {"expert1": n, "expert2": n, "reviewer": 0}
+    assert status["labels_per_rater"] == {"expert1": n, "expert2": n, "reviewer": 0, "admin": 0}
 
     db = open_database(str(db_path))
     raters = {r.name: r for r in people.list_raters(db)}
@@ -50,6 +50,18 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
         g = by_id[lab.image_id].geometry
         assert g.distance_mm((lab.x_px, lab.y_px), (float(t[2]), float(t[3]))) < 5.0  # type: ignore[arg-type]
     assert people.get_settings(db).required_raters == ("expert1", "expert2")
+
+    # the seed study, ready: rules picked exactly the axial L4-L5 slices; both experts read every one of
+    # them, plus hidden repeats, each read with its time
+    l45 = {i for i in axial if truth[by_id[i].sop_instance_uid][-1] == "L4-L5"}
+    shown = json.loads(_run("--db", str(db_path), "study", "show", "L4-L5 axial", "--as", "admin", "--json"))
+    assert {by_id[i].sop_instance_uid for i in l45} == set(shown["slices"])
+    stats = json.loads(_run("--db", str(db_path), "agreement", "--study", "L4-L5 axial", "--as", "reviewer",
+                            "--json"))
+    times = {r["reader"]: r for r in stats["reading_seconds"]}
+    assert set(times) == {"rater:expert1", "rater:expert2"}
+    assert all(r["n"] > len(l45) and 5 < r["median"] < 30 for r in times.values())  # first reads + repeats
+    assert all(r["n"] >= 1 for r in stats["intra"])
     db.close()
 
     again = _run("demo", "--patients", "4", "--seed", "3", "--matrix", "128", "--db", str(db_path),
@@ -57,7 +69,7 @@ def test_demo_builds_a_labelled_project_and_is_reproducible(tmp_path: Path) -> N
     assert "already" in again
 
     _run("demo", "--patients", "4", "--seed", "3", "--matrix", "128", "--db", str(tmp_path / "b.db"),
-         "--dicom-dir", str(tmp_path / "dicom2"))
+         "--dicom-dir", str(tmp_path / "dicom2"), "--model", "none")
 
     def digest(folder: Path) -> dict[str, str]:
         return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
