@@ -12,8 +12,9 @@ def _export(args: argparse.Namespace) -> int:
     from annotator.services import readers as reader_service
 
     db = project.open_project(args.db)
+    actor = project.rater_by_name(db, args.as_rater) if args.as_rater else None
     readers = args.readers or [str(r) for r in reader_service.all_readers(db)]
-    n = labelsets.export(db, readers, Path(args.out), args.format)
+    n = labelsets.export(db, readers, Path(args.out), args.format, actor=actor)
     print(f"wrote {n} rows ({', '.join(readers)}) to {args.out}")
     return 0
 
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="rater:NAME, model:ID or consensus (default: every reader)")
     s.add_argument("--format", choices=["csv", "json"], default="csv")
     s.add_argument("--out", required=True, metavar="FILE")
+    s.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
+                   help="the rater exporting, who must have the right to (default: the database's owner)")
     s.set_defaults(func=_export)
 
     s = sub.add_parser("import-labels", help="import labels made elsewhere (CSV or JSON, export's columns)")

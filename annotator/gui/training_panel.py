@@ -298,10 +298,10 @@ class TrainingPanel(QWidget):
         if self.is_running() or self._activating:  # its own prediction would race the running child's
             self._set_status("Wait until the run ends (or cancel it) before activating another version.", error=True)
             return False
-        db, actor = self.db, self.rater.id
+        db, actor = self.db, self.rater
 
         def work() -> tuple[ModelVersion, bool]:  # on a worker: reads and hashes the weights file
-            version = model_service.activate(db, model_id, actor_id=actor)
+            version = model_service.activate(db, model_id, actor=actor)
             return version, bool(reader_service.marks(db, ReaderRef(ReaderKind.MODEL, str(version.id))))
 
         self._activating = True

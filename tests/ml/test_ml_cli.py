@@ -135,3 +135,17 @@ def test_train_as_an_annotator_is_refused_by_the_policy(project: Project) -> Non
     assert proc.returncode != 0
     assert "ann is an annotator and cannot train and activate models" in proc.stderr
     assert models_repo.list_versions(project.db) == []
+
+
+def test_models_activate_as_an_annotator_is_refused(project: Project) -> None:
+    people.add_rater(project.db, "ann", Role.ANNOTATOR)
+    trained = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                                  "--epochs", "1"), capture_output=True, text=True, timeout=120, env=cli_env())
+    assert trained.returncode == 0, trained.stderr
+    [version] = models_repo.list_versions(project.db)
+    refused = subprocess.run(_cmd(project, "models", "activate", str(version.id), "--as", "ann"),
+                             capture_output=True, text=True, timeout=120, env=cli_env())
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("annotator: error: ann is an annotator and cannot train and activate models: "
+                                      "only admins and reviewers may")
+    assert not models_repo.get(project.db, version.id).active
