@@ -5,9 +5,10 @@ batches; the command then exits non-zero with one line, having published nothing
 prints each event of :mod:`annotator.domain.events` as one JSON line (its ``encode``), ending with
 ``done`` or ``error``, for the GUI, which runs these commands as a child process and reads them with the
 same module; otherwise a progress line goes to stderr. ``train --activate`` predicts every slice with
-the new model, then activates it: the app's whole "train" button in one command. ``--as NAME`` names
-the rater acting: the services check her right (the policy's) and audit her; without it a command acts
-as whoever holds the database, its owner.
+the new model, then activates it: the app's whole "train" button in one command; ``models activate ID
+--predict`` does the same for an existing model (its missing predictions first, then the activation).
+``--as NAME`` names the rater acting: the services check her right (the policy's) and audit her; without
+it a command acts as whoever holds the database, its owner.
 """
 
 from __future__ import annotations
@@ -150,8 +151,15 @@ def _cv(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     if args.models_command == "activate":
-        v = model_service.activate(db, args.id, actor=_actor(db, args))
-        print(f"model {v.id} ({v.name}) is now active")
+        from annotator.services import training
+
+        actor = _actor(db, args)
+        with stop_on_signals() as flag:
+            v = _run(args.json_progress, lambda on_event: training.activate_model(
+                db, args.id, predict=args.predict, device=args.device, on_event=on_event, should_stop=flag,
+                actor=actor))
+        if not args.json_progress:
+            print(f"model {v.id} ({v.name}) is now active")
         return 0
     versions = model_service.list_models(db)
     if args.json:
@@ -229,5 +237,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.add_argument("--json", action="store_true")
     a = msub.add_parser("activate", help="make a trained model the active one")
     a.add_argument("id", type=int)
+    a.add_argument("--predict", action="store_true",
+                   help="first predict every slice the model has no prediction for, then activate it")
+    _device(a)
+    a.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
     _as(a)
     s.set_defaults(func=_models)

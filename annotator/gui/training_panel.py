@@ -7,8 +7,10 @@ command also predicts every slice with the new version and, with "make it active
 (audited with the signed-in rater), so the predictions the workstation shows — always the active
 version's — are there the moment it switches. The panel only renders the child's typed events
 (:mod:`annotator.domain.events`); the workflow is the service's. Activating an older version without
-predictions runs ``predict --model ID`` the same way. Only reviewers and admins may start a run or
-activate a version; annotators see the panel read-only, with the reason.
+predictions runs one ``models activate ID --predict`` child the same way (predict, then activate); one
+with predictions is activated in the background (its weights are hashed). Only reviewers and admins may
+start a run or activate a version (the services check it too); annotators see the panel read-only,
+with the reason.
 
 Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
 ``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
@@ -60,7 +62,6 @@ from annotator.gui.model_table import ModelTable, fmt
 from annotator.gui.training_curves import TrainingCurves
 from annotator.services import models as model_service
 from annotator.services import project as project_service
-from annotator.services import readers as reader_service
 from annotator.services.project import Database
 from annotator.services.worklist import project_rules
 
@@ -288,10 +289,12 @@ class TrainingPanel(QWidget):
             self.activate(v.id)
 
     def activate(self, model_id: int) -> bool:
-        """Start making ``model_id`` active (audited), then predict its slices if it has no predictions yet.
+        """Start making ``model_id`` active (audited as the signed-in rater).
 
-        The checks are immediate (False when refused); activation itself hashes the weights, so it runs
-        in the background and ends with ``modelActivated`` (or an error in the status line and dialog)."""
+        The checks are immediate (False when refused). In the background, a count tells whether the
+        version has predictions: if it has, the activation (which hashes the weights) runs there too and
+        ends with ``modelActivated`` (or an error in the status line and dialog); if not, one child
+        ``models activate ID --predict`` predicts its slices, then activates it (the service's order)."""
         if not self.can_manage:
             self._set_status(NOT_ALLOWED, error=True)
             return False
@@ -300,26 +303,29 @@ class TrainingPanel(QWidget):
             return False
         db, actor = self.db, self.rater
 
-        def work() -> tuple[ModelVersion, bool]:  # on a worker: reads and hashes the weights file
-            version = model_service.activate(db, model_id, actor=actor)
-            return version, bool(reader_service.marks(db, ReaderRef(ReaderKind.MODEL, str(version.id))))
+        def work() -> ModelVersion | None:  # on a worker: a count, then reading and hashing the weights file
+            if not model_service.has_predictions(db, model_id):
+                return None  # a child predicts, then activates
+            return model_service.activate(db, model_id, actor=actor)
 
         self._activating = True
         self._update_enabled()
         self._set_status(f"Activating model {model_id} (checking its weights)…")
-        BackgroundOp(self, work, self._activated, lambda exc: self._activation_failed(model_id, exc),
+        BackgroundOp(self, work, lambda v: self._activated(v, model_id),
+                     lambda exc: self._activation_failed(model_id, exc),
                      key="activate", label=f"Activating model {model_id}…").run()
         return True
 
-    def _activated(self, result: tuple[ModelVersion, bool]) -> None:
-        version, predicted = result
+    def _activated(self, version: ModelVersion | None, model_id: int) -> None:
         self._activating = False
+        if version is None:  # no predictions yet: one child predicts its slices, then activates it
+            self._start_child("activate", ["models", "activate", str(model_id), "--predict", "--json-progress",
+                                           f"--as={self.rater.name}"])  # one token: a name may start with "-"
+            return
         self._set_status(f"Model {version.id} is now active.")
         self.reload_models()
         self.modelActivated.emit(version.id)
         self.modelsChanged.emit()
-        if not self.is_running() and not predicted:
-            self._start_child("predict", ["predict", "--model", str(version.id), "--json-progress"])
 
     def _activation_failed(self, model_id: int, exc: Exception) -> None:
         self._activating = False
@@ -374,7 +380,8 @@ class TrainingPanel(QWidget):
         self.log.appendPlainText(f"$ {run.command_line()}")
         self.progress.setRange(0, 0)  # busy until the first event
         self.progress.setFormat("starting…")
-        verb = {"train": "Training", "cv": "Cross-validating", "predict": "Predicting"}[stage]
+        verb = {"train": "Training", "cv": "Cross-validating", "predict": "Predicting",
+                "activate": "Predicting, then activating"}[stage]
         self._set_status(f"{verb}: starting {' '.join(args[:3])}…")
         self._clock.start()
         self._ticker.start()
@@ -387,7 +394,8 @@ class TrainingPanel(QWidget):
         folds = self.folds_spin.value()
         match e:
             case PhaseStarted(phase=Phase.ACTIVATE):
-                self._set_status(f"Model {self.trained_id}: predictions written; activating it…")
+                model_id = self.trained_id if self.trained_id is not None else self.predicted_id
+                self._set_status(f"Model {model_id}: predictions written; activating it…")
             case PhaseStarted():
                 if e.phase is not Phase.TRAIN:  # training shows its epochs instead
                     self._set_status(f"{step_name(e.phase, e.fold, folds).capitalize()}…")
@@ -473,12 +481,17 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("cancelled")
         if completed and stage == "predict":  # the stop came after the work was saved: say so
             self._set_status(f"Cancelled too late: model {self.predicted_id}'s predictions were already written.")
+        elif stage == "activate" and self.activated_id is not None:
+            self._set_status(f"Cancelled too late: model {self.activated_id} was already activated.")
         elif completed and self.activated_id is not None:
             self._set_status(f"Cancelled too late: model {self.activated_id} was already saved and activated.")
         elif self.trained_id is not None:
             self._set_status(f"Cancelled: model {self.trained_id} was already saved (not activated).")
         elif stage == "predict":
             self._set_status("Prediction cancelled: the model is saved, no predictions were written.")
+        elif stage == "activate":
+            written = " (its predictions so far are kept)" if self.predicted_id is not None else ""
+            self._set_status(f"Cancelled: the model was not activated{written}.")
         else:
             self._set_status("Training cancelled, nothing published.")
         self.reload_models()
@@ -492,7 +505,8 @@ class TrainingPanel(QWidget):
         line = why or (self.failure.message if self.failure is not None else "") or run.last_error_line \
             or (f"exit code {code}" if normal else "the process crashed")
         message = line[len(prefix):] if line.startswith(prefix) else line
-        what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction"}[stage]
+        what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction",
+                "activate": "Activation"}[stage]
         self._set_status(f"{what} failed: {message}", error=True)
         self.reload_models()
         self._update_enabled()

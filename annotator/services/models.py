@@ -190,6 +190,11 @@ def activate(db: Database, model_id: int, actor: Rater | None = None) -> ModelVe
     return models_repo.activate(db, model_id, None if actor is None else actor.id)
 
 
+def has_predictions(db: Database, model_id: int) -> bool:
+    """Has model ``model_id`` written any prediction (one count, no prediction read)?"""
+    return models_repo.prediction_count(db, model_id) > 0
+
+
 def check_files(version: ModelVersion) -> None:
     """Raise ModelIntegrityError unless the weights file exists and matches the registered hash.
 

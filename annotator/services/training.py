@@ -243,17 +243,28 @@ def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Seque
     return out
 
 
+def _unpredicted(db: Database, version: ModelVersion) -> tuple[list[ImageRef], int]:
+    """The slices with PixelSpacing that have no prediction of ``version`` yet, and how many without
+    PixelSpacing (which no model can predict) have none either."""
+    done = {p.image_id for p in models_repo.predictions(db, version.id)}
+    all_images = catalog.images(db)
+    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
+    return todo, sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
+
+
 def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_event: OnEvent,
                  should_stop: ShouldStop) -> tuple[int, int]:
     """Predict every slice with PixelSpacing that has no prediction of ``version`` yet, and store them.
 
     Returns (predictions written, slices skipped for lack of PixelSpacing).
     """
+    todo, skipped = _unpredicted(db, version)
+    return _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+
+
+def _predict_images(db: Database, version: ModelVersion, pipeline: Pipeline, todo: Sequence[ImageRef],
+                    skipped: int, on_event: OnEvent, should_stop: ShouldStop) -> tuple[int, int]:
     ordinals = [int(o) for o in version.card["class_ordinals"]]
-    done = {p.image_id for p in models_repo.predictions(db, version.id)}
-    all_images = catalog.images(db)
-    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
-    skipped = sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
     preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
     on_event(PredictionsWritten(version.id, n, skipped))
@@ -275,6 +286,44 @@ def predict(db: Database, model_id: int | None = None, *, device: str = "auto", 
     n, skipped = _predict_all(db, version, pipeline, on_event, should_stop)
     on_event(Done(version.id, version.name, version.kind, version.active))
     return version, n, skipped
+
+
+def activate_model(db: Database, model_id: int, *, predict: bool = False, device: str = "auto",
+                   on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+                   actor: Rater | None = None) -> ModelVersion:
+    """Make model ``model_id`` the active one; with ``predict``, first predict every slice it has no
+    prediction for, so the moment it is active its predictions are there (the order of
+    ``train(activate=True)``). torch is loaded only when some slice lacks a prediction.
+
+    ``actor``: the rater doing it, who needs the right to train and activate (checked before anything
+    is predicted) and is audited; None: the database's owner (a script). A stop before activation leaves
+    the model inactive, with whatever predictions were written; the Cancelled message says so.
+    """
+    _require_train(db, actor)
+    version = model_service.get_model(db, model_id)
+    if version.kind is not ModelKind.TRAIN:
+        raise InputError(f"model {version.id} is a {version.kind} model (out-of-fold predictions only); "
+                         "activate a model made by `annotator train`")
+    if predict:
+        todo, skipped = _unpredicted(db, version)
+        if todo:
+            dev, _ = resolve_device(device)
+            pipeline = model_service.load_pipeline(version).to(dev)
+            try:
+                _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+            except Cancelled:
+                raise Cancelled(f"prediction cancelled; model {version.id} has no new predictions and is not "
+                                "active") from None
+        else:
+            on_event(PredictionsWritten(version.id, 0, skipped))
+        if should_stop():
+            raise Cancelled(f"cancelled before activation; model {version.id} has its predictions but is not "
+                            "active")
+    on_event(PhaseStarted(Phase.ACTIVATE))
+    version = model_service.activate(db, version.id, actor)
+    on_event(ModelActivated(version.id))
+    on_event(Done(version.id, version.name, version.kind, version.active))
+    return version
 
 
 def _with_model(p: Prediction, model_id: int) -> Prediction:

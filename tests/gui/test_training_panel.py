@@ -216,6 +216,34 @@ def test_activate_marks_the_version_active_and_emits(qtbot, project) -> None:  #
     assert actors == [project.rev.id, project.rev.id]
 
 
+def test_activating_a_version_without_predictions_runs_one_child_that_predicts_then_activates(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    """The service's order (predict, then activate) in one ``models activate ID --predict`` child, in the
+    name of the signed-in reviewer; the panel only renders its events."""
+    ids = _label_all(project)
+    trained = subprocess.run([sys.executable, "-m", "annotator", "--db", project.url, "train", "--target",
+                              "rater:alice", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=RUN_MS / 1000)
+    assert trained.returncode == 0, trained.stderr
+    [v] = models_repo.list_versions(project.db)
+    assert not model_service.has_predictions(project.db, v.id)
+    panel = _panel(qtbot, project, project.rev)
+    children: list[tuple[str, list[str]]] = []
+    start_child = panel._start_child
+    panel._start_child = lambda stage, args: (children.append((stage, list(args))), start_child(stage, args))[1]
+    order: list[str] = []
+    panel.predictionsWritten.connect(lambda _id: order.append("predicted"))
+    panel.modelActivated.connect(lambda _id: order.append("activated"))
+    with qtbot.waitSignals([panel.predictionsWritten, panel.modelActivated, panel.runFinished], timeout=RUN_MS):
+        assert panel.activate(v.id)
+    assert children == [("activate", ["models", "activate", str(v.id), "--predict", "--json-progress", "--as=rev"])]
+    assert order == ["predicted", "activated"]
+    assert models_repo.get(project.db, v.id).active
+    assert sorted(p.image_id for p in models_repo.predictions(project.db, v.id)) == sorted(ids)
+    activations = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [e.rater_id for e in activations] == [project.rev.id]
+    assert panel.status.text() == f"Model {v.id}: predictions written; it is now the active model."
+
+
 def test_annotators_get_a_read_only_panel(qtbot, project) -> None:  # type: ignore[no-untyped-def]
     _label_all(project)
     first = _fake_model(project, "train")

@@ -57,14 +57,35 @@ def test_activating_a_model_needs_the_right_to_train(db: Database, raters: dict[
 
 def test_training_runs_check_the_right_before_reading_anything(db: Database, raters: dict[str, Rater],
                                                                tmp_path: Path) -> None:
-    """An annotator's train or cross-validation is refused at once: the
+    """An annotator's train, cross-validation or activate-with-predictions is refused at once: the
     target here has no labels at all, which would be the error if anything were read."""
     model_id = _model(db, tmp_path)
     with pytest.raises(PermissionDenied, match=TRAIN):
         training.train(db, "rater:ann", actor=raters["ann"])
     with pytest.raises(PermissionDenied, match=TRAIN):
         training.cross_validate(db, "rater:ann", actor=raters["ann"])
+    with pytest.raises(PermissionDenied, match=TRAIN):
+        training.activate_model(db, model_id, predict=True, actor=raters["ann"])
     assert models_repo.list_versions(db) == [models_repo.get(db, model_id)]  # nothing new registered
+    assert not models_repo.get(db, model_id).active and models_repo.prediction_count(db, model_id) == 0
+
+
+def test_activate_model_with_every_slice_predicted_needs_no_network(db: Database, raters: dict[str, Rater],
+                                                                    tmp_path: Path) -> None:
+    """Nothing left to predict: the activation alone, in the events' order, audited as the reviewer; the
+    weights are only hashed, never loaded (these bytes are no network: loading them would fail)."""
+    from annotator.domain.entities import Prediction
+    from annotator.domain.events import Done, ModelActivated, Phase, PhaseStarted, PredictionsWritten
+
+    model_id = _model(db, tmp_path)
+    models_repo.write_predictions(db, model_id, [Prediction(model_id, im.id, 30.0, 30.0, 1, None)
+                                                 for im in catalog.images(db)])
+    events: list[object] = []
+    version = training.activate_model(db, model_id, predict=True, on_event=events.append, actor=raters["rev"])
+    assert version.active
+    assert events == [PredictionsWritten(model_id, 0, 0), PhaseStarted(Phase.ACTIVATE), ModelActivated(model_id),
+                      Done(model_id, "m", ModelKind.TRAIN, True)]
+    assert _actors(db, "model.activate") == [raters["rev"].id]
 
 
 def test_exporting_label_sets_needs_the_right_to_export(db: Database, raters: dict[str, Rater],
