@@ -8,9 +8,10 @@ command also predicts every slice with the new version and, with "make it active
 version's — are there the moment it switches. The panel only renders the child's typed events
 (:mod:`annotator.domain.events`); the workflow is the service's. Activating an older version without
 predictions runs one ``models activate ID --predict`` child the same way (predict, then activate); one
-with predictions is activated in the background (its weights are hashed). Only reviewers and admins may
-start a run or activate a version (the services check it too); annotators see the panel read-only,
-with the reason.
+with predictions is activated in the background (its weights are hashed). The targets and the model
+table are loaded in one background operation, with the rule book built once per load. Only reviewers
+and admins may start a run or activate a version (the services check it too); annotators see the
+panel read-only, with the reason.
 
 Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
 ``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
@@ -38,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import ModelVersion, Rater
+from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.domain.events import (
     Done,
@@ -54,6 +55,7 @@ from annotator.domain.events import (
     StepProgress,
     describe,
 )
+from annotator.domain.policy import Policy
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.gui.background import BackgroundOp
 from annotator.gui.cli_process import CliProcess
@@ -91,6 +93,7 @@ class TrainingPanel(QWidget):
         self.can_manage = project_service.policy(db, rater).may_train
         self.run: CliProcess | None = None
         self._activating = False  # an activation is hashing weights in the background
+        self._loads = 0  # reloads of the targets and models in flight
         self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
         self.trained_id: int | None = None  # the model the running child registered (ModelSaved)
         self.predicted_id: int | None = None  # the model the running child wrote predictions for
@@ -222,18 +225,42 @@ class TrainingPanel(QWidget):
         self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
         selected = self.selected_model()
         self.activate_button.setEnabled(self.can_manage and idle and not self._activating and selected is not None
-                                        and selected.kind == "train" and not selected.active)
+                                        and selected.kind is ModelKind.TRAIN and not selected.active)
+
+    @property
+    def loading(self) -> bool:
+        """Is a reload of the targets and the model table in flight?"""
+        return self._loads > 0
 
     def refresh(self) -> None:
-        """Reload the targets (raters with labels, and the consensus) and the model versions."""
-        self.reload_targets()
-        self.reload_models()
+        """Reload the targets (raters with labels, and the consensus) and the model versions, in one
+        background operation (a newer reload supersedes one still in flight); ``loading`` meanwhile."""
+        db, rater, manage = self.db, self.rater, self.can_manage
 
-    def reload_targets(self) -> None:
+        def work() -> tuple[dict[str, int], list[ModelVersion], Policy]:  # on a worker
+            rules = project_service.policy(db, rater)  # once per reload: the settings may have changed
+            # annotators do not get to see who labelled how much (blinding): no counts are read for them
+            counts = project_service.status(db).labels_per_rater if manage else {}
+            return counts, model_service.list_models(db), rules
+
+        def settled() -> None:
+            self._loads -= 1
+
+        self._loads += 1
+        BackgroundOp(self, work, self._loaded, key="load", label="Loading model versions…",
+                     on_settled=settled).run()
+
+    def reload_models(self) -> None:
+        """A version was added or activated: the same one reload as :meth:`refresh` (the targets' counts
+        cost one query more)."""
+        self.refresh()
+
+    def _loaded(self, result: tuple[dict[str, int], list[ModelVersion], Policy]) -> None:
+        counts, versions, rules = result
         current = self.target_combo.currentData()
         self.target_combo.clear()
-        if self.can_manage:  # annotators do not get to see who labelled how much (blinding)
-            for name, n in project_service.status(self.db).labels_per_rater.items():
+        if self.can_manage:
+            for name, n in counts.items():
                 if n > 0:
                     ref = str(ReaderRef(ReaderKind.RATER, name))  # the child's --target text
                     self.target_combo.addItem(f"{ref} ({n} labelled)", ref)
@@ -241,6 +268,7 @@ class TrainingPanel(QWidget):
         i = self.target_combo.findData(current)
         if i >= 0:
             self.target_combo.setCurrentIndex(i)
+        self.table.set_models(versions, lambda v: rules.may_see_model_details(v.target))
         self._update_enabled()
 
     def set_target(self, target: str) -> None:
@@ -269,11 +297,6 @@ class TrainingPanel(QWidget):
             self.preset_combo.setCurrentIndex(0)
 
     # ----- models table ---------------------------------------------------------------------------
-    def reload_models(self) -> None:
-        self.table.set_models(model_service.list_models(self.db),
-                              lambda v: model_service.details_visible(self.db, self.rater, v))
-        self._update_enabled()
-
     def model_ids(self) -> list[int]:
         return self.table.model_ids()
 

@@ -107,13 +107,6 @@ def list_models(db: Database) -> list[ModelVersion]:
     return models_repo.list_versions(db)
 
 
-def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
-    """May ``rater`` see whose labels ``version`` learnt from, on how many slices, and how well it agrees
-    with them? Those figures describe other readers' work, so a blinded annotator sees them only for a
-    model of her own labels; reviewers, admins, and annotators of a project that shows other raters see all."""
-    return policy(db, rater).may_see_model_details(version.target)
-
-
 @dataclass(frozen=True, slots=True)
 class ModelFigures:
     """How well a version agrees with its target, as the model table shows it.
