@@ -65,7 +65,6 @@ from annotator.gui.training_curves import TrainingCurves
 from annotator.services import models as model_service
 from annotator.services import project as project_service
 from annotator.services.project import Database
-from annotator.services.worklist import project_rules
 
 PRESETS = ("fast", "paper")
 OTHER_PRESET = "Preset file…"
@@ -119,7 +118,7 @@ class TrainingPanel(QWidget):
         self.mode_combo.currentIndexChanged.connect(self._update_enabled)
         self.folds_spin = QSpinBox()
         self.folds_spin.setRange(2, 50)
-        self.folds_spin.setValue(max(2, project_rules(self.db).settings.cv_folds))
+        self._folds_from_settings = True  # the first load sets the project's number of folds
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(0, 100000)
         self.epochs_spin.setSpecialValueText("preset default")
@@ -269,6 +268,9 @@ class TrainingPanel(QWidget):
         if i >= 0:
             self.target_combo.setCurrentIndex(i)
         self.table.set_models(versions, lambda v: rules.may_see_model_details(v.target))
+        if self._folds_from_settings:
+            self._folds_from_settings = False
+            self.folds_spin.setValue(max(2, rules.settings.cv_folds))
         self._update_enabled()
 
     def set_target(self, target: str) -> None:

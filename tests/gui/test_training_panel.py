@@ -276,6 +276,7 @@ def test_a_reload_reads_off_the_gui_thread_with_one_rule_book(qtbot, project, mo
     _settled(qtbot, panel)
     assert sorted(calls) == [("policy", False), ("status", False)]  # once each, on a worker
     assert sorted(panel.model_ids()) == sorted(ids)
+    assert panel.folds_spin.value() == project_service.policy(project.db, project.rev).settings.cv_folds
     assert [panel.target_combo.itemData(i) for i in range(panel.target_combo.count())] == ["rater:alice",
                                                                                            "consensus"]
 
