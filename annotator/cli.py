@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from annotator import __version__
 from annotator.domain.entities import ImportResult, ImportStatus, Role
 from annotator.domain.errors import AnnotatorError, InputError
+from annotator.domain.policy import Action
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
 COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study")
@@ -81,14 +82,17 @@ def _cmd_raters(args: argparse.Namespace) -> int:
     from annotator.services import project
 
     db = project.open_project(args.db)
+    actor = project.rater_by_name(db, args.as_rater) if getattr(args, "as_rater", None) else None
     if args.raters_command == "add":
-        r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated)
+        r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated, actor=actor)
         print(f"added rater {r.name} ({r.role.value})")
     elif args.raters_command == "password":
         from annotator.services import auth
 
         rater = project.rater_by_name(db, args.name)
-        r = auth.set_password(db, rater, None if args.clear else _read_new_password(rater.name))
+        if actor is not None:  # refused before a password is asked for
+            project.policy(db, actor).require(Action.MANAGE_RATERS)
+        r = auth.set_password(db, rater, None if args.clear else _read_new_password(rater.name), actor=actor)
         print(f"rater {r.name}: " + ("password set" if r.protected else "no password (signs in by name)"))
     else:
         for r in project.list_raters(db):
@@ -167,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw = rsub.add_parser("password", help="set a rater's sign-in password (asked for, or one line on stdin)")
     pw.add_argument("name")
     pw.add_argument("--clear", action="store_true", help="remove the password: the rater signs in by name")
+    for p_ in (a, pw):
+        p_.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
+                        help="the admin acting (checked and audited); default: the database's owner")
     s.set_defaults(func=_cmd_raters)
 
     s = sub.add_parser("status", help="counts of studies, series, images and labels per rater")

@@ -21,8 +21,9 @@ def _export(args: argparse.Namespace) -> int:
         n = study_io.export(db, project.rater_by_name(db, args.as_rater), args.study, Path(args.out), args.format)
         print(f"wrote {n} reads of study {args.study!r} to {args.out}")
         return 0
+    actor = project.rater_by_name(db, args.as_rater) if args.as_rater else None
     readers = args.readers or [str(r) for r in reader_service.all_readers(db)]
-    n = labelsets.export(db, readers, Path(args.out), args.format)
+    n = labelsets.export(db, readers, Path(args.out), args.format, actor=actor)
     print(f"wrote {n} rows ({', '.join(readers)}) to {args.out}")
     return 0
 
@@ -51,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--format", choices=["csv", "json"], default="csv")
     s.add_argument("--out", required=True, metavar="FILE")
     s.add_argument("--study", metavar="NAME", help="a reader study's reads (one row per read) instead of labels")
-    s.add_argument("--as", dest="as_rater", metavar="NAME", help="who exports (with --study: reviewer or admin)")
+    s.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
+                   help="the rater exporting, who must have the right to (default: the database's owner; "
+                        "with --study: a reviewer or admin)")
     s.set_defaults(func=_export)
 
     s = sub.add_parser("import-labels", help="import labels made elsewhere (CSV or JSON, export's columns)")

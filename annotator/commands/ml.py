@@ -5,7 +5,10 @@ batches; the command then exits non-zero with one line, having published nothing
 prints each event of :mod:`annotator.domain.events` as one JSON line (its ``encode``), ending with
 ``done`` or ``error``, for the GUI, which runs these commands as a child process and reads them with the
 same module; otherwise a progress line goes to stderr. ``train --activate`` predicts every slice with
-the new model, then activates it: the app's whole "train" button in one command.
+the new model, then activates it: the app's whole "train" button in one command; ``models activate ID
+--predict`` does the same for an existing model (its missing predictions first, then the activation).
+``--as NAME`` names the rater acting: the services check her right (the policy's) and audit her; without
+it a command acts as whoever holds the database, its owner.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError, Cancelled
 from annotator.domain.events import EpochEnded, Event, Failed, FoldEnded, OnEvent, StepProgress, describe, encode
-from annotator.domain.policy import Action
 from annotator.services import models as model_service
 from annotator.services import project
 
@@ -105,7 +108,7 @@ def _train(args: argparse.Namespace) -> int:
         version = _run(args.json_progress, lambda on_event: training.train(
             db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed, threads=args.threads,
             device=args.device, predict_all=args.predict, activate=args.activate, on_event=on_event,
-            should_stop=flag, actor_id=actor))
+            should_stop=flag, actor=actor))
     if not args.json_progress:
         predicted = ", predicted every slice" if args.predict or args.activate else ""
         print(f"registered model {version.id} ({version.name}), weights {version.weights_path}{predicted}"
@@ -134,7 +137,7 @@ def _cv(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.cross_validate(
             db, args.target, n_folds=args.folds, preset=args.preset, epochs=args.epochs, seed=args.seed,
-            threads=args.threads, device=args.device, on_event=on_event, should_stop=flag, actor_id=actor))
+            threads=args.threads, device=args.device, on_event=on_event, should_stop=flag, actor=actor))
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -148,8 +151,15 @@ def _cv(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     db = project.open_project(args.db)
     if args.models_command == "activate":
-        v = model_service.activate(db, args.id)
-        print(f"model {v.id} ({v.name}) is now active")
+        from annotator.services import training
+
+        actor = _actor(db, args)
+        with stop_on_signals() as flag:
+            v = _run(args.json_progress, lambda on_event: training.activate_model(
+                db, args.id, predict=args.predict, device=args.device, on_event=on_event, should_stop=flag,
+                actor=actor))
+        if not args.json_progress:
+            print(f"model {v.id} ({v.name}) is now active")
         return 0
     versions = model_service.list_models(db)
     if args.json:
@@ -187,17 +197,18 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     _device(s)
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
     if target:
-        s.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
-                       help="the rater starting this run, for the audit log (the app passes the signed-in rater)")
+        _as(s)
 
 
-def _actor(db: Any, args: argparse.Namespace) -> int | None:
-    """The rater named by --as, who must have the right to train (the policy's); None without --as."""
-    if not args.as_rater:
-        return None
-    rater = project.rater_by_name(db, args.as_rater)
-    project.policy(db, rater).require(Action.TRAIN)
-    return rater.id
+def _as(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--as", dest="as_rater", default=None, metavar="NAME",
+                   help="the rater acting, who must have the right (the app passes the signed-in rater); "
+                        "audited as her. Without it the command acts as the database's owner")
+
+
+def _actor(db: Any, args: argparse.Namespace) -> Rater | None:
+    """The rater named by --as (the services check her rights); None without --as."""
+    return project.rater_by_name(db, args.as_rater) if args.as_rater else None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -226,4 +237,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.add_argument("--json", action="store_true")
     a = msub.add_parser("activate", help="make a trained model the active one")
     a.add_argument("id", type=int)
+    a.add_argument("--predict", action="store_true",
+                   help="first predict every slice the model has no prediction for, then activate it")
+    _device(a)
+    a.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
+    _as(a)
     s.set_defaults(func=_models)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import sys
+from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtCore import QCoreApplication, QSettings, Qt
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMainWindow
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import AnnotatorError
@@ -44,6 +45,21 @@ def choose_rater(db: Database, settings: QSettings) -> Rater | None:
         dialog.deleteLater()
 
 
+UPGRADE_BACKUP_LABEL = "upgrade-backup"
+
+
+def show_upgrade_backup(window: QMainWindow, backup: Path) -> QLabel:
+    """Say for as long as the window is open where the file as it was before this open's schema upgrade
+    is kept: a permanent status-bar label, which the background operations' progress messages (shown in
+    the same status bar) never overwrite."""
+    label = QLabel(f"Database upgraded; the file as it was is kept in {backup}")
+    label.setObjectName(UPGRADE_BACKUP_LABEL)
+    label.setToolTip(str(backup))
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    window.statusBar().addPermanentWidget(label)
+    return label
+
+
 class Workstation:
     """Holds the open project and the current main window; switching rater rebuilds the window."""
 
@@ -58,6 +74,8 @@ class Workstation:
             return False
         self.window = MainWindow(self.db, rater, self.settings)
         self.window.switchRaterRequested.connect(self.switch_rater)
+        if self.db.upgrade_backup is not None:
+            show_upgrade_backup(self.window, self.db.upgrade_backup)
         self.window.show()
         freeze_long_lived()
         return True
@@ -91,10 +109,6 @@ def run_app(db_url: str | None) -> int:
         try:
             if not station.start():
                 return 0
-            if db.upgrade_backup is not None and station.window is not None:
-                station.window.statusBar().showMessage(
-                    f"Database upgraded to this version of annotator; the file as it was is kept in "
-                    f"{db.upgrade_backup}", 30000)
             app.setQuitOnLastWindowClosed(True)
             return int(app.exec())
         finally:

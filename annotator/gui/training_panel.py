@@ -7,8 +7,11 @@ command also predicts every slice with the new version and, with "make it active
 (audited with the signed-in rater), so the predictions the workstation shows — always the active
 version's — are there the moment it switches. The panel only renders the child's typed events
 (:mod:`annotator.domain.events`); the workflow is the service's. Activating an older version without
-predictions runs ``predict --model ID`` the same way. Only reviewers and admins may start a run or
-activate a version; annotators see the panel read-only, with the reason.
+predictions runs one ``models activate ID --predict`` child the same way (predict, then activate); one
+with predictions is activated in the background (its weights are hashed). The targets and the model
+table are loaded in one background operation, with the rule book built once per load. Only reviewers
+and admins may start a run or activate a version (the services check it too); annotators see the
+panel read-only, with the reason.
 
 Signals for the main window: ``modelsChanged`` (a version was added or activated), ``modelActivated(id)``,
 ``predictionsWritten(id)``, and ``runFinished(outcome)`` with outcome ``done``, ``failed`` or ``cancelled``.
@@ -36,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import ModelVersion, Rater
+from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.domain.events import (
     Done,
@@ -52,6 +55,7 @@ from annotator.domain.events import (
     StepProgress,
     describe,
 )
+from annotator.domain.policy import Policy
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.gui.background import BackgroundOp
 from annotator.gui.cli_process import CliProcess
@@ -60,9 +64,7 @@ from annotator.gui.model_table import ModelTable, fmt
 from annotator.gui.training_curves import TrainingCurves
 from annotator.services import models as model_service
 from annotator.services import project as project_service
-from annotator.services import readers as reader_service
 from annotator.services.project import Database
-from annotator.services.worklist import project_rules
 
 PRESETS = ("fast", "paper")
 OTHER_PRESET = "Preset file…"
@@ -90,6 +92,7 @@ class TrainingPanel(QWidget):
         self.can_manage = project_service.policy(db, rater).may_train
         self.run: CliProcess | None = None
         self._activating = False  # an activation is hashing weights in the background
+        self._loads = 0  # reloads of the targets and models in flight
         self.stage: str | None = None  # "train", "cv" or "predict" while a child runs
         self.trained_id: int | None = None  # the model the running child registered (ModelSaved)
         self.predicted_id: int | None = None  # the model the running child wrote predictions for
@@ -115,7 +118,7 @@ class TrainingPanel(QWidget):
         self.mode_combo.currentIndexChanged.connect(self._update_enabled)
         self.folds_spin = QSpinBox()
         self.folds_spin.setRange(2, 50)
-        self.folds_spin.setValue(max(2, project_rules(self.db).settings.cv_folds))
+        self._folds_from_settings = True  # the first load sets the project's number of folds
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(0, 100000)
         self.epochs_spin.setSpecialValueText("preset default")
@@ -221,18 +224,42 @@ class TrainingPanel(QWidget):
         self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
         selected = self.selected_model()
         self.activate_button.setEnabled(self.can_manage and idle and not self._activating and selected is not None
-                                        and selected.kind == "train" and not selected.active)
+                                        and selected.kind is ModelKind.TRAIN and not selected.active)
+
+    @property
+    def loading(self) -> bool:
+        """Is a reload of the targets and the model table in flight?"""
+        return self._loads > 0
 
     def refresh(self) -> None:
-        """Reload the targets (raters with labels, and the consensus) and the model versions."""
-        self.reload_targets()
-        self.reload_models()
+        """Reload the targets (raters with labels, and the consensus) and the model versions, in one
+        background operation (a newer reload supersedes one still in flight); ``loading`` meanwhile."""
+        db, rater, manage = self.db, self.rater, self.can_manage
 
-    def reload_targets(self) -> None:
+        def work() -> tuple[dict[str, int], list[ModelVersion], Policy]:  # on a worker
+            rules = project_service.policy(db, rater)  # once per reload: the settings may have changed
+            # annotators do not get to see who labelled how much (blinding): no counts are read for them
+            counts = project_service.status(db).labels_per_rater if manage else {}
+            return counts, model_service.list_models(db), rules
+
+        def settled() -> None:
+            self._loads -= 1
+
+        self._loads += 1
+        BackgroundOp(self, work, self._loaded, key="load", label="Loading model versions…",
+                     on_settled=settled).run()
+
+    def reload_models(self) -> None:
+        """A version was added or activated: the same one reload as :meth:`refresh` (the targets' counts
+        cost one query more)."""
+        self.refresh()
+
+    def _loaded(self, result: tuple[dict[str, int], list[ModelVersion], Policy]) -> None:
+        counts, versions, rules = result
         current = self.target_combo.currentData()
         self.target_combo.clear()
-        if self.can_manage:  # annotators do not get to see who labelled how much (blinding)
-            for name, n in project_service.status(self.db).labels_per_rater.items():
+        if self.can_manage:
+            for name, n in counts.items():
                 if n > 0:
                     ref = str(ReaderRef(ReaderKind.RATER, name))  # the child's --target text
                     self.target_combo.addItem(f"{ref} ({n} labelled)", ref)
@@ -240,6 +267,10 @@ class TrainingPanel(QWidget):
         i = self.target_combo.findData(current)
         if i >= 0:
             self.target_combo.setCurrentIndex(i)
+        self.table.set_models(versions, lambda v: rules.may_see_model_details(v.target))
+        if self._folds_from_settings:
+            self._folds_from_settings = False
+            self.folds_spin.setValue(max(2, rules.settings.cv_folds))
         self._update_enabled()
 
     def set_target(self, target: str) -> None:
@@ -268,11 +299,6 @@ class TrainingPanel(QWidget):
             self.preset_combo.setCurrentIndex(0)
 
     # ----- models table ---------------------------------------------------------------------------
-    def reload_models(self) -> None:
-        self.table.set_models(model_service.list_models(self.db),
-                              lambda v: model_service.details_visible(self.db, self.rater, v))
-        self._update_enabled()
-
     def model_ids(self) -> list[int]:
         return self.table.model_ids()
 
@@ -288,38 +314,43 @@ class TrainingPanel(QWidget):
             self.activate(v.id)
 
     def activate(self, model_id: int) -> bool:
-        """Start making ``model_id`` active (audited), then predict its slices if it has no predictions yet.
+        """Start making ``model_id`` active (audited as the signed-in rater).
 
-        The checks are immediate (False when refused); activation itself hashes the weights, so it runs
-        in the background and ends with ``modelActivated`` (or an error in the status line and dialog)."""
+        The checks are immediate (False when refused). In the background, a count tells whether the
+        version has predictions: if it has, the activation (which hashes the weights) runs there too and
+        ends with ``modelActivated`` (or an error in the status line and dialog); if not, one child
+        ``models activate ID --predict`` predicts its slices, then activates it (the service's order)."""
         if not self.can_manage:
             self._set_status(NOT_ALLOWED, error=True)
             return False
         if self.is_running() or self._activating:  # its own prediction would race the running child's
             self._set_status("Wait until the run ends (or cancel it) before activating another version.", error=True)
             return False
-        db, actor = self.db, self.rater.id
+        db, actor = self.db, self.rater
 
-        def work() -> tuple[ModelVersion, bool]:  # on a worker: reads and hashes the weights file
-            version = model_service.activate(db, model_id, actor_id=actor)
-            return version, bool(reader_service.marks(db, ReaderRef(ReaderKind.MODEL, str(version.id))))
+        def work() -> ModelVersion | None:  # on a worker: a count, then reading and hashing the weights file
+            if not model_service.has_predictions(db, model_id):
+                return None  # a child predicts, then activates
+            return model_service.activate(db, model_id, actor=actor)
 
         self._activating = True
         self._update_enabled()
         self._set_status(f"Activating model {model_id} (checking its weights)…")
-        BackgroundOp(self, work, self._activated, lambda exc: self._activation_failed(model_id, exc),
+        BackgroundOp(self, work, lambda v: self._activated(v, model_id),
+                     lambda exc: self._activation_failed(model_id, exc),
                      key="activate", label=f"Activating model {model_id}…").run()
         return True
 
-    def _activated(self, result: tuple[ModelVersion, bool]) -> None:
-        version, predicted = result
+    def _activated(self, version: ModelVersion | None, model_id: int) -> None:
         self._activating = False
+        if version is None:  # no predictions yet: one child predicts its slices, then activates it
+            self._start_child("activate", ["models", "activate", str(model_id), "--predict", "--json-progress",
+                                           f"--as={self.rater.name}"])  # one token: a name may start with "-"
+            return
         self._set_status(f"Model {version.id} is now active.")
         self.reload_models()
         self.modelActivated.emit(version.id)
         self.modelsChanged.emit()
-        if not self.is_running() and not predicted:
-            self._start_child("predict", ["predict", "--model", str(version.id), "--json-progress"])
 
     def _activation_failed(self, model_id: int, exc: Exception) -> None:
         self._activating = False
@@ -374,7 +405,8 @@ class TrainingPanel(QWidget):
         self.log.appendPlainText(f"$ {run.command_line()}")
         self.progress.setRange(0, 0)  # busy until the first event
         self.progress.setFormat("starting…")
-        verb = {"train": "Training", "cv": "Cross-validating", "predict": "Predicting"}[stage]
+        verb = {"train": "Training", "cv": "Cross-validating", "predict": "Predicting",
+                "activate": "Predicting, then activating"}[stage]
         self._set_status(f"{verb}: starting {' '.join(args[:3])}…")
         self._clock.start()
         self._ticker.start()
@@ -387,7 +419,8 @@ class TrainingPanel(QWidget):
         folds = self.folds_spin.value()
         match e:
             case PhaseStarted(phase=Phase.ACTIVATE):
-                self._set_status(f"Model {self.trained_id}: predictions written; activating it…")
+                model_id = self.trained_id if self.trained_id is not None else self.predicted_id
+                self._set_status(f"Model {model_id}: predictions written; activating it…")
             case PhaseStarted():
                 if e.phase is not Phase.TRAIN:  # training shows its epochs instead
                     self._set_status(f"{step_name(e.phase, e.fold, folds).capitalize()}…")
@@ -473,12 +506,17 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("cancelled")
         if completed and stage == "predict":  # the stop came after the work was saved: say so
             self._set_status(f"Cancelled too late: model {self.predicted_id}'s predictions were already written.")
+        elif stage == "activate" and self.activated_id is not None:
+            self._set_status(f"Cancelled too late: model {self.activated_id} was already activated.")
         elif completed and self.activated_id is not None:
             self._set_status(f"Cancelled too late: model {self.activated_id} was already saved and activated.")
         elif self.trained_id is not None:
             self._set_status(f"Cancelled: model {self.trained_id} was already saved (not activated).")
         elif stage == "predict":
             self._set_status("Prediction cancelled: the model is saved, no predictions were written.")
+        elif stage == "activate":
+            written = " (its predictions so far are kept)" if self.predicted_id is not None else ""
+            self._set_status(f"Cancelled: the model was not activated{written}.")
         else:
             self._set_status("Training cancelled, nothing published.")
         self.reload_models()
@@ -492,7 +530,8 @@ class TrainingPanel(QWidget):
         line = why or (self.failure.message if self.failure is not None else "") or run.last_error_line \
             or (f"exit code {code}" if normal else "the process crashed")
         message = line[len(prefix):] if line.startswith(prefix) else line
-        what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction"}[stage]
+        what = {"train": "Training", "cv": "Cross-validation", "predict": "Prediction",
+                "activate": "Activation"}[stage]
         self._set_status(f"{what} failed: {message}", error=True)
         self.reload_models()
         self._update_enabled()

@@ -146,7 +146,7 @@ def agreement_report(db: Database, readers: Sequence[ReaderRef | str] | None = N
             if other in (model, target) or other.kind is not ReaderKind.RATER:
                 continue
             diff = stats.bootstrap_difference(d.grades[target], d.grades[other], d.grades[target], d.grades[model],
-                                              scale, d.patient_keys, n_resamples=max(n_boot, 1), seed=seed)
+                                              scale, d.patient_keys, n_resamples=n_boot, seed=seed)
             mc = stats.mcnemar_vs_reference(d.grades[target], d.grades[other], d.grades[model], scale)
             comparisons.append(Comparison((target, other), (target, model), diff, mc))
     raters = [r for r in refs if r.kind is ReaderKind.RATER]

@@ -165,6 +165,11 @@ def fmt_ci(row: PairRow, metric: str, pct: bool) -> str:
     return f" ({fmt(iv.low, pct)}–{fmt(iv.high, pct)})"
 
 
+def _interval(low: float, high: float) -> str:
+    """'2.5%–7.1%', or an en dash when there is no interval (no resamples, or undefined)."""
+    return "–" if math.isnan(low) or math.isnan(high) else f"{fmt(low, True)}–{fmt(high, True)}"
+
+
 def distance_median(row: PairRow) -> float | None:
     return row.distance.median_mm if row.distance else None
 
@@ -190,7 +195,7 @@ def as_markdown(report: AgreementReport) -> str:
             acc, f1 = c.difference.tests["accuracy"], c.difference.tests["f1_macro"]
             lines.append(
                 f"| {c.pair_1[0]}–{c.pair_1[1]} vs {c.pair_2[0]}–{c.pair_2[1]} | "
-                f"{fmt(acc.difference, True)} ({fmt(acc.low, True)}–{fmt(acc.high, True)}) | "
+                f"{fmt(acc.difference, True)} ({_interval(acc.low, acc.high)}) | "
                 f"{fmt(acc.p_value)} | {fmt(f1.difference, True)} | {fmt(f1.p_value)} | "
                 f"{fmt(c.mcnemar.p_value)} |")
     g = report.group

@@ -23,7 +23,8 @@ import unicodedata
 from annotator.domain import policy as policy_rules
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError, PermissionDenied
-from annotator.domain.policy import needs_password
+from annotator.domain.policy import Action, needs_password
+from annotator.services.project import policy
 from annotator.storage import people
 from annotator.storage.database import Database
 
@@ -54,11 +55,15 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-def set_password(db: Database, rater: Rater, password: str | None, actor_id: int | None = None) -> Rater:
-    """Give ``rater`` a password (None removes it)."""
+def set_password(db: Database, rater: Rater, password: str | None, actor: Rater | None = None) -> Rater:
+    """Give ``rater`` a password (None removes it). ``actor``: the rater doing it, who needs the right to
+    manage raters (PermissionDenied otherwise), audited; None: the database's owner (a script)."""
+    if actor is not None:
+        policy(db, actor).require(Action.MANAGE_RATERS)
     if rater.simulated:
         raise InputError(f"rater {rater.name!r} is simulated: nobody signs in as it")
-    return people.set_password_hash(db, rater.id, None if password is None else hash_password(password), actor_id)
+    return people.set_password_hash(db, rater.id, None if password is None else hash_password(password),
+                                    None if actor is None else actor.id)
 
 
 def locked(db: Database) -> bool:

@@ -19,9 +19,11 @@ from typing import Any
 
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError, NotFound
+from annotator.domain.policy import Action
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.services import readers as reader_service
+from annotator.services.project import policy
 from annotator.storage import catalog, labels, people
 from annotator.storage.database import Database
 
@@ -67,7 +69,13 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def export(db: Database, readers: Sequence[ReaderRef | str], out: Path, fmt: str = "csv") -> int:
+def export(db: Database, readers: Sequence[ReaderRef | str], out: Path, fmt: str = "csv",
+           actor: Rater | None = None) -> int:
+    """Write the readers' current labels to ``out`` (CSV or JSON, atomically); the number of rows.
+    ``actor``: the rater exporting, who needs the right to export (PermissionDenied otherwise); None: the
+    database's owner (a script)."""
+    if actor is not None:
+        policy(db, actor).require(Action.EXPORT)
     rows = export_rows(db, readers)
     if fmt == "json":
         text = json.dumps({"columns": list(COLUMNS), "rows": rows}, indent=1)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from annotator.domain.entities import ModelKind, ModelVersion, Rater
 from annotator.domain.errors import InputError, ModelIntegrityError, NotFound
+from annotator.domain.policy import Action
 from annotator.services.project import policy
 from annotator.storage import models_repo
 from annotator.storage.database import Database
@@ -106,13 +107,6 @@ def list_models(db: Database) -> list[ModelVersion]:
     return models_repo.list_versions(db)
 
 
-def details_visible(db: Database, rater: Rater, version: ModelVersion) -> bool:
-    """May ``rater`` see whose labels ``version`` learnt from, on how many slices, and how well it agrees
-    with them? Those figures describe other readers' work, so a blinded annotator sees them only for a
-    model of her own labels; reviewers, admins, and annotators of a project that shows other raters see all."""
-    return policy(db, rater).may_see_model_details(version.target)
-
-
 @dataclass(frozen=True, slots=True)
 class ModelFigures:
     """How well a version agrees with its target, as the model table shows it.
@@ -174,14 +168,24 @@ def get_model(db: Database, model_id: int | None) -> ModelVersion:
     return active
 
 
-def activate(db: Database, model_id: int, actor_id: int | None = None) -> ModelVersion:
-    """Make a trained model the one whose suggestions annotators may see (a cv model cannot be)."""
+def activate(db: Database, model_id: int, actor: Rater | None = None) -> ModelVersion:
+    """Make a trained model the one whose suggestions annotators may see (a cv model cannot be).
+
+    ``actor``: the rater acting, who needs the right to train and activate (PermissionDenied otherwise),
+    audited as such; None: whoever holds the database (a script), as its owner."""
+    if actor is not None:
+        policy(db, actor).require(Action.TRAIN)
     version = models_repo.get(db, model_id)
     if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {model_id} is a {version.kind} model (out-of-fold predictions only); "
                          "activate a model made by `annotator train`")
     check_files(version)
-    return models_repo.activate(db, model_id, actor_id)
+    return models_repo.activate(db, model_id, None if actor is None else actor.id)
+
+
+def has_predictions(db: Database, model_id: int) -> bool:
+    """Has model ``model_id`` written any prediction (one count, no prediction read)?"""
+    return models_repo.prediction_count(db, model_id) > 0
 
 
 def check_files(version: ModelVersion) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotator.domain.entities import ProjectCounts, Rater, Role
-from annotator.domain.policy import Policy
+from annotator.domain.policy import Action, Policy
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
@@ -24,8 +24,13 @@ def open_project(where: str | AppSettings | None = None) -> Database:
     return open_database(where)
 
 
-def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False) -> Rater:
-    return people.add_rater(db, name, role, simulated=simulated)
+def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False, actor: Rater | None = None) -> Rater:
+    """Add a rater. ``actor``: the rater adding her, who needs the right to manage raters
+    (PermissionDenied otherwise), audited; None: the database's owner (a script). The sign-in screen's
+    self-enrolment has its own rule (``policy.self_enrolment_roles``)."""
+    if actor is not None:
+        policy(db, actor).require(Action.MANAGE_RATERS)
+    return people.add_rater(db, name, role, simulated=simulated, actor_id=None if actor is None else actor.id)
 
 
 def list_raters(db: Database) -> list[Rater]:

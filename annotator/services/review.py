@@ -27,6 +27,7 @@ from annotator.domain.entities import (
     AdjudicationStatus,
     ImageRef,
     Label,
+    ModelKind,
     QueueStatus,
     Rater,
 )
@@ -210,7 +211,8 @@ class ReviewService:
         """Adopt one reader's label (point and grade) as the decision.
 
         ``reader`` is a rater or a model (that model's prediction); text (``rater:NAME``, ``model:ID``,
-        from a command line) is parsed with ``ReaderRef.parse``. Accepting a model whose
+        from a command line) is parsed with ``ReaderRef.parse``; a cross-validation's out-of-fold
+        predictions cannot be accepted (InputError). Accepting a model whose
         grade no rater gave overrides every rater, so it needs a reason like an own decision.
         ``label_version`` is the version of the rater's label the reviewer saw: if the rater has changed
         it since, nothing is stored and a ConflictError carries the label as it is now (a screen passes
@@ -238,7 +240,11 @@ class ReviewService:
         return self._record(image_id, expected_version, DECIDED, ref, mark.x_px, mark.y_px, mark.grade, reason)
 
     def _model_mark(self, image_id: int, model_id: int) -> ReaderMark | None:
-        models_repo.get(self.db, model_id)  # NotFound names the id
+        version = models_repo.get(self.db, model_id)  # NotFound names the id
+        if version.kind is not ModelKind.TRAIN:  # a cv model's predictions are its folds' held-out estimates
+            raise InputError(f"model {model_id} is a {version.kind} model: its predictions are out-of-fold "
+                             "estimates of how a model generalises, not a reader whose label may become the "
+                             "decision; accept a model made by `annotator train`")
         preds = models_repo.predictions(self.db, model_id, [image_id])
         if not preds:
             return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from annotator import __version__
-from annotator.domain.entities import ImageRef, ModelKind, ModelVersion, Prediction
+from annotator.domain.entities import ImageRef, ModelKind, ModelVersion, Prediction, Rater
 from annotator.domain.errors import Cancelled, InputError
 from annotator.domain.events import (
     Done,
@@ -38,12 +38,14 @@ from annotator.domain.events import (
     StepProgress,
     no_event,
 )
+from annotator.domain.policy import Action
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.imaging.dicom_io import as_monochrome2, load_slice
 from annotator.services import folds as fold_service
 from annotator.services import models as model_service
+from annotator.services import project as project_service
 from annotator.services import readers as reader_service
 from annotator.storage import catalog, models_repo, people
 from annotator.storage.database import Database
@@ -131,6 +133,16 @@ def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEve
     return TrainingSet(target, examples, images, ordinals, scale_code, snapshot_hash(rows), skipped)
 
 
+def _require_train(db: Database, actor: Rater | None) -> None:
+    """The acting rater must have the right to train and activate; None acts as the database's owner."""
+    if actor is not None:
+        project_service.policy(db, actor).require(Action.TRAIN)
+
+
+def _id(actor: Rater | None) -> int | None:
+    return None if actor is None else actor.id
+
+
 def _epoch_event(report: EpochReport) -> EpochEnded:
     return EpochEnded(report.fold, report.epoch, report.epochs, round(report.loss, 5),
                       round(report.localizer_loss, 5), round(report.train_accuracy, 4),
@@ -157,14 +169,16 @@ def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
           threads: int | None = None, device: str = "auto", predict_all: bool = False, activate: bool = False,
           on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
-          actor_id: int | None = None) -> ModelVersion:
+          actor: Rater | None = None) -> ModelVersion:
     """Train one model on all of the target's labelled slices and register it (kind ``train``).
 
     With ``predict_all``, then predict every slice with it. With ``activate``, predict every slice and
-    then make it the active model (audited as ``actor_id``), in that order, so the moment it is active its
-    predictions are there. A stop or an error after registration leaves the registered model inactive;
-    the Cancelled message says so.
+    then make it the active model, in that order, so the moment it is active its predictions are there.
+    A stop or an error after registration leaves the registered model inactive; the Cancelled message
+    says so. ``actor``: the rater starting the run, who needs the right to train (checked before anything
+    is read) and is audited; None: the database's owner (a script).
     """
+    _require_train(db, actor)  # before torch is even imported
     from annotator.ml.engine import Pipeline
 
     dev, dev_name = resolve_device(device)
@@ -189,7 +203,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
     card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
                        if last else None}
     published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind=ModelKind.TRAIN,
-                                      actor_id=actor_id)
+                                      actor_id=_id(actor))
     version = published.version
     on_event(ModelSaved(version.id, version.name, version.kind))
     if predict_all or activate:
@@ -203,7 +217,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
             raise Cancelled(f"cancelled before activation; model {version.id} is saved with its predictions "
                             "but is not active")
         on_event(PhaseStarted(Phase.ACTIVATE))
-        version = model_service.activate(db, version.id, actor_id)
+        version = model_service.activate(db, version.id, actor)
         on_event(ModelActivated(version.id))
     on_event(Done(version.id, version.name, version.kind, version.active))
     return version
@@ -229,17 +243,28 @@ def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Seque
     return out
 
 
+def _unpredicted(db: Database, version: ModelVersion) -> tuple[list[ImageRef], int]:
+    """The slices with PixelSpacing that have no prediction of ``version`` yet, and how many without
+    PixelSpacing (which no model can predict) have none either."""
+    done = {p.image_id for p in models_repo.predictions(db, version.id)}
+    all_images = catalog.images(db)
+    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
+    return todo, sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
+
+
 def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_event: OnEvent,
                  should_stop: ShouldStop) -> tuple[int, int]:
     """Predict every slice with PixelSpacing that has no prediction of ``version`` yet, and store them.
 
     Returns (predictions written, slices skipped for lack of PixelSpacing).
     """
+    todo, skipped = _unpredicted(db, version)
+    return _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+
+
+def _predict_images(db: Database, version: ModelVersion, pipeline: Pipeline, todo: Sequence[ImageRef],
+                    skipped: int, on_event: OnEvent, should_stop: ShouldStop) -> tuple[int, int]:
     ordinals = [int(o) for o in version.card["class_ordinals"]]
-    done = {p.image_id for p in models_repo.predictions(db, version.id)}
-    all_images = catalog.images(db)
-    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
-    skipped = sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
     preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
     on_event(PredictionsWritten(version.id, n, skipped))
@@ -263,6 +288,44 @@ def predict(db: Database, model_id: int | None = None, *, device: str = "auto", 
     return version, n, skipped
 
 
+def activate_model(db: Database, model_id: int, *, predict: bool = False, device: str = "auto",
+                   on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+                   actor: Rater | None = None) -> ModelVersion:
+    """Make model ``model_id`` the active one; with ``predict``, first predict every slice it has no
+    prediction for, so the moment it is active its predictions are there (the order of
+    ``train(activate=True)``). torch is loaded only when some slice lacks a prediction.
+
+    ``actor``: the rater doing it, who needs the right to train and activate (checked before anything
+    is predicted) and is audited; None: the database's owner (a script). A stop before activation leaves
+    the model inactive, with whatever predictions were written; the Cancelled message says so.
+    """
+    _require_train(db, actor)
+    version = model_service.get_model(db, model_id)
+    if version.kind is not ModelKind.TRAIN:
+        raise InputError(f"model {version.id} is a {version.kind} model (out-of-fold predictions only); "
+                         "activate a model made by `annotator train`")
+    if predict:
+        todo, skipped = _unpredicted(db, version)
+        if todo:
+            dev, _ = resolve_device(device)
+            pipeline = model_service.load_pipeline(version).to(dev)
+            try:
+                _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+            except Cancelled:
+                raise Cancelled(f"prediction cancelled; model {version.id} has no new predictions and is not "
+                                "active") from None
+        else:
+            on_event(PredictionsWritten(version.id, 0, skipped))
+        if should_stop():
+            raise Cancelled(f"cancelled before activation; model {version.id} has its predictions but is not "
+                            "active")
+    on_event(PhaseStarted(Phase.ACTIVATE))
+    version = model_service.activate(db, version.id, actor)
+    on_event(ModelActivated(version.id))
+    on_event(Done(version.id, version.name, version.kind, version.active))
+    return version
+
+
 def _with_model(p: Prediction, model_id: int) -> Prediction:
     return Prediction(model_id, p.image_id, p.x_px, p.y_px, p.grade, p.probabilities, p.fold)
 
@@ -283,13 +346,14 @@ def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals
 def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
                    epochs: int | None = None, seed: int = 0, threads: int | None = None, device: str = "auto",
                    on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
-                   actor_id: int | None = None) -> ModelVersion:
+                   actor: Rater | None = None) -> ModelVersion:
     """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
 
     Every slice of the held-out patients gets an out-of-fold prediction (with its fold), so the CV
     model is a reader (``model:ID``) for the agreement report; the card holds per-fold and pooled
     figures against the target.
     """
+    _require_train(db, actor)  # before torch is even imported
     from annotator.ml.engine import Pipeline
 
     dev, dev_name = resolve_device(device)
@@ -334,7 +398,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
                      "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
     card["metrics"] = {"pooled": _figures(data.examples, {p.image_id: p for p in oof}, data.class_ordinals),
                        "per_fold": per_fold}
-    published = model_service.publish(db, tensors=tensors, card=card, kind=ModelKind.CV, actor_id=actor_id)
+    published = model_service.publish(db, tensors=tensors, card=card, kind=ModelKind.CV, actor_id=_id(actor))
     version = published.version
     on_event(ModelSaved(version.id, version.name, version.kind))
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in oof])

@@ -232,9 +232,13 @@ def bootstrap_difference(
     """Paired bootstrap of pair 1 (a1 vs b1) minus pair 2 (a2 vs b2) on the slices all four graded.
 
     A reader shared by both pairs (expert1 in expert1-expert2 vs expert1-model1) is simply passed
-    twice. Returns per-figure difference, percentile CI and two-sided bootstrap p-value.
+    twice. Returns per-figure difference, percentile CI and two-sided bootstrap p-value. With
+    ``n_resamples=0`` nothing is resampled: the differences only, CI and p-value NaN (undefined), rather
+    than an "interval" from a single resample that a reader would take for a real one.
     """
-    _check(n_resamples, confidence)
+    _check(max(n_resamples, 1), confidence)
+    if n_resamples < 0:
+        raise InputError(f"n_resamples must be >= 0, got {n_resamples}")
     cats, (i1, j1, i2, j2), pid, n_patients = _prepare(
         [("a1", a1), ("b1", b1), ("a2", a2), ("b2", b2)], categories, patient_ids
     )
@@ -244,7 +248,7 @@ def bootstrap_difference(
     point2 = ag.summary(ag.confusion_counts(i2, j2, q))
     tests: dict[str, DifferenceTest] = {}
     nan = float("nan")
-    if n_patients == 0:
+    if n_patients == 0 or n_resamples == 0:
         for k in METRICS:
             e1, e2 = float(point1[k]), float(point2[k])
             tests[k] = DifferenceTest(e1, e2, e1 - e2, nan, nan, nan, n_resamples)

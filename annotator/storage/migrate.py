@@ -1,9 +1,10 @@
 """Schema upgrades: run on open, refuse a database newer than this application.
 
 Before upgrading an existing SQLite project file, a backup copy is written next to it
-(``<file>.bak-<old revision>-<UTC time>``) with SQLite's online backup API, so the copy is consistent
-even while the file is in WAL mode or another process reads it. A new empty database, an in-memory
-one and PostgreSQL (back it up with the server's tools) get none.
+(``<file>.bak-<old revision>-<UTC time>``; ``unversioned`` for a file with tables but no revision) with
+SQLite's online backup API, while the upgrade holds the write lock, so the copy is consistent and
+nothing is committed between the copy and the upgrade. A new empty database, an in-memory one and
+PostgreSQL (back it up with the server's tools) get none.
 """
 
 from __future__ import annotations
@@ -84,35 +85,48 @@ def _sqlite_file(engine: Engine) -> Path | None:
     return Path(database)
 
 
+def _has_tables(conn: Connection) -> bool:
+    """Does this SQLite database hold anything (a file made by an older tool, or a failed first open)?"""
+    return bool(conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar())
+
+
 def upgrade(engine: Engine, revision: str = "head") -> Path | None:
     """Bring the schema to ``revision`` inside one transaction; refuse a too-new database.
 
-    Returns the backup written first (an existing SQLite file only), else None.
+    On SQLite the transaction begins with ``BEGIN IMMEDIATE``: the write lock is taken before the
+    revision is read and the backup copied, so no other process can commit between the copy and the
+    upgrade (WAL lets the copy read from a second connection meanwhile). Returns the backup written first
+    (a SQLite file with a schema or any table, versioned or not), else None. When the upgrade fails, the
+    DatabaseError says where that backup is.
     """
-    current = current_revision(engine)
-    if current is not None and current not in known_revisions():
-        raise DatabaseTooNew(
-            f"database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
-            f"newer than this version of annotator understands (head {head_revision()}): "
-            "upgrade annotator, or open another database"
-        )
     target = head_revision() if revision == "head" else revision
-    if current == target:
-        return None
-    backup = None
     file = _sqlite_file(engine)
-    if current is not None and file is not None:
-        backup = backup_sqlite(file, current)
-    try:
-        with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn, conn.begin():
+    with ExitStack() as stack, engine.connect().execution_options(annotator_write=True) as conn, conn.begin():
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current not in known_revisions():
+            raise DatabaseTooNew(
+                f"database {engine.url.render_as_string(hide_password=True)} is at schema revision {current}, "
+                f"newer than this version of annotator understands (head {head_revision()}): "
+                "upgrade annotator, or open another database"
+            )
+        if current == target:
+            return None
+        backup = None
+        if file is not None and (current is not None or _has_tables(conn)):
+            backup = backup_sqlite(file, current or "unversioned")
+        try:
             command.upgrade(alembic_config(stack, connection=conn), revision)
-    except Exception:
-        if backup is not None:
+        except Exception as exc:
+            if backup is None:
+                raise
             log.error("the schema upgrade of %s failed; a copy from before the attempt is in %s", file, backup)
-        raise
+            raise DatabaseError(
+                f"the schema upgrade of {file} from revision {current or '(none)'} to {target} failed "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); it was rolled back, and a "
+                f"copy of the file from before the attempt is kept in {backup}") from exc
     if backup is not None:
         log.info("upgraded the schema of %s from revision %s to %s; the file as it was is kept in %s",
-                 file, current, target, backup)
+                 file, current or "(none)", target, backup)
     return backup
 
 

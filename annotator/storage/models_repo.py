@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import ModelKind, ModelVersion, Prediction
@@ -96,6 +96,14 @@ def predictions(db: Database, model_id: int, image_ids: Sequence[int] | None = N
         if image_ids is not None:
             q = q.where(PredictionRow.image_id.in_(list(image_ids)))
         return [convert.prediction(r) for r in s.scalars(q.order_by(PredictionRow.image_id))]
+
+
+def prediction_count(db: Database, model_id: int) -> int:
+    """How many predictions model ``model_id`` has written (a count: no row is read)."""
+    with db.read() as s:
+        n = s.scalar(select(func.count()).select_from(PredictionRow)
+                     .where(PredictionRow.model_version_id == model_id))
+        return int(n or 0)
 
 
 def folds(db: Database, n_folds: int) -> dict[str, int]:

@@ -106,3 +106,31 @@ def test_gui_start_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert "torch" not in out.stdout
+
+
+def test_the_upgrade_backup_stays_in_the_status_bar(qtbot, project, qsettings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The path of the pre-upgrade backup is a permanent status-bar label: a background op's progress
+    message, shown and cleared in the same status bar, does not replace it; a rebuilt window has it too."""
+    from PySide6.QtWidgets import QLabel
+
+    from annotator.gui import app as app_module
+
+    backup = project.folder / "project.db.bak-0002-20261130T000000Z"
+    project.db.upgrade_backup = backup
+    monkeypatch.setattr(app_module, "choose_rater", lambda db, settings: project.alice)
+    station = app_module.Workstation(project.db, qsettings)
+    assert station.start()
+    window = station.window
+    qtbot.addWidget(window)
+    qtbot.waitExposed(window)
+    label = window.statusBar().findChild(QLabel, app_module.UPGRADE_BACKUP_LABEL)
+    assert label is not None and str(backup) in label.text() and label.isVisible()
+    window.statusBar().showMessage("Loading the worklist…")  # what a BackgroundOp shows after 0.5 s
+    window.statusBar().clearMessage()
+    assert label.isVisible() and str(backup) in label.text()
+    station.switch_rater()  # the next window (after signing in again) says it too
+    qtbot.addWidget(station.window)
+    again = station.window.statusBar().findChild(QLabel, app_module.UPGRADE_BACKUP_LABEL)
+    assert again is not None and str(backup) in again.text()
+    station.window.close()
+    __import__("gc").unfreeze()  # Workstation.start froze the objects alive then, as run_app's end undoes

@@ -51,7 +51,13 @@ def _panel(qtbot, project, rater) -> TrainingPanel:  # type: ignore[no-untyped-d
     panel.resize(1000, 800)
     panel.show()
     qtbot.waitExposed(panel)
+    _settled(qtbot, panel)
     return panel
+
+
+def _settled(qtbot, panel: TrainingPanel) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the panel's background reload of targets and models has landed."""
+    qtbot.waitUntil(lambda: not panel.loading, timeout=5000)
 
 
 def _registry(project) -> Path:  # type: ignore[no-untyped-def]
@@ -99,6 +105,7 @@ def test_start_trains_predicts_activates_and_lists_the_model(qtbot, project) -> 
         assert panel.is_running() and panel.cancel_button.isEnabled() and not panel.start_button.isEnabled()
 
     assert outcome == ["done"], panel.log.toPlainText()
+    _settled(qtbot, panel)
     assert len(children) == 1 and children[0].startswith("train ") and "--activate" in children[0].split()
     versions = models_repo.list_versions(project.db)
     assert len(versions) == 1
@@ -134,6 +141,7 @@ def test_cancel_terminates_the_child_and_publishes_nothing(qtbot, project) -> No
         panel.cancel_button.click()
         assert not panel.cancel_button.isEnabled()
     assert finished.args == ["cancelled"]
+    _settled(qtbot, panel)
     assert "cancelled, nothing published" in panel.status.text()
     # SIGTERM reached the CLI's handler (a clean stop, not a kill), and the process is gone
     assert "training cancelled; nothing was saved" in panel.log.toPlainText()
@@ -156,6 +164,7 @@ def test_closing_the_window_stops_a_running_child(qtbot, project) -> None:  # ty
     qtbot.waitExposed(host)
     older = _fake_model(project, "train")
     panel.reload_models()
+    _settled(qtbot, panel)
     pid = _start_long_run(qtbot, panel)
     panel.select_model(older)
     assert not panel.activate_button.isEnabled()  # no activation while a child runs
@@ -202,6 +211,7 @@ def test_activate_marks_the_version_active_and_emits(qtbot, project) -> None:  #
     with qtbot.waitSignals([panel.modelActivated, panel.modelsChanged], timeout=2000):
         panel.activate_button.click()
     assert activated == [first]
+    _settled(qtbot, panel)
     assert model_service.get_model(project.db, None).id == first
     assert [panel.table.item(r, 1).text() for r in range(3)] == ["", "", "●"]
     assert not panel.is_running()  # it has predictions already: no child to start
@@ -214,6 +224,61 @@ def test_activate_marks_the_version_active_and_emits(qtbot, project) -> None:  #
                                                                                  (cv, False)]
     actors = [e.rater_id for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
     assert actors == [project.rev.id, project.rev.id]
+
+
+def test_activating_a_version_without_predictions_runs_one_child_that_predicts_then_activates(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    """The service's order (predict, then activate) in one ``models activate ID --predict`` child, in the
+    name of the signed-in reviewer; the panel only renders its events."""
+    ids = _label_all(project)
+    trained = subprocess.run([sys.executable, "-m", "annotator", "--db", project.url, "train", "--target",
+                              "rater:alice", "--epochs", "1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=RUN_MS / 1000)
+    assert trained.returncode == 0, trained.stderr
+    [v] = models_repo.list_versions(project.db)
+    assert not model_service.has_predictions(project.db, v.id)
+    panel = _panel(qtbot, project, project.rev)
+    children: list[tuple[str, list[str]]] = []
+    start_child = panel._start_child
+    panel._start_child = lambda stage, args: (children.append((stage, list(args))), start_child(stage, args))[1]
+    order: list[str] = []
+    panel.predictionsWritten.connect(lambda _id: order.append("predicted"))
+    panel.modelActivated.connect(lambda _id: order.append("activated"))
+    with qtbot.waitSignals([panel.predictionsWritten, panel.modelActivated, panel.runFinished], timeout=RUN_MS):
+        assert panel.activate(v.id)
+    assert children == [("activate", ["models", "activate", str(v.id), "--predict", "--json-progress", "--as=rev"])]
+    assert order == ["predicted", "activated"]
+    assert models_repo.get(project.db, v.id).active
+    assert sorted(p.image_id for p in models_repo.predictions(project.db, v.id)) == sorted(ids)
+    activations = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [e.rater_id for e in activations] == [project.rev.id]
+    assert panel.status.text() == f"Model {v.id}: predictions written; it is now the active model."
+
+
+def test_a_reload_reads_off_the_gui_thread_with_one_rule_book(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Targets and models load in one background operation; the rule book is built once per reload, not
+    once per row of the model table."""
+    import threading
+
+    from annotator.gui import training_panel
+
+    _label_all(project)
+    ids = [_fake_model(project, "train", target=t) for t in ("rater:alice", "rater:bob", "consensus")]
+    panel = _panel(qtbot, project, project.rev)
+    calls: list[tuple[str, bool]] = []
+    real = {name: getattr(training_panel.project_service, name) for name in ("policy", "status")}
+    for name, fn in real.items():
+        def spy(*args, _name=name, _fn=fn):  # type: ignore[no-untyped-def]
+            calls.append((_name, threading.current_thread() is threading.main_thread()))
+            return _fn(*args)
+        monkeypatch.setattr(training_panel.project_service, name, spy)
+    panel.refresh()
+    assert panel.loading
+    _settled(qtbot, panel)
+    assert sorted(calls) == [("policy", False), ("status", False)]  # once each, on a worker
+    assert sorted(panel.model_ids()) == sorted(ids)
+    assert panel.folds_spin.value() == project_service.policy(project.db, project.rev).settings.cv_folds
+    assert [panel.target_combo.itemData(i) for i in range(panel.target_combo.count())] == ["rater:alice",
+                                                                                           "consensus"]
 
 
 def test_annotators_get_a_read_only_panel(qtbot, project) -> None:  # type: ignore[no-untyped-def]
@@ -247,6 +312,7 @@ def test_a_blinded_annotator_sees_no_figures_of_models_built_on_other_readers(qt
     assert reviewer.table.row_texts(reviewer.model_ids().index(bobs))[target] == "rater:bob"
     people.update_settings(project.db, None, show_other_raters_to_annotators=True)  # an unblinded project
     panel.refresh()
+    _settled(qtbot, panel)
     assert panel.table.row_texts(panel.model_ids().index(bobs))[acc] == "75.0%"
 
 
@@ -292,6 +358,8 @@ GUI_SCRIPT = textwrap.dedent("""
     window.show()
     window.training_action.trigger()  # Review > Training and model versions…
     panel = window.training_dock.widget()
+    while panel.loading:  # the targets and models load in the background
+        app.processEvents()
     panel.set_target("rater:alice")
     panel.epochs_spin.setValue(1)
     outcome, activated = [], []
@@ -303,6 +371,8 @@ GUI_SCRIPT = textwrap.dedent("""
     loop.exec()
     active = model_service.get_model(db, None) if activated else None
     for _ in range(50):  # let the window pick up the new active model's prediction for the open slice
+        app.processEvents()
+    while panel.loading:
         app.processEvents()
     shown = window.compare.info.text()
     window.close()

@@ -135,3 +135,50 @@ def test_train_as_an_annotator_is_refused_by_the_policy(project: Project) -> Non
     assert proc.returncode != 0
     assert "ann is an annotator and cannot train and activate models" in proc.stderr
     assert models_repo.list_versions(project.db) == []
+
+
+def test_models_activate_as_an_annotator_is_refused(project: Project) -> None:
+    people.add_rater(project.db, "ann", Role.ANNOTATOR)
+    trained = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                                  "--epochs", "1"), capture_output=True, text=True, timeout=120, env=cli_env())
+    assert trained.returncode == 0, trained.stderr
+    [version] = models_repo.list_versions(project.db)
+    refused = subprocess.run(_cmd(project, "models", "activate", str(version.id), "--as", "ann"),
+                             capture_output=True, text=True, timeout=120, env=cli_env())
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("annotator: error: ann is an annotator and cannot train and activate models: "
+                                      "only admins and reviewers may")
+    assert not models_repo.get(project.db, version.id).active
+
+
+def test_models_activate_predict_predicts_then_activates_as_the_rater_named(project: Project) -> None:
+    """`models activate ID --predict`: the training panel's one child for an older version without
+    predictions. `--as` an annotator is refused before anything is predicted."""
+    rev = people.add_rater(project.db, "rev", Role.REVIEWER)
+    people.add_rater(project.db, "ann", Role.ANNOTATOR)
+    trained = subprocess.run(_cmd(project, "train", "--target", f"rater:{RATER}", "--preset", str(project.preset_file),
+                                  "--epochs", "1"), capture_output=True, text=True, timeout=120, env=cli_env())
+    assert trained.returncode == 0, trained.stderr
+    [version] = models_repo.list_versions(project.db)
+    assert models_repo.predictions(project.db, version.id) == []
+
+    refused = subprocess.run(_cmd(project, "models", "activate", str(version.id), "--predict", "--as", "ann"),
+                             capture_output=True, text=True, timeout=120, env=cli_env())
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("annotator: error: ann is an annotator and cannot train and activate models: "
+                                      "only admins and reviewers may")
+    assert not models_repo.get(project.db, version.id).active
+    assert models_repo.predictions(project.db, version.id) == []
+
+    proc = subprocess.run(_cmd(project, "models", "activate", str(version.id), "--predict", "--json-progress",
+                               "--as", "rev"), capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    events = [decode(line) for line in proc.stdout.splitlines()]
+    n = len(catalog.images(project.db))
+    assert [e for e in events if isinstance(e, (PredictionsWritten, ModelActivated, Done))] == [
+        PredictionsWritten(version.id, n, 0), ModelActivated(version.id),
+        Done(version.id, version.name, ModelKind.TRAIN, True)]
+    assert models_repo.active(project.db).id == version.id  # type: ignore[union-attr]
+    assert models_repo.prediction_count(project.db, version.id) == n
+    activations = [e for e in audit.entries(project.db, entity="model_version") if e.action == "model.activate"]
+    assert [(e.entity_id, e.rater_id) for e in activations] == [(str(version.id), rev.id)]

@@ -110,7 +110,7 @@ def test_train_with_activate_predicts_every_slice_then_activates(project: Projec
             active_when_predicted.append(model_service.get_model(project.db, e.model_id).active)
 
     version = training.train(project.db, TARGET, preset=str(project.preset_file), epochs=1, seed=0, activate=True,
-                             on_event=on_event, actor_id=reviewer.id)
+                             on_event=on_event, actor=reviewer)
     images = catalog.images(project.db)
     assert version.active and model_service.get_model(project.db, None).id == version.id
     assert sorted(p.image_id for p in models_repo.predictions(project.db, version.id)) == sorted(im.id for im in images)

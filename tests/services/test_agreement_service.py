@@ -152,3 +152,24 @@ def test_the_consensus_is_a_reader_for_statistics(project) -> None:  # type: ign
     a, b = [int(e1[k]) for k in ks], [consensus[k] for k in ks]
     assert p.figures.accuracy == pytest.approx(accuracy_score(a, b), abs=1e-12) and p.figures.accuracy < 1
     assert p.figures.kappa_quadratic.value == pytest.approx(cohen_kappa_score(a, b, weights="quadratic"), abs=1e-9)
+
+
+def test_no_resamples_means_no_difference_interval(project) -> None:  # type: ignore[no-untyped-def]
+    """0 bootstrap resamples ("no CIs"): the model comparison keeps its differences and McNemar, but has no
+    CI or bootstrap p-value, rather than a one-resample "interval" a reader would take for a real one."""
+    db, _grades, _model_id = project
+    rep = agreement.agreement_report(db, n_boot=0)
+    [cmp] = rep.comparisons
+    assert cmp.difference.n_resamples == 0
+    for t in cmp.difference.tests.values():
+        assert np.isfinite(t.difference) and t.difference == pytest.approx(t.estimate_1 - t.estimate_2)
+        assert np.isnan(t.low) and np.isnan(t.high) and np.isnan(t.p_value)
+    assert 0 <= cmp.mcnemar.p_value <= 1
+    assert all(p.ci == {} for p in rep.pairs)
+    js = json.loads(json.dumps(agreement.report_json(rep), allow_nan=False))
+    assert js["comparisons"][0]["tests"]["accuracy"]["ci"] == [None, None]
+    assert js["comparisons"][0]["tests"]["accuracy"]["p_value"] is None
+    row = next(ln for ln in agreement.as_markdown(rep).splitlines() if " vs " in ln)
+    assert row.split(" | ")[1].endswith("(–)") and row.split(" | ")[2] == "–"
+    with_ci = agreement.agreement_report(db, n_boot=50, seed=1).comparisons[0].difference.tests["accuracy"]
+    assert np.isfinite(with_ci.low) and with_ci.low <= with_ci.difference <= with_ci.high

@@ -120,6 +120,21 @@ def test_accepting_the_model_uses_its_prediction_and_needs_a_reason_when_it_over
         svc.accept(ims[2], "model:latest", expected_version=0)
 
 
+def test_a_cross_validations_out_of_fold_predictions_cannot_be_accepted(project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import Prediction
+    from annotator.storage import models_repo
+    from annotator.storage import review as review_store
+
+    db, ims, rev = project
+    cv = models_repo.register(db, name="cv", preset="fast", target="rater:e1", kind="cv", weights_path="/x",
+                              weights_sha256="0" * 64, card={})
+    models_repo.write_predictions(db, cv.id, [Prediction(cv.id, ims[1], 33.0, 29.0, 2, (0.1, 0.2, 0.6, 0.1), 0)])
+    svc = ReviewService(db, rev)
+    with pytest.raises(InputError, match=f"model {cv.id} is a cv model: its predictions are out-of-fold"):
+        svc.accept(ims[1], f"model:{cv.id}", expected_version=0, reason="looks right")
+    assert review_store.latest(db, ims[1]) is None  # nothing was decided
+
+
 def test_second_reviewer_gets_a_conflict_and_sees_the_first_decision(project) -> None:  # type: ignore[no-untyped-def]
     db, ims, rev = project
     other = people.add_rater(db, "rev2", Role.ADMIN)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from annotator.cli import main
+from annotator.domain.errors import DatabaseError
 from annotator.storage import migrate, people
 from annotator.storage.database import create_db_engine, open_database
 
@@ -82,3 +84,68 @@ def test_the_cli_says_where_the_backup_is(tmp_path: Path, capsys: pytest.Capture
     assert main(["--db", str(tmp_path / "q.db"), "status"]) == 0  # any command that opens it says so
     [other] = tmp_path.glob("q.db.bak-*")
     assert f"kept in {other}" in capsys.readouterr().err
+
+
+def test_the_backup_is_copied_under_the_upgrades_write_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the copy is made, no other connection can begin a write: nothing is committed between the
+    copy and the upgrade."""
+    path = tmp_path / "p.db"
+    _old_project(f"sqlite:///{path}").dispose()
+    real_backup = migrate.backup_sqlite
+    writers: list[str] = []
+
+    def backup_while_probing(file: Path, revision: str) -> Path:
+        with sqlite3.connect(file, timeout=0) as other:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("INSERT INTO raters (id, name, role, simulated, created_at) "
+                              "VALUES (2, 'bob', 'annotator', false, '2026-01-02 03:04:05')")
+                other.commit()
+                writers.append("committed")
+            except sqlite3.OperationalError as exc:
+                writers.append(str(exc))
+        return real_backup(file, revision)
+
+    monkeypatch.setattr(migrate, "backup_sqlite", backup_while_probing)
+    db = open_database(str(path))
+    try:
+        assert writers == ["database is locked"]
+        assert [r.name for r in people.list_raters(db)] == ["alice"]
+    finally:
+        db.close()
+
+
+def test_a_failing_upgrade_names_its_backup_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    engine = _old_project(f"sqlite:///{path}")
+    with engine.connect() as conn, conn.begin():  # the column 0003 adds, there already: the upgrade fails
+        conn.execute(text("ALTER TABLE raters ADD COLUMN password_hash TEXT"))
+    engine.dispose()
+    with pytest.raises(DatabaseError) as failed:
+        open_database(str(path))
+    [backup] = tmp_path.glob("p.db.bak-*")
+    message = str(failed.value)
+    assert f"the schema upgrade of {path} from revision {OLD}" in message and str(backup) in message
+    assert "duplicate column name: password_hash" in message and "rolled back" in message
+    with sqlite3.connect(path) as now, sqlite3.connect(backup) as before:
+        assert now.execute("SELECT version_num FROM alembic_version").fetchall() == [(OLD,)]
+        assert before.execute("SELECT version_num FROM alembic_version").fetchall() == [(OLD,)]
+        assert now.execute("SELECT name FROM raters").fetchall() == [("alice",)]
+
+
+def test_a_file_with_tables_but_no_revision_is_backed_up_too(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO notes (text) VALUES ('kept')")
+        conn.commit()
+    db = open_database(str(path))
+    try:
+        backup = db.upgrade_backup
+        assert backup is not None and backup.name.startswith("old.db.bak-unversioned-")
+        assert migrate.current_revision(db.engine) == migrate.head_revision()
+    finally:
+        db.close()
+    with closing(sqlite3.connect(backup)) as copy:
+        assert copy.execute("SELECT text FROM notes").fetchall() == [("kept",)]
+        assert copy.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'").fetchone() == (0,)
