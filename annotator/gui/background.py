@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from sqlalchemy.engine import make_url
 
 from annotator.domain.errors import InputError
 
@@ -68,8 +67,7 @@ _parents: set[int] = set()  # ids of parents whose destruction clears their entr
 def require_shared_database(db: Database) -> None:
     """Refuse an in-memory SQLite database: each thread would see its own, empty one, so background work
     (every screen's reads) would fail or, worse, read nothing."""
-    url = make_url(db.url)
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"):
+    if db.in_memory:
         raise InputError("an in-memory SQLite database cannot be used by the app (its background work runs on "
                          "other threads, which would each see an empty database): open a database file")
 
