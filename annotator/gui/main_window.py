@@ -397,14 +397,12 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_image(self, image_id: int) -> None:
-        """Show the slice with this image id in the viewer (from the agreement or review screen); the
-        worklist is searched in the background, the slice opened when it is found."""
+        """Show the slice with this image id in the viewer (from the agreement or review screen); it is
+        looked up by id in the background (one query), the slice opened when it is found."""
         service = self.session.worklist
 
         def find() -> ImageRef | None:
-            wl = service.load(WorklistFilter.ALL)
-            return next((sl.image for study in wl.studies for series in study.series for sl in series.slices
-                         if sl.image.id == image_id), None)
+            return service.image(image_id)
 
         def found(image: ImageRef | None) -> None:
             if image is None:

@@ -203,3 +203,14 @@ def test_readers_added_later_appear_when_shown_again_or_after_a_refresh(open_win
     qtbot.waitUntil(lambda: f"model:{model.id}" in listed() and not w.busy, timeout=5000)
     assert panel.selected_readers() == ["rater:alice"]  # the reader's choice survives the reloads
 
+
+def test_opening_a_slice_by_id_does_not_load_the_worklist(open_window, qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    qtbot.waitUntil(lambda: not w.busy, timeout=5000)
+    loads: list[object] = []
+    real = WorklistService.load
+    monkeypatch.setattr(WorklistService, "load", lambda self, *a, **k: loads.append(a) or real(self, *a, **k))
+    w.open_image(ids[1])
+    qtbot.waitUntil(lambda: not w.busy and w.session.current.id == ids[1], timeout=5000)
+    assert loads == []
