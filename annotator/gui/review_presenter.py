@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 from PySide6.QtCore import QObject, Signal
 
@@ -59,6 +59,7 @@ __all__ = ["ItemView", "QueueData", "QueueView", "ReviewPresenter"]
 PREFETCH = 2
 READ_AHEAD = (1, 2, -1)  # the rows whose details are read once the current one's are known (j first)
 log = logging.getLogger(__name__)
+A = TypeVar("A")
 
 
 class ReviewPresenter(QObject):
@@ -472,14 +473,14 @@ class ReviewPresenter(QObject):
             else:
                 self.errorRaised.emit(exc)
 
-        def settle(then: Callable[[object], None]) -> Callable[[object], None]:
-            def run(arg: object) -> None:
+        def settle(then: Callable[[A], None]) -> Callable[[A], None]:
+            def run(arg: A) -> None:
                 self._acting = False
                 then(arg)
             return run
 
         self._acting = True
-        self._run(work, settle(stored), settle(refused), label="Saving the decision…")  # type: ignore[arg-type]
+        self._run(work, settle(stored), settle(refused), label="Saving the decision…")
 
     def _on_conflict(self, image_id: int, exc: ConflictError) -> None:
         """Someone decided first: show their decision, keep the reviewer's input, store nothing."""

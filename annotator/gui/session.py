@@ -301,11 +301,18 @@ class AnnotationSession(QObject):
 
     def place_point(self, x: float, y: float) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
+        return self._stored(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
 
     def set_grade(self, ordinal: int) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
+        return self._stored(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
+
+    def _stored(self, image: ImageRef, action: Callable[[], Label]) -> Label:
+        """An action that always stores a version (a point, a grade), through :meth:`_committed`."""
+        label = self._committed(image, action)
+        if label is None:
+            raise AssertionError("a point or a grade always stores a version")
+        return label
 
     def grade_key(self, key: str) -> Label | None:
         ordinal = self.scale.ordinal_for_key(key)
