@@ -46,6 +46,7 @@ from annotator.gui.review_state import (
     listed,
     next_to_decide,
     read_details,
+    read_many_details,
     slice_name,
 )
 from annotator.gui.slice_feed import SliceFeed
@@ -313,7 +314,7 @@ class ReviewPresenter(QObject):
         service, viewing, generation = self.service, self.viewing, self._generation
 
         def read() -> list[Details]:
-            return [read_details(service, viewing, image_id) for image_id in wanted]
+            return read_many_details(service, viewing, wanted)
 
         def keep(result: object) -> None:
             if generation == self._generation:

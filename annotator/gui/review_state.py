@@ -140,6 +140,12 @@ def read_details(service: ReviewService, viewing: ViewingService, image_id: int)
     return Details(image_id, service.history(image_id), viewing.overlay(image_id).suggestion)
 
 
+def read_many_details(service: ReviewService, viewing: ViewingService, image_ids: list[int]) -> list[Details]:
+    """Several slices' details, the suggestions in one overlays read (for reading rows ahead)."""
+    overlays = viewing.overlays(image_ids)
+    return [Details(i, service.history(i), overlays[i].suggestion) for i in image_ids]
+
+
 LOADING_SUGGESTION = Suggestion(SuggestionStatus.NOT_PREDICTED)  # shown only while ``ItemView.loading``
 
 
