@@ -110,3 +110,22 @@ def test_a_refresh_read_before_a_label_action_keeps_the_action_on_screen(session
     qtbot.waitUntil(lambda: not session.busy, timeout=5000)
     assert session.own_label == label  # the refresh's older answer did not replace it
     assert session.set_grade(2).version == 2  # and the next action follows it, no conflict
+
+
+def test_an_in_memory_database_is_refused_before_any_background_read() -> None:
+    from annotator.domain.entities import Role
+    from annotator.domain.errors import InputError
+    from annotator.gui.review_presenter import ReviewPresenter
+    from annotator.gui.session import AnnotationSession
+    from annotator.services import project as project_service
+    from annotator.services.worklist import project_rules
+
+    db = project_service.open_project("sqlite://")
+    try:
+        rater = project_service.add_rater(db, "rev", Role.REVIEWER)
+        with pytest.raises(InputError, match="in-memory SQLite"):
+            AnnotationSession(db, rater)
+        with pytest.raises(InputError, match="in-memory SQLite"):
+            ReviewPresenter(db, rater, project_rules(db).scale)
+    finally:
+        db.close()
