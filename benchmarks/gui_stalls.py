@@ -1,7 +1,7 @@
 """The longest GUI-thread stall while the app does its slow jobs, measured offscreen on the demo project.
 
     python benchmarks/gui_stalls.py [--folder DIR] [--patients 542] [--boot 2000] [--decisions 20]
-                                    [--slices 200] [--weights-mb 100] [--json out.json]
+                                    [--steps 30] [--slices 200] [--weights-mb 100] [--json out.json]
 
 A heartbeat QTimer (every 5 ms) runs on the GUI thread's event loop; the gap between two beats is how
 long the event loop could not answer (a user's click or a repaint would have waited as long). Phases:
@@ -14,6 +14,8 @@ long the event loop could not answer (a user's click or a repaint would have wai
   stores the switch in a BackgroundOp, then the workstation refreshes);
 - ``review``: open the review window (the queue of the demo's disagreements) and decide ``--decisions``
   slices (accept expert1's label once the slice is on screen);
+- ``review-nav``: move through that queue ``--steps`` times, by turns a mouse click on a row a few rows
+  down and j/k steps (the J and K keys' handlers), each until the slice's decisions and pixels are shown;
 - ``browse``: move through ``--slices`` slices of the worklist in the workstation, each until painted.
 
 Per phase it prints the longest gap, the 99th percentile, how many gaps exceeded 50 ms (the target:
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
     ap.add_argument("--patients", type=int, default=542)
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument("--decisions", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30, help="row clicks and j/k steps in the review queue")
     ap.add_argument("--slices", type=int, default=200)
     ap.add_argument("--weights-mb", type=int, default=100)
     ap.add_argument("--idle-s", type=float, default=3.0, help="seconds of the idle baseline phase")
@@ -351,9 +354,43 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
             wait_until(lambda k=k: len(stored) > k and not p.busy)
             wait_until(lambda: p.current is None or panel.showing == p.current.image_id)
             assert p.current is None or p.current.image_id != before
-        panel.close()
 
     phase("review", review)
+    panel = win.review_window
+    assert panel is not None
+    p = panel.presenter
+    navigated: list[str] = []
+
+    def shown(image_id: int) -> bool:
+        return (p.current is not None and p.current.image_id == image_id and not p.loading_details
+                and panel.showing == image_id)
+
+    def review_nav() -> None:
+        from PySide6.QtCore import QPoint, Qt
+        from PySide6.QtTest import QTest
+
+        for k in range(args.steps):
+            ids = p.queue_image_ids()
+            i = ids.index(p.current.image_id) if p.current is not None and p.current.image_id in ids else 0
+            if k % 3 == 0:  # a click on a row three below (or the top, near the end of the queue)
+                row = i + 3 if i + 3 < len(ids) else 0
+                index = panel.queue.queue_model.index(row, 0)
+                panel.queue.scrollTo(index)
+                centre = panel.queue.visualRect(index).center()
+                QTest.mouseClick(panel.queue.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                                 QPoint(centre.x(), centre.y()))
+                target, how = ids[row], "click"
+            elif k % 3 == 1:
+                panel.next_item()  # J
+                target, how = ids[min(i + 1, len(ids) - 1)], "j"
+            else:
+                panel.previous_item()  # K
+                target, how = ids[max(i - 1, 0)], "k"
+            wait_until(lambda target=target: shown(target))
+            navigated.append(how)
+        panel.close()
+
+    phase("review-nav", review_nav)
 
     # ---- browse: 200 slices in worklist order, each until its pixels are shown
     wl = win.session.worklist.load(WorklistFilter.ALL)
@@ -377,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario, 
             print(f"  {n:4d}  {where}")
     print(f"heartbeat every {HEARTBEAT_MS} ms; a stall is the gap between two beats; target: none over "
           f"{STALL_MS:.0f} ms")
-    print(f"review queue: {queue_size[0] if queue_size else 0} slices to decide; decided {args.decisions}")
+    print(f"review queue: {queue_size[0] if queue_size else 0} slices to decide; decided {args.decisions}; then "
+          f"{len(navigated)} moves ({navigated.count('click')} row clicks, {navigated.count('j')} j, "
+          f"{navigated.count('k')} k), each until the slice's decisions and pixels were shown")
     print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
           "cores")
     print(f"{'phase':<10} {'max ms':>8} {'p99 ms':>8} {'> 50 ms':>8} {'beats':>7} {'seconds':>8} "

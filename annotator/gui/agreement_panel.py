@@ -3,6 +3,10 @@
 For the selected pair a confusion-matrix heat map (rows: reader a, columns: reader b) and a histogram
 of click distances in mm. Clicking a cell lists the slices behind it; activating one asks the main
 window to open that slice (``openImage``). All figures come from :mod:`annotator.services.agreement`.
+
+The readers offered are read in the background each time the panel is shown and whenever the main
+window refreshes (a model trained or activated, F5), so a reader added later appears; a Compute pressed
+while they are being read runs once they are listed, with the selection made meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -32,7 +37,7 @@ from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.background import BackgroundOp
 from annotator.services import readers as reader_service
-from annotator.services.agreement import ReaderData, agreement_report, load_reader_data
+from annotator.services.agreement import ReaderData, agreement_report_and_data
 from annotator.services.agreement_report import AgreementReport, PairRow, distance_median, fmt, fmt_ci
 from annotator.services.project import Database
 
@@ -44,6 +49,7 @@ IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
 class AgreementPanel(QWidget):
     openImage = Signal(int)  # noqa: N815 (Qt naming)
     computed = Signal()  # the report asked for last is on screen (or its error is)
+    readersLoaded = Signal()  # noqa: N815 - the readers offered were read again and are listed
 
     def __init__(self, db: Database, scale: GradingScale, rater: Rater, parent: QWidget | None = None) -> None:
         """``rater``: who is looking; the readers offered obey her rights (there is no unblinded default)."""
@@ -52,6 +58,10 @@ class AgreementPanel(QWidget):
         self.report: AgreementReport | None = None
         self.data: ReaderData | None = None
         self.pair: tuple[ReaderRef, ReaderRef] | None = None
+        self._wanted: list[str] | None = None  # readers chosen before the list was read (set_selected_readers)
+        self._listed = False  # the readers have been read at least once
+        self._reloads = 0  # reader reads in flight
+        self._compute_when_listed = False
 
         self.readers = QListWidget()
         self.readers.setMaximumHeight(110)
@@ -113,13 +123,36 @@ class AgreementPanel(QWidget):
         col.addLayout(top)
         col.addWidget(self.status)
         col.addWidget(body, 1)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
         self.reload_readers()
 
     # ----- readers ------------------------------------------------------------------------------
+    @property
+    def loading_readers(self) -> bool:
+        return self._reloads > 0
+
     def reload_readers(self) -> None:
-        checked = set(self.selected_readers()) if self.readers.count() else None
+        """Read the readers this rater may see again, in the background (a newer read drops an older one)."""
+        db, rater = self.db, self.rater
+
+        def settled() -> None:
+            self._reloads -= 1
+            if self._reloads == 0 and self._listed and self._compute_when_listed:
+                self._compute_when_listed = False
+                self.compute()  # pressed while the readers were being read
+
+        self._reloads += 1
+        BackgroundOp(self, lambda: reader_service.readers_visible_to(db, rater),  # blinding: the policy decides
+                     self._list_readers, self._on_readers_failed, key="readers", label="Reading the readers…",
+                     on_settled=settled).run()
+
+    def _list_readers(self, refs: list[ReaderRef]) -> None:
+        checked = set(self._wanted) if self._wanted is not None else (
+            set(self.selected_readers()) if self._listed else None)
+        self._wanted = None
         self.readers.clear()
-        refs = reader_service.readers_visible_to(self.db, self.rater)  # blinding: the policy decides
         for ref in refs:
             name = str(ref)
             item = QListWidgetItem(name)
@@ -127,27 +160,49 @@ class AgreementPanel(QWidget):
             on = ref.kind is ReaderKind.RATER if checked is None else name in checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.readers.addItem(item)
+        self._listed = True
+        self.readersLoaded.emit()
+
+    def _on_readers_failed(self, exc: Exception) -> None:
+        self.status.setText(f"Cannot read the readers: {exc}")
+        if self._compute_when_listed:
+            self._compute_when_listed = False
+            self.computed.emit()
 
     def selected_readers(self) -> list[str]:
+        if not self._listed and self._wanted is not None:
+            return list(self._wanted)
         return [self.readers.item(i).text() for i in range(self.readers.count())
                 if self.readers.item(i).checkState() == Qt.CheckState.Checked]
 
     def set_selected_readers(self, names: list[str]) -> None:
+        """Check these readers (applied to the list when it is read, if it is being read now)."""
+        if self.loading_readers or not self._listed:
+            self._wanted = list(names)
         for i in range(self.readers.count()):
             it = self.readers.item(i)
             it.setCheckState(Qt.CheckState.Checked if it.text() in names else Qt.CheckState.Unchecked)
 
     # ----- compute ------------------------------------------------------------------------------
     def compute(self) -> None:
+        """Compute the report for the checked readers in the background (once they are listed: only
+        readers this rater may see are ever computed)."""
+        n_boot = self.boot.value()
+        if self.loading_readers or not self._listed:
+            self._compute_when_listed = True
+            self.status.setText(f"Computing agreement ({n_boot} bootstrap resamples)…")
+            if not self.loading_readers:
+                self.reload_readers()
+            return
         names = self.selected_readers()
         if len(names) < 2:
             self.status.setText("Pick at least two readers.")
+            self.computed.emit()
             return
-        db, n_boot = self.db, self.boot.value()
+        db = self.db
 
         def work() -> tuple[AgreementReport, ReaderData]:  # on a worker thread: the bootstrap takes seconds
-            return (agreement_report(db, names, n_boot=n_boot, seed=0),
-                    load_reader_data(db, [ReaderRef.parse(n) for n in names]))
+            return agreement_report_and_data(db, names, n_boot=n_boot, seed=0)
 
         self.status.setText(f"Computing agreement ({n_boot} bootstrap resamples)…")
         BackgroundOp(self, work, lambda result: self._on_report(result, n_boot), self._on_report_failed,

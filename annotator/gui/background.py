@@ -7,15 +7,25 @@
 slice decoder's jobs (and the reverse). It must not touch widgets: it reads the database through the
 services, each call opening its own short session (``Database.read``/``write`` hand out one pooled
 connection per unit of work; a SQLite file uses a ``QueuePool`` with ``check_same_thread=False``, so a
-connection may serve another thread once returned. An in-memory SQLite database is per thread and
-cannot be shared with a worker).
+connection may serve another thread once returned). An in-memory SQLite database (``sqlite://``,
+``:memory:``) is one database per thread: a worker would read an empty one, so the screens refuse it
+up front (:func:`require_shared_database`).
 
 ``on_success(result)`` or ``on_failure(exc)`` then runs on the GUI thread, then ``on_settled()``, which
 runs for a stale result too, so a caller can count what it has in flight). Without ``on_failure`` the
-exception goes to :func:`annotator.gui.errors.show_error`, the one error dialog. Results are dropped:
+exception goes to :func:`annotator.gui.errors.show_error`, the one error dialog. Anything the work
+raises is reported, ``BaseException`` included (wrapped in a RuntimeError), so an op never stays running.
+Results are dropped:
 
 - when an op with the same ``key`` and parent was started after this one (the newer one wins);
-- when the parent was closed or deleted meanwhile (no callback on a widget that is gone).
+- when the parent was closed (an accepted close) or deleted meanwhile (no callback on a widget that is
+  gone).
+
+A dropped failure is logged as a warning with its traceback (an orphaned op without ``on_failure`` still
+goes to the error dialog): nothing is swallowed.
+
+This module imports no widget module: a widget-free presenter may use it (the widget parts are
+imported only when the parent is a widget, which means they are loaded already).
 
 While an op runs longer than :data:`PROGRESS_AFTER_S`, the cursor is busy and, in a main window, the
 status bar says ``label``.
@@ -25,17 +35,23 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import sys
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMainWindow, QWidget
 
-from annotator.gui.errors import show_error
+from annotator.domain.errors import InputError
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMainWindow, QWidget
+
+    from annotator.services.project import Database
+
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 PROGRESS_AFTER_S = 0.5
 MAX_WORKERS = 2
@@ -45,6 +61,34 @@ _pool: QThreadPool | None = None
 _ids = itertools.count(1)
 _running: dict[int, BackgroundOp[Any]] = {}  # strong references until the result is delivered
 _latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
+_parents: set[int] = set()  # ids of parents whose destruction clears their entries in _latest
+
+
+def require_shared_database(db: Database) -> None:
+    """Refuse an in-memory SQLite database: each thread would see its own, empty one, so background work
+    (every screen's reads) would fail or, worse, read nothing."""
+    if db.in_memory:
+        raise InputError("an in-memory SQLite database cannot be used by the app (its background work runs on "
+                         "other threads, which would each see an empty database): open a database file")
+
+
+def _forget(parent_id: int) -> None:
+    """The parent is destroyed: its newest-op entries go (an op still running for it is then orphaned)."""
+    _parents.discard(parent_id)
+    for slot in [slot for slot in _latest if slot[0] == parent_id]:
+        del _latest[slot]
+
+
+def _watch_destroyed(parent: QObject) -> None:
+    pid = id(parent)
+    if pid not in _parents:
+        _parents.add(pid)
+        parent.destroyed.connect(lambda *_: _forget(pid))
+
+
+def _log_dropped(op: BackgroundOp[Any], exc: BaseException) -> None:
+    log.warning("background op %r (%s) failed after its result was dropped (%s)", op.key, op.label, op.outcome,
+                exc_info=(type(exc), exc, exc.__traceback__))
 
 
 def pool() -> QThreadPool:
@@ -127,36 +171,57 @@ class _Job(QRunnable):
         except Exception as exc:  # handed to the GUI thread: on_failure or the error dialog
             self._relay.done.emit(self._op_id, False, exc)
             return
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: reported, never lost
+            wrapped = RuntimeError(f"background work stopped by {type(exc).__name__}: {exc}")
+            wrapped.__cause__ = exc
+            self._relay.done.emit(self._op_id, False, wrapped)
+            return
         self._relay.done.emit(self._op_id, True, result)
 
 
 class _CloseWatch(QObject):
-    """Notes that a widget was closed: its pending ops deliver nothing."""
+    """Notes that a widget was closed: its pending ops deliver nothing.
 
-    def __init__(self, widget: QWidget) -> None:
+    The filter sees a Close event before the widget decides; only an accepted close hides the widget
+    (within the same ``close()`` call), so the widget counts as closed when a Hide follows a Close. An
+    ignored close (the widget stays open) changes nothing.
+    """
+
+    def __init__(self, widget: QObject) -> None:
         super().__init__(widget)
+        self.setObjectName("annotator-close-watch")
         self.closed = False
+        self._closing = False
         widget.installEventFilter(self)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
-        if event.type() == QEvent.Type.Close:
+        kind = event.type()
+        if kind == QEvent.Type.Close:
+            self._closing = True
+            QTimer.singleShot(0, self, self._close_decided)
+        elif kind == QEvent.Type.Hide and self._closing:
             self.closed = True
-        elif event.type() == QEvent.Type.Show:
-            self.closed = False
+        elif kind == QEvent.Type.Show:
+            self.closed = self._closing = False
         return False
+
+    def _close_decided(self) -> None:
+        self._closing = False
 
 
 def _close_watch(parent: QObject) -> _CloseWatch | None:
-    if not isinstance(parent, QWidget):
+    if not parent.isWidgetType():
         return None
-    watch = parent.findChild(_CloseWatch, "", Qt.FindChildOption.FindDirectChildrenOnly)
-    return watch if watch is not None else _CloseWatch(parent)
+    for child in parent.children():
+        if isinstance(child, _CloseWatch):
+            return child
+    return _CloseWatch(parent)
 
 
 class BackgroundOp(Generic[T]):
     """One unit of work off the GUI thread with its callbacks on it (see the module docstring)."""
 
-    def __init__(self, parent: QObject | None, work: Callable[[], T], on_success: Callable[[T], None],
+    def __init__(self, parent: QObject | None, work: Callable[[], T], on_success: Callable[[T], None],  # noqa: PLR0913
                  on_failure: Callable[[Exception], None] | None = None, *, key: Hashable | None = None,
                  label: str = "Working…", on_settled: Callable[[], None] | None = None) -> None:
         self.parent, self.work, self.on_success, self.on_failure = parent, work, on_success, on_failure
@@ -181,6 +246,8 @@ class BackgroundOp(Generic[T]):
             _latest[self._slot] = self.id
         if self.parent is not None:
             self._watch = _close_watch(self.parent)
+            if self._slot is not None:
+                _watch_destroyed(self.parent)
         _running[self.id] = self
         self._timer = QTimer()
         self._timer.setSingleShot(True)
@@ -209,8 +276,10 @@ class BackgroundOp(Generic[T]):
             return
         self.progress_shown = True
         QGuiApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
-        if isinstance(self.parent, QWidget):
-            window = self.parent.window()
+        if self.parent is not None and self.parent.isWidgetType():
+            from PySide6.QtWidgets import QMainWindow  # loaded already: the parent is a widget
+
+            window = cast("QWidget", self.parent).window()
             if isinstance(window, QMainWindow):
                 self._status = window
                 window.statusBar().showMessage(self.label)
@@ -230,32 +299,46 @@ class BackgroundOp(Generic[T]):
     # ----- delivery (GUI thread) --------------------------------------------------------------
     def _finish(self, ok: bool, payload: object) -> None:
         self._hide_progress()
-        settle = self.on_settled is not None and not self.orphaned
+        settle = self.on_settled if not self.orphaned else None
         try:
             self._deliver(ok, payload)
         finally:
-            if settle:
-                self.on_settled()  # type: ignore[misc]
+            if settle is not None:
+                settle()
 
     def _deliver(self, ok: bool, payload: object) -> None:
-        if self.stale:
-            self.outcome = "stale"
-            return
         slot = self._slot
-        if slot is not None:
-            del _latest[slot]
         if self.orphaned:  # a result for a widget that is gone is dropped; a failure is still reported
             self.outcome = "orphaned"
-            if not ok and self.on_failure is None:
-                show_error(None, payload)  # type: ignore[arg-type]
+            if slot is not None and _latest.get(slot) == self.id:
+                del _latest[slot]
+            if not ok:
+                if self.on_failure is None:
+                    _show_error(None, cast(Exception, payload))
+                else:
+                    _log_dropped(self, cast(Exception, payload))
             return
+        if self.stale:
+            self.outcome = "stale"
+            if not ok:
+                _log_dropped(self, cast(Exception, payload))
+            return
+        if slot is not None:
+            del _latest[slot]
         if ok:
             self.outcome = "succeeded"
-            self.on_success(payload)  # type: ignore[arg-type]
+            self.on_success(cast(T, payload))
             return
         self.outcome = "failed"
         assert isinstance(payload, Exception)
         if self.on_failure is not None:
             self.on_failure(payload)
         else:
-            show_error(self.parent if isinstance(self.parent, QWidget) else None, payload)
+            parent = self.parent
+            _show_error(cast("QWidget", parent) if parent is not None and parent.isWidgetType() else None, payload)
+
+
+def _show_error(parent: QWidget | None, exc: Exception) -> None:
+    from annotator.gui.errors import show_error  # the dialog's module imports widgets: only when needed
+
+    show_error(parent, exc)

@@ -246,8 +246,12 @@ class MainWindow(QMainWindow):
         self._background(load, listed, key="worklist", label="Loading the worklist…")
 
     def refresh(self) -> None:
+        """Read again what others may have changed (F5; a model trained, activated or predicting): the
+        worklist, the open series and, once built, the agreement screen's readers; all in the background."""
         self.reload_worklist()
         self.session.refresh()
+        if self.agreement_dock is not None:
+            self.agreement_panel().reload_readers()
 
     def _open_first(self) -> None:
         """Open the first slice this rater has not finished (else the first slice), found in the background."""
@@ -312,7 +316,14 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, dock, lambda: self._raise_dock(dock))
         else:
             self._raise_dock(dock)
-        return dock.widget()  # type: ignore[return-value]
+        return self.agreement_panel()
+
+    def agreement_panel(self) -> AgreementPanel:
+        dock = self.agreement_dock
+        panel = dock.widget() if dock is not None else None
+        if not isinstance(panel, AgreementPanel):
+            raise RuntimeError("the agreement screen has not been built")
+        return panel
 
     @staticmethod
     def _raise_dock(dock: QDockWidget) -> None:
@@ -386,14 +397,12 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_image(self, image_id: int) -> None:
-        """Show the slice with this image id in the viewer (from the agreement or review screen); the
-        worklist is searched in the background, the slice opened when it is found."""
+        """Show the slice with this image id in the viewer (from the agreement or review screen); it is
+        looked up by id in the background (one query), the slice opened when it is found."""
         service = self.session.worklist
 
         def find() -> ImageRef | None:
-            wl = service.load(WorklistFilter.ALL)
-            return next((sl.image for study in wl.studies for series in study.series for sl in series.slices
-                         if sl.image.id == image_id), None)
+            return service.image(image_id)
 
         def found(image: ImageRef | None) -> None:
             if image is None:

@@ -7,7 +7,6 @@ It holds no database: it shows what the review panel gives it and emits what the
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -26,11 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotator.domain.entities import Adjudication, AdjudicationStatus, Prediction, QueueStatus
+from annotator.domain.entities import Adjudication, Prediction, QueueStatus
 from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.compare_pane import grade_text, probability_rows
 from annotator.gui.grade_panel import grade_button
+from annotator.gui.review_state import ReaderRow, describe_adjudication, grade_long
+
+__all__ = ["DecisionBox", "ReaderRow", "describe_adjudication", "grade_long", "unlabelled"]
 
 READER_COLUMNS = ("reader", "grade", "point (px)", "")
 HISTORY_COLUMNS = ("v", "when", "reviewer", "status", "source", "grade", "reason")
@@ -41,43 +43,9 @@ MESSAGE_STYLES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ReaderRow:
-    """One reader of the slice as the box lists it."""
-
-    key: ReaderRef  # what ReviewService.accept takes
-    name: str
-    colour: str
-    mark: ReaderMark
-    symbol: str = "o"
-
-
-def grade_long(scale: GradingScale, grade: int | None) -> str:
-    """'2 Moderate' (label and name) or 'no grade'."""
-    if grade is None:
-        return "no grade"
-    try:
-        g = scale.grade(grade)
-    except Exception:  # a grade from another scale
-        return str(grade)
-    return g.label if g.label == g.name else f"{g.label} {g.name}"
-
-
 def unlabelled(mark: ReaderMark) -> bool:
     """A required rater's placeholder: no label version at all on the slice."""
     return mark.version is None and mark.grade is None and mark.x_px is None
-
-
-def describe_adjudication(adj: Adjudication, scale: GradingScale, reviewer_name: str) -> str:
-    """One line: who decided what, when (the conflict message and the status line use it)."""
-    when = adj.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    if adj.status is not AdjudicationStatus.DECIDED:
-        text = f"{reviewer_name} reopened it (version {adj.version}, {when})"
-    else:
-        source = "their own point" if adj.source is None else str(adj.source)
-        text = (f"{reviewer_name} decided grade {grade_long(scale, adj.grade)} from {source} "
-                f"(version {adj.version}, {when})")
-    return text + (f": “{adj.reason}”" if adj.reason else "")
 
 
 def _item(text: str, tip: str = "") -> QTableWidgetItem:

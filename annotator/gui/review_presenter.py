@@ -2,10 +2,15 @@
 
 Like :class:`~annotator.gui.session.AnnotationSession` for the workstation, a QObject that the review
 panel forwards input to (filters, row choice, a click, a grade key, Accept / Decide / Reopen) and whose
-signals it renders. Database work (the queue, each decision with the queue after it) runs through
-:class:`~annotator.gui.background.BackgroundOp`; the pixels come through a shared
-:class:`~annotator.gui.slice_feed.SliceFeed`. A reload answered after a newer one is dropped, and so is
-a slice decoded after the reviewer moved on.
+signals it renders. Database work (the queue, each decision with the queue after it, one slice's
+decisions and suggestion) runs through :class:`~annotator.gui.background.BackgroundOp`; the pixels come
+through a shared :class:`~annotator.gui.slice_feed.SliceFeed`. A reload answered after a newer one is
+dropped, and so is a slice decoded or read after the reviewer moved on.
+
+Choosing a row never waits for the database: the row is shown at once as the queue lists it (its
+readers' marks; ``ItemView.loading``), its decisions and the model's suggestion follow from a worker,
+and the neighbouring rows' are read ahead, so j/k through the queue usually finds them read already.
+It imports no widget module (the panel does; a test checks it).
 
 Every decision goes through :class:`annotator.services.review.ReviewService`, based on the version of
 the slice's decisions shown. If another reviewer decided in between, the service refuses with a
@@ -14,8 +19,9 @@ ConflictError: the presenter then shows their decision, keeps the reviewer's inp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 from PySide6.QtCore import QObject, Signal
 
@@ -23,19 +29,25 @@ from annotator.domain.entities import Adjudication, ImageRef, Label, QueueStatus
 from annotator.domain.errors import ConflictError, InputError
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
-from annotator.gui.background import BackgroundOp
+from annotator.gui.background import BackgroundOp, require_shared_database
 from annotator.gui.pixel_loader import PixelLoader
-from annotator.gui.review_decision import ReaderRow, describe_adjudication, grade_long
-from annotator.gui.review_queue import STATUS_MATCHES, counts_text, slice_name
 from annotator.gui.review_state import (
+    LOADING_SUGGESTION,
+    STATUS_MATCHES,
     Details,
     ItemView,
     QueueData,
     QueueView,
+    ReaderRow,
+    counts_text,
+    describe_adjudication,
     fetch_queue,
+    grade_long,
     listed,
     next_to_decide,
     read_details,
+    read_many_details,
+    slice_name,
 )
 from annotator.gui.slice_feed import SliceFeed
 from annotator.gui.theme import MODEL_COLOUR, slice_styles
@@ -46,6 +58,9 @@ from annotator.services.viewing import DecodedSlice, Suggestion, SuggestionStatu
 __all__ = ["ItemView", "QueueData", "QueueView", "ReviewPresenter"]
 
 PREFETCH = 2
+READ_AHEAD = (1, 2, -1)  # the rows whose details are read once the current one's are known (j first)
+log = logging.getLogger(__name__)
+A = TypeVar("A")
 
 
 class ReviewPresenter(QObject):
@@ -63,7 +78,8 @@ class ReviewPresenter(QObject):
 
     def __init__(self, db: Database, reviewer: Rater, scale: GradingScale, *, loader: PixelLoader | None = None,
                  parent: QObject | None = None) -> None:
-        """Raises PermissionDenied for an annotator."""
+        """Raises PermissionDenied for an annotator, InputError for an in-memory database."""
+        require_shared_database(db)
         self.service = ReviewService(db, reviewer)  # refuses annotators before anything exists
         super().__init__(parent)
         self.db, self.reviewer, self.scale = db, reviewer, scale
@@ -82,7 +98,9 @@ class ReviewPresenter(QObject):
         self._ordinal: dict[int, int] = {}
         self._ops = 0
         self._acting = False
-        self._prefetched: Details | None = None  # read with a decision, for the slice it moves to
+        self._details: dict[int, Details] = {}  # by image id, read with the queue now listed (or since)
+        self._generation = 0  # queue reads applied so far: details read for an older queue are not kept
+        self._wanted: int | None = None  # the image whose details the screen waits for (workers read it)
         self.closed = False
 
     # ----- state ------------------------------------------------------------------------------
@@ -92,9 +110,19 @@ class ReviewPresenter(QObject):
 
     @property
     def version(self) -> int:
-        """Of the current slice's latest decision, as shown: what a decision is based on."""
-        latest = self.view.latest if self.view is not None else None
-        return latest.version if latest is not None else 0
+        """Of the current slice's latest decision, as shown: what a decision is based on (while its
+        decisions are being read, the version the queue row shows)."""
+        view = self.view
+        if view is None:
+            return 0
+        if view.loading:
+            return view.item.adjudication_version
+        return view.latest.version if view.latest is not None else 0
+
+    @property
+    def loading_details(self) -> bool:
+        """True while the current slice is shown as listed and its decisions are being read."""
+        return self.view is not None and self.view.loading
 
     @property
     def items(self) -> list[QueueItem]:
@@ -173,8 +201,7 @@ class ReviewPresenter(QObject):
         def shown(result: object) -> None:
             data, details = cast(tuple[QueueData, Details | None], result)
             current = self.current.image_id if self.current is not None else None
-            self._apply(data)
-            self._prefetched = details
+            self._apply(data, details)
             ids = self.queue_image_ids()
             if keep is not None:
                 self.select_image(keep)
@@ -185,9 +212,11 @@ class ReviewPresenter(QObject):
 
         self._run(fetch, shown, key="queue")
 
-    def _apply(self, data: QueueData) -> None:
-        """List the queue under the filters."""
+    def _apply(self, data: QueueData, details: Details | None = None) -> None:
+        """List the queue under the filters; details read before it are dropped (they may be older)."""
         self.data = data
+        self._generation += 1
+        self._details = {details.image_id: details} if details is not None else {}
         self._ordinal = {r.id: i for i, r in enumerate(sorted(data.raters.values(), key=lambda r: r.id))}
         by_status, self.rows = listed(data, self.status_filter, self.reason_filter)
         counts = counts_text(queue_counts(by_status), self.status_filter, len(self.rows))
@@ -214,6 +243,7 @@ class ReviewPresenter(QObject):
 
     # ----- one slice --------------------------------------------------------------------------
     def _show(self, item: QueueItem | None) -> None:
+        """Show the row at once: complete when its details are known, else as listed while they are read."""
         same = item is not None and self.current is not None and item.image_id == self.current.image_id
         if not same:
             self.own = (None, None, None)
@@ -221,33 +251,97 @@ class ReviewPresenter(QObject):
         self.message.emit("", "error")
         if item is None:
             self.view = None
-            self._prefetched = None
+            self._wanted = None
             self.feed.clear()
             self.itemChanged.emit(None)
             self.ownChanged.emit(*self.own)
             return
-        self.view = self._item_view(item)
+        details = self._details.get(item.image_id)
+        self.view = self._item_view(item, details)
+        self._wanted = item.image_id
         self.itemChanged.emit(self.view)
-        latest = self.view.latest
-        if latest is not None and latest.version != item.adjudication_version:
-            self.message.emit("Changed since the queue was loaded: " + describe_adjudication(
-                latest, self.scale, self.name(latest.reviewer_id)), "conflict")
+        if details is None:
+            self._read_details(item.image_id)
+        else:
+            self._tell_changed(self.view)
         if self.view.ref is not None:
             self._load_pixels(self.view.ref)
         self.ownChanged.emit(*self.own)
+        if details is not None:
+            self._read_ahead()
 
-    def _item_view(self, item: QueueItem) -> ItemView:
-        details, self._prefetched = self._prefetched, None
-        if details is None or details.image_id != item.image_id:
-            details = read_details(self.service, self.viewing, item.image_id)
+    def _tell_changed(self, view: ItemView) -> None:
+        latest = view.latest
+        if latest is not None and latest.version != view.item.adjudication_version:
+            self.message.emit("Changed since the queue was loaded: " + describe_adjudication(
+                latest, self.scale, self.name(latest.reviewer_id)), "conflict")
+
+    def _read_details(self, image_id: int) -> None:
+        """Read the shown row's decisions and suggestion; an answer for a row already left is dropped."""
+        service, viewing, generation = self.service, self.viewing, self._generation
+
+        def read() -> Details | None:
+            if self._wanted != image_id:
+                return None  # moved on before a worker was free: read nothing
+            return read_details(service, viewing, image_id)
+
+        def shown(result: object) -> None:
+            details = cast(Details | None, result)
+            if details is None:
+                return
+            if generation == self._generation:
+                self._details[image_id] = details
+            view = self.view
+            if view is None or not view.loading or view.item.image_id != image_id:
+                return  # another row is shown now, or this one was shown complete meanwhile
+            self.view = self._item_view(view.item, details)
+            self.itemChanged.emit(self.view)
+            self._tell_changed(self.view)
+            self._read_ahead()
+
+        self._run(read, shown, key="details", label="Reading the slice's decisions…")
+
+    def _read_ahead(self) -> None:
+        """Read the neighbouring rows' details, so stepping to them reads nothing while the reviewer waits."""
+        ids = self.queue_image_ids()
+        cur = self.current.image_id if self.current is not None else None
+        if cur not in ids:
+            return
+        i = ids.index(cur)
+        wanted = [ids[i + d] for d in READ_AHEAD if 0 <= i + d < len(ids) and ids[i + d] not in self._details]
+        if not wanted:
+            return
+        service, viewing, generation = self.service, self.viewing, self._generation
+
+        def read() -> list[Details]:
+            return read_many_details(service, viewing, wanted)
+
+        def keep(result: object) -> None:
+            if generation == self._generation:
+                for details in cast(list[Details], result):
+                    self._details.setdefault(details.image_id, details)
+
+        def failed(exc: Exception) -> None:  # the row's own read, when it is shown, reports it
+            log.warning("reading ahead the review queue's details failed", exc_info=(type(exc), exc,
+                                                                                      exc.__traceback__))
+
+        self._run(read, keep, failed, key="details-ahead", label="Reading the next slices' decisions…")
+
+    def _item_view(self, item: QueueItem, details: Details | None) -> ItemView:
+        """The row as shown: with its details, or (None) as the queue lists it while they are read."""
+        ref = self.data.refs.get(item.image_id)
+        names = {r.id: r.name for r in self.data.raters.values()}
+        if details is None:
+            title = (f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · {item.status} · "
+                     f"{'; '.join(item.reasons)} · reading its decisions…")
+            return ItemView(item, ref, title, item.status, self._reader_rows(item), None, LOADING_SUGGESTION, None,
+                            [], names, loading=True)
         history = details.history
         latest = history[-1] if history else None
         status = QueueStatus.of(latest)
-        ref = self.data.refs.get(item.image_id)
         title = (f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · {status} · "
                  f"{'; '.join(item.reasons)}")
         sug = details.suggestion
-        names = {r.id: r.name for r in self.data.raters.values()}
         return ItemView(item, ref, title, status, self._reader_rows(item), self._model_row(item, sug), sug, latest,
                         history, names)
 
@@ -367,8 +461,7 @@ class ReviewPresenter(QObject):
             self.own = (None, None, None)
             self._set_reason("")
             self.adjudicated.emit(adj)
-            self._apply(data)
-            self._prefetched = details
+            self._apply(data, details)
             self.select_image(target)
             self.message.emit(f"Saved slice {image_id}: "
                               + describe_adjudication(adj, self.scale, self.reviewer.name), "info")
@@ -381,30 +474,34 @@ class ReviewPresenter(QObject):
             else:
                 self.errorRaised.emit(exc)
 
-        def settle(then: Callable[[object], None]) -> Callable[[object], None]:
-            def run(arg: object) -> None:
+        def settle(then: Callable[[A], None]) -> Callable[[A], None]:
+            def run(arg: A) -> None:
                 self._acting = False
                 then(arg)
             return run
 
         self._acting = True
-        self._run(work, settle(stored), settle(refused), label="Saving the decision…")  # type: ignore[arg-type]
+        self._run(work, settle(stored), settle(refused), label="Saving the decision…")
 
     def _on_conflict(self, image_id: int, exc: ConflictError) -> None:
         """Someone decided first: show their decision, keep the reviewer's input, store nothing."""
         own, reason = self.own, self.reason
         include = self.include_model
 
-        def shown(data: object) -> None:
-            assert isinstance(data, QueueData)
-            self._apply(data)
+        def fetch() -> tuple[QueueData, Details]:
+            """The queue as it is now and the slice's decisions (read here, not on the GUI thread)."""
+            return fetch_queue(self.db, self.reviewer, include), read_details(self.service, self.viewing, image_id)
+
+        def shown(result: object) -> None:
+            data, details = cast(tuple[QueueData, Details], result)
+            self._apply(data, details)
             self.select_image(image_id)
             self.own = own
             self._set_reason(reason)
             self.ownChanged.emit(*own)
             self.message.emit(self._conflict_text(image_id, exc), "conflict")
 
-        self._run(lambda: fetch_queue(self.db, self.reviewer, include), shown, key="queue")
+        self._run(fetch, shown, key="queue")
 
     def _conflict_text(self, image_id: int, exc: ConflictError) -> str:
         cur = exc.current

@@ -5,36 +5,25 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from annotator.domain.entities import ImageRef, QueueStatus
+from annotator.domain.entities import ImageRef
+from annotator.gui.review_state import (
+    COUNT_KEYS,
+    STATUS_MATCHES,
+    STATUSES,
+    counts_text,
+    matches_reason,
+    slice_name,
+)
 from annotator.services.review import QueueItem
 
-STATUSES = ("to decide", "open", "reopened", "decided", "all")
-STATUS_MATCHES: dict[str, frozenset[QueueStatus] | None] = {  # "to decide": never decided, or reopened since
-    "to decide": frozenset({QueueStatus.OPEN, QueueStatus.REOPENED}), "open": frozenset({QueueStatus.OPEN}),
-    "reopened": frozenset({QueueStatus.REOPENED}), "decided": frozenset({QueueStatus.DECIDED}), "all": None}
+__all__ = ["COUNT_KEYS", "REASONS", "STATUSES", "STATUS_MATCHES", "QueueModel", "QueueTable", "counts_text",
+           "matches_reason", "slice_name"]
+
 REASONS = (("all reasons", None), ("grades differ", "grades"), ("centres apart", "centres"),
            ("missing rater", "missing"), ("model disagrees", "model"))
-COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")
 QUEUE_COLUMNS = ("slice", "grade Δ", "mm", "status", "reasons")  # reasons last: it is the long one
 IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
 SIZE_FROM_ROWS = 60  # the columns are sized to fit the first rows (the most severe), not all of them
-
-
-def counts_text(counts: dict[str, int], status: str, shown: int | None = None) -> str:
-    """'23 open · 12 grades differ · 8 centres apart · 3 missing rater' (from ``queue_counts``)."""
-    parts = [f"{counts.get('total', 0)} {'in queue' if status == 'all' else status}"]
-    parts += [f"{counts[k]} {k}" for k in COUNT_KEYS if counts.get(k)]
-    text = " · ".join(parts)
-    return text if shown is None or shown == counts.get("total", 0) else f"{text} — {shown} shown"
-
-
-def matches_reason(item: QueueItem, reason: str | None) -> bool:
-    """The service's reason filter: one of the item's reasons starts with the prefix."""
-    return reason is None or any(w.startswith(reason) for w in item.reasons)
-
-
-def slice_name(ref: ImageRef | None, image_id: int) -> str:
-    return f"{ref.patient_key} · slice {ref.slice_index + 1}" if ref is not None else f"image {image_id}"
 
 
 class QueueModel(QAbstractTableModel):

@@ -1,7 +1,10 @@
 """What the review screen reads and shows, as plain values and functions (no Qt): the queue as read,
-the queue as listed under the filters, one slice's decisions and suggestion, and the next slice to decide.
+the queue as listed under the filters, one slice's decisions and suggestion, and the next slice to decide,
+with the words the screen uses for them (status filters, counts, a decision in one line).
 
-The reads run on a worker thread (see :class:`~annotator.gui.review_presenter.ReviewPresenter`).
+The reads run on a worker thread (see :class:`~annotator.gui.review_presenter.ReviewPresenter`). The
+widget modules (``review_queue``, ``review_decision``) import from here, never the reverse, so the
+presenter loads no widget module (tests/gui/test_review_presenter.py checks it).
 """
 
 from __future__ import annotations
@@ -9,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from annotator.domain.entities import Adjudication, ImageRef, QueueStatus, Rater
-from annotator.domain.readers import ReaderRef
-from annotator.gui.review_decision import ReaderRow
-from annotator.gui.review_queue import STATUS_MATCHES, matches_reason
+from annotator.domain.entities import Adjudication, AdjudicationStatus, ImageRef, QueueStatus, Rater
+from annotator.domain.readers import ReaderMark, ReaderRef
+from annotator.domain.scales import GradingScale
 from annotator.services.project import Database, list_raters
 from annotator.services.review import (
     DECIDED,
@@ -22,7 +24,67 @@ from annotator.services.review import (
     queue_images,
     required_raters,
 )
-from annotator.services.viewing import Suggestion, ViewingService
+from annotator.services.viewing import Suggestion, SuggestionStatus, ViewingService
+
+STATUSES = ("to decide", "open", "reopened", "decided", "all")
+STATUS_MATCHES: dict[str, frozenset[QueueStatus] | None] = {  # "to decide": never decided, or reopened since
+    "to decide": frozenset({QueueStatus.OPEN, QueueStatus.REOPENED}), "open": frozenset({QueueStatus.OPEN}),
+    "reopened": frozenset({QueueStatus.REOPENED}), "decided": frozenset({QueueStatus.DECIDED}), "all": None}
+COUNT_KEYS = ("grades differ", "centres apart", "missing rater", "model disagrees")
+
+
+def counts_text(counts: dict[str, int], status: str, shown: int | None = None) -> str:
+    """'23 open · 12 grades differ · 8 centres apart · 3 missing rater' (from ``queue_counts``)."""
+    parts = [f"{counts.get('total', 0)} {'in queue' if status == 'all' else status}"]
+    parts += [f"{counts[k]} {k}" for k in COUNT_KEYS if counts.get(k)]
+    text = " · ".join(parts)
+    return text if shown is None or shown == counts.get("total", 0) else f"{text} — {shown} shown"
+
+
+def matches_reason(item: QueueItem, reason: str | None) -> bool:
+    """The service's reason filter: one of the item's reasons starts with the prefix."""
+    return reason is None or any(w.startswith(reason) for w in item.reasons)
+
+
+def slice_name(ref: ImageRef | None, image_id: int) -> str:
+    return f"{ref.patient_key} · slice {ref.slice_index + 1}" if ref is not None else f"image {image_id}"
+
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderRow:
+    """One reader of the slice as the box lists it."""
+
+    key: ReaderRef  # what ReviewService.accept takes
+    name: str
+    colour: str
+    mark: ReaderMark
+    symbol: str = "o"
+
+
+def grade_long(scale: GradingScale, grade: int | None) -> str:
+    """'2 Moderate' (label and name) or 'no grade'."""
+    if grade is None:
+        return "no grade"
+    try:
+        g = scale.grade(grade)
+    except Exception:  # a grade from another scale
+        return str(grade)
+    return g.label if g.label == g.name else f"{g.label} {g.name}"
+
+
+def describe_adjudication(adj: Adjudication, scale: GradingScale, reviewer_name: str) -> str:
+    """One line: who decided what, when (the conflict message and the status line use it)."""
+    when = adj.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if adj.status is not AdjudicationStatus.DECIDED:
+        text = f"{reviewer_name} reopened it (version {adj.version}, {when})"
+    else:
+        source = "their own point" if adj.source is None else str(adj.source)
+        text = (f"{reviewer_name} decided grade {grade_long(scale, adj.grade)} from {source} "
+                f"(version {adj.version}, {when})")
+    return text + (f": “{adj.reason}”" if adj.reason else "")
+
+
 
 
 @dataclass(frozen=True)
@@ -60,7 +122,7 @@ def next_to_decide(before: list[int], image_id: int, rows: list[QueueItem]) -> i
     after = before[before.index(image_id) + 1:] if image_id in before else []
     for i in (*after, *items):
         it = items.get(i)
-        if it is not None and i != image_id and it.status != DECIDED:
+        if it is not None and i != image_id and it.status != QueueStatus.DECIDED:
             return i
     return None
 
@@ -76,6 +138,15 @@ class Details:
 
 def read_details(service: ReviewService, viewing: ViewingService, image_id: int) -> Details:
     return Details(image_id, service.history(image_id), viewing.overlay(image_id).suggestion)
+
+
+def read_many_details(service: ReviewService, viewing: ViewingService, image_ids: list[int]) -> list[Details]:
+    """Several slices' details, the suggestions in one overlays read (for reading rows ahead)."""
+    overlays = viewing.overlays(image_ids)
+    return [Details(i, service.history(i), overlays[i].suggestion) for i in image_ids]
+
+
+LOADING_SUGGESTION = Suggestion(SuggestionStatus.NOT_PREDICTED)  # shown only while ``ItemView.loading``
 
 
 @dataclass(frozen=True)
@@ -101,6 +172,7 @@ class ItemView:
     latest: Adjudication | None
     history: list[Adjudication]
     names: dict[int, str] = field(default_factory=dict)
+    loading: bool = False  # the row as the queue lists it; its decisions and suggestion are being read
 
     @property
     def decided_source(self) -> ReaderRef | None:

@@ -4,29 +4,38 @@ A QObject without widgets: the main window forwards user intents to it (place a 
 go to the next slice) and subscribes to its signals. Every label action is committed at once by the
 services (one new version and one audit entry per action), so closing at any moment loses nothing.
 Actions are refused while the slice on screen is not the slice they would change, so a rater never
-labels pixels they have not seen. Pixels come through a :class:`SliceFeed`; opening another series and
-finding the next unfinished slice read the database in the background (:class:`BackgroundOp`), and a
-move made meanwhile drops their answer.
+labels pixels they have not seen. Pixels come through a :class:`SliceFeed`; every read of the database
+(opening a series with its overlays and the rater's label histories, a refresh, one slice's overlays,
+finding the next unfinished slice) runs in the background (:class:`BackgroundOp`), and an answer made
+stale meanwhile (a move, a newer read, a label action on the slice) is dropped. Undo/redo availability
+is derived from the histories held, so browsing reads nothing on the GUI thread; a click or grade key
+is one write transaction and no read.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
-from annotator.domain.entities import ImageRef, Label, LabelAction, Rater
+from PySide6.QtCore import QObject, Signal
+
+from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
-from annotator.gui.background import BackgroundOp
+from annotator.gui.background import BackgroundOp, require_shared_database
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.slice_feed import SliceFeed
-from annotator.services.labelling import LabelService, Shown
+from annotator.services.labelling import LabelService, Shown, undo_redo
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, ViewingService, Window
 from annotator.services.worklist import SliceState, WorklistService, project_rules, slice_state
 
 PREFETCH_RADIUS = 2
+T = TypeVar("T")
+SeriesRead = tuple[dict[int, SliceOverlays], dict[int, list[Label]]]  # overlays and own histories by image id
 
 
 class AnnotationSession(QObject):
@@ -42,6 +51,8 @@ class AnnotationSession(QObject):
 
     def __init__(self, db: Database, rater: Rater, *, loader: PixelLoader | None = None,
                  parent: QObject | None = None) -> None:
+        """Raises InputError for an in-memory database (background reads could not see it)."""
+        require_shared_database(db)
         super().__init__(parent)
         self.db = db
         self.rater = rater
@@ -59,7 +70,9 @@ class AnnotationSession(QObject):
         self.index = -1
         self.window: Window | None = None
         self._overlays: dict[int, SliceOverlays] = {}
-        self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id; dropped after each action
+        self._histories: dict[int, list[Label]] = {}  # the rater's versions by image id, oldest first
+        self._undo_state: dict[int, tuple[bool, bool]] = {}  # by image id, derived from _histories
+        self._writes: dict[int, int] = {}  # label actions per image id: a read started before one is stale
         self._fit_next = True
         self._moves = 0  # navigations so far: a series read in the background opens only if none came since
         self._opening = 0
@@ -112,19 +125,23 @@ class AnnotationSession(QObject):
         """
         worklist, viewing, moves = self.worklist, self.viewing, self._moves
 
-        def read() -> tuple[list[ImageRef], dict[int, SliceOverlays]]:
+        labels = self.labels
+
+        def read() -> tuple[list[ImageRef], SeriesRead]:
             images = worklist.series_images(series_id)
             if not images:
                 raise NotFound(f"series id {series_id} has no slices")
-            return images, viewing.overlays([im.id for im in images])
+            ids = [im.id for im in images]
+            return images, (viewing.overlays(ids), labels.histories(ids))
 
-        def opened(result: tuple[list[ImageRef], dict[int, SliceOverlays]]) -> None:
+        def opened(result: tuple[list[ImageRef], SeriesRead]) -> None:
             if moves == self._moves:
                 self._opened(series_id, image_id, *result)
 
         self._background(read, opened, key="series", label="Opening the series…")
 
-    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    def _background(self, work: Callable[[], T], on_success: Callable[[T], None], *, key: Any,
+                    label: str) -> None:
         """Run a read through BackgroundOp; ``busy`` counts it until it is answered (or dropped)."""
         def settled() -> None:
             self._opening -= 1
@@ -132,12 +149,11 @@ class AnnotationSession(QObject):
         self._opening += 1
         BackgroundOp(self, work, on_success, self.errorRaised.emit, key=key, label=label, on_settled=settled).run()
 
-    def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef],
-                overlays: dict[int, SliceOverlays]) -> None:
+    def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef], read: SeriesRead) -> None:
         self.series_id = series_id
         self.images = images
-        self._overlays = overlays
-        self._undo_state.clear()
+        self._overlays, self._histories = read
+        self._undo_state = {i: undo_redo(h) for i, h in self._histories.items()}
         self.window = None
         self.feed.clear()
         self._fit_next = True
@@ -182,14 +198,47 @@ class AnnotationSession(QObject):
                          label="Finding the next slice to label…")
 
     def refresh(self) -> None:
-        """Re-read what others may have changed (other readers, predictions) for the open series."""
-        if self.images:
-            self._overlays = self.viewing.overlays([im.id for im in self.images])
-            self._undo_state.clear()
-            ov = self.overlays
-            if ov is not None:
-                self.overlaysChanged.emit(ov)
-                self._emit_undo_state()
+        """Re-read what others may have changed (other readers, predictions) for the open series, in the
+        background; a newer refresh drops an older one's answer, and a slice labelled meanwhile keeps
+        what the screen holds (it is newer than the read)."""
+        if not self.images:
+            return
+        series_id, ids = self.series_id, [im.id for im in self.images]
+        viewing, labels, writes = self.viewing, self.labels, dict(self._writes)
+
+        def read() -> SeriesRead:
+            return viewing.overlays(ids), labels.histories(ids)
+
+        def refreshed(result: SeriesRead) -> None:
+            if series_id == self.series_id:
+                self._take(*result, writes)
+
+        self._background(read, refreshed, key="refresh", label="Refreshing the series…")
+
+    def _take(self, overlays: dict[int, SliceOverlays], histories: dict[int, list[Label]],
+              writes: dict[int, int]) -> None:
+        """Keep what was read, except for slices labelled since the read began; show the current one's."""
+        for image_id, ov in overlays.items():
+            if self._writes.get(image_id, 0) != writes.get(image_id, 0):
+                continue
+            self._overlays[image_id] = ov
+            history = histories.get(image_id)
+            if history is not None:
+                self._histories[image_id] = history
+                self._undo_state[image_id] = undo_redo(history)
+        cur = self.current
+        if cur is not None and cur.id in overlays:
+            self._current_changed(cur.id)
+
+    def _read_overlay(self, image_id: int) -> None:
+        """Read one slice's overlays and the rater's history there (not held, or after a conflict)."""
+        viewing, labels, writes = self.viewing, self.labels, dict(self._writes)
+
+        def read() -> SeriesRead:
+            return viewing.overlays([image_id]), labels.histories([image_id])
+
+        self._background(read, lambda result: self._take(*result, writes), key=("overlay", image_id),
+                         label="Reading the slice's labels…")
 
     def _show(self, index: int) -> None:
         """Make slice ``index`` current: pixels at once when cached, else from a worker thread."""
@@ -198,13 +247,14 @@ class AnnotationSession(QObject):
         image = self.images[index]
         hit = self.feed.want(image)
         ov = self._overlays.get(image.id)
-        if ov is None:
-            ov = self._overlays[image.id] = self.viewing.overlay(image.id)
         self.sliceChanged.emit(image, index, len(self.images))
         if hit is not None:
             self._display(hit)
-        self.overlaysChanged.emit(ov)
-        self._emit_undo_state(deferred=True)
+        if ov is None:  # not read with the series: read in the background, shown when it comes
+            self._read_overlay(image.id)
+        else:
+            self.overlaysChanged.emit(ov)
+            self._emit_undo_state()
         self._prefetch(index)
 
     def _prefetch(self, index: int) -> None:
@@ -251,11 +301,18 @@ class AnnotationSession(QObject):
 
     def place_point(self, x: float, y: float) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
+        return self._stored(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
 
     def set_grade(self, ordinal: int) -> Label:
         image = self._target()
-        return self._committed(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
+        return self._stored(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
+
+    def _stored(self, image: ImageRef, action: Callable[[], Label]) -> Label:
+        """An action that always stores a version (a point, a grade), through :meth:`_committed`."""
+        label = self._committed(image, action)
+        if label is None:
+            raise AssertionError("a point or a grade always stores a version")
+        return label
 
     def grade_key(self, key: str) -> Label | None:
         ordinal = self.scale.ordinal_for_key(key)
@@ -275,62 +332,60 @@ class AnnotationSession(QObject):
             self.message.emit("Nothing to redo on this slice.")
         return label
 
-    def _committed(self, image: ImageRef, action):  # type: ignore[no-untyped-def]
+    def _committed(self, image: ImageRef, action: Callable[[], Label | None]) -> Label | None:
         """Run one label action (already committed by the service when it returns), then update views.
 
-        The new own label is what the service returned, so the overlays and the undo state are
-        derived from it instead of read back; only undo/redo re-read the history.
+        The new own label is what the service returned, so the overlays, the history and the undo state
+        are derived from it instead of read back (the service itself reads the history for undo/redo).
         """
         before = self._overlays.get(image.id)
         prev_state = slice_state(before.own if before is not None else None)
         try:
             label = action()
-        except ConflictError:
-            self._reload_overlay(image.id)  # show what is stored now, then let the caller report
+        except ConflictError as exc:
+            self._on_conflict(image.id, before, exc)  # show what is stored now, then let the caller report
             raise
         if label is None:
             return None
+        self._writes[image.id] = self._writes.get(image.id, 0) + 1
+        history = self._histories.get(image.id)
+        if history is not None:
+            history.append(label)
+            self._undo_state[image.id] = undo_redo(history)
         if before is None:
-            self._reload_overlay(image.id)
+            self._read_overlay(image.id)
         else:
             self._overlays[image.id] = self.viewing.with_own(before, label)
-            if label.action in (LabelAction.UNDO, LabelAction.REDO):
-                self._undo_state.pop(image.id, None)
-            else:
-                self._undo_state[image.id] = (True, False)  # a new action: undoable, redo branch gone
+            if history is None:
+                self._read_overlay(image.id)
             self._current_changed(image.id)
         self.labelCommitted.emit(label, prev_state)
         return label
 
-    def _reload_overlay(self, image_id: int) -> None:
-        self._overlays[image_id] = self.viewing.overlay(image_id)
+    def _on_conflict(self, image_id: int, before: SliceOverlays | None, exc: ConflictError) -> None:
+        """The label stored elsewhere is shown at once (the error carries it), then the slice is read again."""
+        self._writes[image_id] = self._writes.get(image_id, 0) + 1  # reads begun before it are stale
+        self._histories.pop(image_id, None)
         self._undo_state.pop(image_id, None)
-        self._current_changed(image_id)
+        stored = exc.current if isinstance(exc.current, Label) else None
+        if before is not None:
+            self._overlays[image_id] = replace(before, own=stored if stored is not None and not stored.empty
+                                               else None)
+            self._current_changed(image_id)
+        self._read_overlay(image_id)
 
     def _current_changed(self, image_id: int) -> None:
         cur = self.current
-        if cur is not None and cur.id == image_id:
+        if cur is not None and cur.id == image_id and image_id in self._overlays:
             self.overlaysChanged.emit(self._overlays[image_id])
             self._emit_undo_state()
 
-    def _emit_undo_state(self, *, deferred: bool = False) -> None:
-        """Tell whether undo/redo apply to the current slice; while browsing, after the slice is painted."""
+    def _emit_undo_state(self) -> None:
+        """Tell whether undo/redo apply to the current slice (unknown while its history is being read)."""
         cur = self.current
-        if cur is None:
-            return
-        known = self._undo_state.get(cur.id)
+        known = self._undo_state.get(cur.id) if cur is not None else None
         if known is not None:
             self.undoRedoChanged.emit(*known)
-        elif deferred:
-            QTimer.singleShot(0, self, lambda image_id=cur.id: self._undo_state_for(image_id))
-        else:
-            self._undo_state_for(cur.id)
-
-    def _undo_state_for(self, image_id: int) -> None:
-        state = self._undo_state[image_id] = self.labels.undo_redo_available(image_id)
-        cur = self.current
-        if cur is not None and cur.id == image_id:
-            self.undoRedoChanged.emit(*state)
 
     def state_of_current(self) -> SliceState:
         return slice_state(self.own_label)

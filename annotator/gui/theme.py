@@ -6,8 +6,12 @@ deficiencies); the rater's own marker is cyan, amber while the label is incomple
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+
+if TYPE_CHECKING:  # the colours are plain values a widget-free presenter uses too
+    from PySide6.QtWidgets import QApplication
 
 VIEW_BACKGROUND = "#000000"
 OWN_COLOUR = "#00e5ff"

@@ -130,12 +130,12 @@ def _pair_row(d: ReaderData, a: ReaderRef, b: ReaderRef, scale: GradingScale, n_
 
 
 def agreement_report(db: Database, readers: Sequence[ReaderRef | str] | None = None, *, n_boot: int = 2000,
-                     seed: int = 0) -> AgreementReport:
+                     seed: int = 0, data: ReaderData | None = None) -> AgreementReport:
     """The study's agreement report (text readers are parsed with ``ReaderRef.parse``; None: every
-    reader that graded a slice)."""
+    reader that graded a slice); ``data``: the readers' data already loaded for them."""
     refs = _refs(readers) if readers else default_readers(db)
     scale = load_scale(people.get_settings(db).scale_code)
-    d = load_reader_data(db, refs)
+    d = data if data is not None else load_reader_data(db, refs)
     targets = _model_targets(db, refs)
     pairs = tuple(_pair_row(d, a, b, scale, n_boot, seed) for a, b in ordered_pairs(refs, targets))
     comparisons = []
@@ -157,3 +157,12 @@ def agreement_report(db: Database, readers: Sequence[ReaderRef | str] | None = N
                            bootstrap=BootstrapSettings(n_boot, seed), pairs=pairs,
                            comparisons=tuple(comparisons), stuart_maxwell=homogeneity,
                            group=GroupAgreement(tuple(refs), grp))
+
+
+def agreement_report_and_data(db: Database, readers: Sequence[ReaderRef | str] | None = None, *,
+                              n_boot: int = 2000, seed: int = 0) -> tuple[AgreementReport, ReaderData]:
+    """The report and the reader data it was computed from, loaded once (the agreement screen lists the
+    slices behind a confusion cell from the same data as the figures)."""
+    refs = _refs(readers) if readers else default_readers(db)
+    data = load_reader_data(db, refs)
+    return agreement_report(db, refs, n_boot=n_boot, seed=seed, data=data), data

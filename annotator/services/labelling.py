@@ -53,6 +53,12 @@ def undo_timeline(history: list[Label]) -> tuple[list[LabelState], int]:
     return states, cursor
 
 
+def undo_redo(history: list[Label]) -> tuple[bool, bool]:
+    """(can undo, can redo) after this history (oldest first)."""
+    states, cursor = undo_timeline(history)
+    return cursor > 0, cursor < len(states) - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Shown:
     """What a screen shows of one slice when its rater acts on it, so the action reads nothing back.
@@ -158,10 +164,13 @@ class LabelService:
     def history(self, image_id: int) -> list[Label]:
         return labels.history(self.db, image_id, self.rater.id)
 
+    def histories(self, image_ids: Collection[int]) -> dict[int, list[Label]]:
+        """This rater's history on each slice (a whole series at once), in one query."""
+        return labels.histories(self.db, image_ids, self.rater.id)
+
     def undo_redo_available(self, image_id: int) -> tuple[bool, bool]:
         """(can undo, can redo) for this rater on one slice."""
-        states, cursor = undo_timeline(self.history(image_id))
-        return cursor > 0, cursor < len(states) - 1
+        return undo_redo(self.history(image_id))
 
     def _restore(self, image_id: int, step: int, action: LabelAction) -> Label | None:
         hist = self.history(image_id)

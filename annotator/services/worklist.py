@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from annotator.domain.entities import ImageRef, Label, ProjectSettings, Rater, Role, Series
-from annotator.domain.errors import InputError, PermissionDenied
+from annotator.domain.errors import InputError, NotFound, PermissionDenied
 from annotator.domain.scales import GradingScale, load_scale
 from annotator.services import auth, strategies
 from annotator.storage import catalog, labels, people
@@ -220,6 +220,13 @@ class WorklistService:
                            for k, im in enumerate(kept_order, start=1))
         return Worklist(rater=self.rater, studies=tuple(out), progress=Progress.of(all_states),
                         strategy=self.strategy, ranked=ranked)
+
+    def image(self, image_id: int) -> ImageRef | None:
+        """One slice of the catalogue by id (None when there is none): one query, not the worklist."""
+        try:
+            return catalog.image_by_id(self.db, image_id)
+        except NotFound:
+            return None
 
     def series_images(self, series_id: int) -> list[ImageRef]:
         """The slices of one series in order along the slice normal."""

@@ -90,6 +90,11 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: one per connection, so other threads cannot share it."""
+        return self.dialect == "sqlite" and self.engine.url.database in (None, "", ":memory:")
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self.engine.connect() as conn, Session(bind=conn, expire_on_commit=False) as session:

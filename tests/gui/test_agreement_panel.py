@@ -102,7 +102,8 @@ def test_blinded_annotator_cannot_open_agreement(open_window, project) -> None: 
     assert not w.agreement_action.isEnabled()
 
 
-def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_shows_it(open_window, project) -> None:  # type: ignore[no-untyped-def]
+def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_shows_it(open_window, project,  # type: ignore[no-untyped-def]
+                                                                                        qtbot) -> None:
     from annotator.domain.entities import ModelSuggestion
     from annotator.storage import models_repo, people
 
@@ -116,6 +117,8 @@ def test_an_annotator_who_sees_other_readers_sees_the_model_only_if_the_project_
         assert w.agreement_action.isEnabled()
         w.agreement_action.trigger()
         panel = w.agreement_dock.widget()
+        with qtbot.waitSignal(panel.readersLoaded, timeout=5000):  # read in the background once shown
+            pass
         names = [panel.readers.item(i).text() for i in range(panel.readers.count())]
         w.close()
         return names
@@ -140,3 +143,74 @@ def test_opening_a_slice_from_another_screen_searches_off_the_gui_thread(open_wi
     qtbot.waitUntil(lambda: not w.busy, timeout=5000)
     assert w.statusBar().currentMessage() == f"Image {10**6} is not in the worklist"
     assert w.session.current.id == ids[2]
+
+
+def test_the_screen_reads_nothing_on_the_gui_thread_and_loads_the_readers_once(open_window, qtbot, project,  # type: ignore[no-untyped-def]
+                                                                                 monkeypatch) -> None:
+    import threading
+
+    from sqlalchemy import event
+
+    from annotator.services import agreement
+
+    _label(project)
+    w = open_window(project.rev)
+    loads: list[int] = []
+    real = agreement.load_reader_data
+    monkeypatch.setattr(agreement, "load_reader_data", lambda db, refs: loads.append(1) or real(db, refs))
+    gui, seen = threading.get_ident(), []
+
+    def on_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == gui:
+            seen.append(statement)
+
+    event.listen(project.db.engine, "before_cursor_execute", on_execute)
+    try:
+        panel = w.show_agreement()
+        panel.set_selected_readers(["rater:alice", "rater:bob"])
+        panel.boot.setValue(20)
+        with qtbot.waitSignal(panel.computed, timeout=20000):
+            panel.compute()  # pressed while the readers are still being read: runs once they are listed
+        assert panel.report is not None and panel.selected_readers() == ["rater:alice", "rater:bob"]
+    finally:
+        event.remove(project.db.engine, "before_cursor_execute", on_execute)
+    assert seen == [] and loads == [1]  # the report and the cell lists come from one load
+    panel.select_pair(0)
+    assert panel.data is not None and panel.data.click_distances_mm(*panel.pair).size == 3
+
+
+def test_readers_added_later_appear_when_shown_again_or_after_a_refresh(open_window, qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.entities import Role
+    from annotator.services import project as project_service
+    from annotator.storage import models_repo
+
+    ids = _label(project)
+    w = open_window(project.rev)
+    panel = w.show_agreement()
+    qtbot.waitUntil(lambda: panel.isVisible() and panel.readers.count() > 0 and not panel.loading_readers,
+                    timeout=5000)
+    listed = lambda: [panel.readers.item(i).text() for i in range(panel.readers.count())]  # noqa: E731
+    assert "rater:carol" not in listed() and not any(n.startswith("model:") for n in listed())
+    panel.set_selected_readers(["rater:alice"])
+    carol = project_service.add_rater(project.db, "carol", Role.ANNOTATOR)
+    LabelService(project.db, carol).set_label(ids[0], 40, 40, 1)
+    w.agreement_dock.hide()
+    w.show_agreement()  # shown again: read again
+    qtbot.waitUntil(lambda: "rater:carol" in listed(), timeout=5000)
+    model = models_repo.register(project.db, name="m", preset="fast", target="rater:bob", kind="train",
+                                 weights_path="/x", weights_sha256="0" * 64, card={})
+    w.refresh()  # what a trained or activated model triggers
+    qtbot.waitUntil(lambda: f"model:{model.id}" in listed() and not w.busy, timeout=5000)
+    assert panel.selected_readers() == ["rater:alice"]  # the reader's choice survives the reloads
+
+
+def test_opening_a_slice_by_id_does_not_load_the_worklist(open_window, qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    w = open_window(project.rev)
+    qtbot.waitUntil(lambda: not w.busy, timeout=5000)
+    loads: list[object] = []
+    real = WorklistService.load
+    monkeypatch.setattr(WorklistService, "load", lambda self, *a, **k: loads.append(a) or real(self, *a, **k))
+    w.open_image(ids[1])
+    qtbot.waitUntil(lambda: not w.busy and w.session.current.id == ids[1], timeout=5000)
+    assert loads == []

@@ -154,6 +154,90 @@ def test_a_closed_parent_gets_no_callback(qtbot) -> None:  # type: ignore[no-unt
     _settled(qtbot)
 
 
+def test_a_base_exception_in_the_work_is_reported_and_the_op_settles(qtbot, parent) -> None:  # type: ignore[no-untyped-def]
+    sink = _Sink()
+    settled: list[bool] = []
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt("stop")
+
+    with qtbot.waitSignal(sink.got):
+        op = BackgroundOp(parent, interrupted, sink.ok, sink.fail, on_settled=lambda: settled.append(True)).run()
+    assert op.outcome == "failed" and settled == [True] and background.pending() == 0
+    [exc] = sink.failures
+    assert isinstance(exc, RuntimeError) and isinstance(exc.__cause__, KeyboardInterrupt)
+    assert "KeyboardInterrupt" in str(exc)
+
+
+def test_a_dropped_failure_is_logged_with_its_traceback(qtbot, parent, caplog) -> None:  # type: ignore[no-untyped-def]
+    sink = _Sink()
+    release = threading.Event()
+
+    def late_failure() -> None:
+        release.wait(5)
+        raise ConflictError("too late to matter")
+
+    old = BackgroundOp(parent, late_failure, sink.ok, sink.fail, key="k").run()
+    with qtbot.waitSignal(sink.got):
+        BackgroundOp(parent, lambda: "new", sink.ok, sink.fail, key="k").run()
+    with caplog.at_level("WARNING", logger="annotator.gui.background"):
+        release.set()
+        qtbot.waitUntil(lambda: old.outcome != "running", timeout=5000)
+    assert old.outcome == "stale" and sink.failures == [] and sink.results == ["new"]
+    [record] = [r for r in caplog.records if r.name == "annotator.gui.background"]
+    assert record.levelname == "WARNING" and record.exc_info is not None
+    assert isinstance(record.exc_info[1], ConflictError) and "too late to matter" in caplog.text
+
+
+def test_a_destroyed_parent_leaves_no_entry_behind(qtbot) -> None:  # type: ignore[no-untyped-def]
+    owner = QObject()
+    with qtbot.waitSignal(owner.destroyed, timeout=5000):
+        op = BackgroundOp(owner, lambda: 1, lambda _r: None, key="q").run()
+        assert (id(owner), "q") in background._latest  # noqa: SLF001
+        owner.deleteLater()
+    _settled(qtbot)
+    assert op.outcome == "orphaned"
+    assert all(slot[0] != id(op.parent) for slot in background._latest)  # noqa: SLF001
+
+
+class _Stubborn(QWidget):
+    """Refuses to close (as a window with unsaved input asking the user would)."""
+
+    def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        event.ignore()
+
+
+def test_an_ignored_close_keeps_the_results_coming(qtbot) -> None:  # type: ignore[no-untyped-def]
+    sink = _Sink()
+    release = threading.Event()
+    w = _Stubborn()
+    qtbot.addWidget(w)
+    w.show()
+    op = BackgroundOp(w, lambda: release.wait(5) and "kept", sink.ok, sink.fail).run()
+    assert not w.close() and w.isVisible()
+    with qtbot.waitSignal(sink.got):
+        release.set()
+    assert op.outcome == "succeeded" and sink.results == ["kept"]
+
+
+def test_an_in_memory_sqlite_database_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.errors import InputError
+    from annotator.services.project import open_project
+
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        db = open_project(url)
+        try:
+            with pytest.raises(InputError, match="in-memory SQLite"):
+                background.require_shared_database(db)
+        finally:
+            db.close()
+    db = open_project(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        background.require_shared_database(db)  # a file is shared by every thread
+    finally:
+        db.close()
+
+
 def test_freezing_long_lived_objects_keeps_them_out_of_full_collections() -> None:
     import gc
     import weakref

@@ -32,7 +32,7 @@ def _image_ids(project):  # type: ignore[no-untyped-def]
     return [im.id for im in WorklistService(project.db, project.alice).series_images(1)]
 
 
-def test_blinded_annotator_sees_no_model_and_no_readers(open_window, project) -> None:  # type: ignore[no-untyped-def]
+def test_blinded_annotator_sees_no_model_and_no_readers(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
     ids = _image_ids(project)
     LabelService(project.db, project.bob).set_label(ids[0], 50, 50, 3)
     w = open_window(project.alice)
@@ -40,7 +40,8 @@ def test_blinded_annotator_sees_no_model_and_no_readers(open_window, project) ->
     assert "no active model" in text and "hidden (blinded reading)" in text
     assert w.compare.legend_names == []
     _add_model(project.db, ids)
-    w.refresh()
+    w.refresh()  # read in the background
+    qtbot.waitUntil(lambda: not w.busy, timeout=5000)
     assert "hidden by project policy" in w.compare.info.text() and "0.70" not in w.compare.info.text()
     assert not any("bob" in n or "model" in n for n in w.compare.legend_names)
 

@@ -120,12 +120,13 @@ def test_a_slice_labelled_elsewhere_while_it_looked_empty_is_a_conflict(session,
     assert session.own_label is not None and session.own_label.grade == 1
 
 
-def test_a_cleared_label_is_labelled_again_without_conflict(session, project) -> None:  # type: ignore[no-untyped-def]
+def test_a_cleared_label_is_labelled_again_without_conflict(session, project, qtbot) -> None:  # type: ignore[no-untyped-def]
     image = session.current
     svc = LabelService(project.db, project.alice)
     svc.set_label(image.id, 5.0, 5.0, 1)
     svc.clear(image.id)  # newest version is empty: the screen shows no label
-    session.refresh()
+    session.refresh()  # read in the background
+    qtbot.waitUntil(lambda: not session.busy, timeout=5000)
     assert session.own_label is None
     label = session.place_point(20.0, 20.0)
     assert (label.version, label.x_px, label.grade) == (3, 20.0, None)

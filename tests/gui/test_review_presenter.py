@@ -215,3 +215,106 @@ def test_a_reload_answered_after_a_newer_one_is_dropped(qtbot, project, make) ->
     p.set_filters(reason="missing")  # the newer reload: only its answer is listed
     _settle(qtbot, p)
     assert len(rec.queues) == n + 1 and p.queue_image_ids() == [ids[2]]
+
+
+def test_importing_the_presenter_loads_no_widget_module() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, annotator.gui.review_presenter, annotator.gui.review_state\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('PySide6.QtWidgets', 'pyqtgraph')))\n"
+            "print(bad)\n"
+            "sys.exit(1 if bad else 0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _gui_thread_statements(engine):  # type: ignore[no-untyped-def]
+    """Statements run on the GUI thread from now on (the list grows until the listener is removed)."""
+    from sqlalchemy import event
+
+    gui = threading.get_ident()
+    seen: list[str] = []
+
+    def on_execute(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == gui:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def test_stepping_through_the_queue_reads_nothing_on_the_gui_thread(qtbot, project, make) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    seen, stop = _gui_thread_statements(project.db.engine)
+    try:
+        p.step(1)  # read ahead with the first row: shown complete at once
+        assert rec.items[-1].item.image_id == ids[1] and not rec.items[-1].loading and not p.loading_details
+        p.select_row(2)
+        assert rec.items[-1].item.image_id == ids[2] and not rec.items[-1].loading
+        for _ in range(3):
+            p.step(-1)
+            qtbot.waitUntil(lambda: not p.loading_details, timeout=5000)
+        _settle(qtbot, p)
+        assert p.current.image_id == ids[0]
+    finally:
+        stop()
+    assert seen == []
+
+
+def test_a_row_shows_at_once_and_its_decisions_follow(qtbot, project, make, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from annotator.gui import review_presenter
+
+    ids = _label(project)
+    ReviewService(project.db, project.rev).accept(ids[1], ALICE, expected_version=0)
+    monkeypatch.setattr(review_presenter, "READ_AHEAD", ())  # nothing read ahead: each row is read when shown
+    p, rec = make()
+    p.set_filters(status="all")
+    _settle(qtbot, p)
+    row = p.queue_image_ids().index(ids[1])
+    seen, stop = _gui_thread_statements(project.db.engine)
+    try:
+        with qtbot.waitSignal(p.itemChanged, check_params_cb=lambda v: v is not None and not v.loading,
+                              timeout=5000):
+            p.select_row(row)
+            first = rec.items[-1]
+            assert first.item.image_id == ids[1] and first.loading  # at once, as the queue lists it
+            assert [r.key for r in first.readers] == [ALICE, BOB] and first.history == [] and first.latest is None
+            assert p.version == 1  # what a decision made now is based on: the version the row shows
+    finally:
+        stop()
+    assert seen == []
+    view = rec.items[-1]
+    assert view.item.image_id == ids[1] and view.status == "decided" and view.decided_source == ALICE
+    assert [a.version for a in view.history] == [1] and p.version == 1
+
+
+def test_details_read_for_a_row_already_left_are_dropped(qtbot, project, make, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from annotator.gui import review_presenter
+
+    ids = _label(project)
+    monkeypatch.setattr(review_presenter, "READ_AHEAD", ())
+    release = threading.Event()
+    started = threading.Event()
+    real = review_presenter.read_details
+
+    def slow_for_the_second(service, viewing, image_id):  # type: ignore[no-untyped-def]
+        if image_id == ids[1]:
+            started.set()
+            release.wait(10)
+        return real(service, viewing, image_id)
+
+    monkeypatch.setattr(review_presenter, "read_details", slow_for_the_second)
+    p, rec = make()
+    p.step(1)
+    qtbot.waitUntil(started.is_set, timeout=5000)  # the read of ids[1] is under way...
+    p.step(1)  # ...when the reviewer moves on
+    qtbot.waitUntil(lambda: not p.loading_details, timeout=5000)
+    assert p.current.image_id == ids[2]
+    n = len(rec.items)
+    release.set()
+    _settle(qtbot, p)
+    assert len(rec.items) == n  # the late answer changed nothing on screen
+    assert p.current.image_id == ids[2] and not p.view.loading and p.view.item.image_id == ids[2]
+    assert [v.item.image_id for v in rec.items if v is not None and not v.loading][-1] == ids[2]
