@@ -110,6 +110,7 @@ class PredictionsWritten:
     model_id: int
     written: int
     skipped: int  # slices without PixelSpacing
+    other_plane: int = 0  # slices in another plane than the model learnt from (sagittal, localizers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,8 @@ def describe(event: Event) -> str:
             return f"registered {event.kind} model {event.model_id} ({event.name})"
         case PredictionsWritten():
             extra = f"; {event.skipped} slices without PixelSpacing skipped" if event.skipped else ""
+            if event.other_plane:
+                extra += f"; {event.other_plane} slices in another plane than its training slices left out"
             return f"model {event.model_id}: wrote {event.written} predictions{extra}"
         case ModelActivated():
             return f"model {event.model_id} is now active"

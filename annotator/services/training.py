@@ -17,6 +17,7 @@ import hashlib
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from annotator.domain.policy import Action
 from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
+from annotator.domain.studies import orientation_of
 from annotator.imaging.dicom_io import as_monochrome2, load_slice
 from annotator.services import folds as fold_service
 from annotator.services import models as model_service
@@ -163,7 +165,26 @@ def _base_card(data: TrainingSet, preset: Preset, seed: int) -> dict[str, Any]:
             "class_ordinals": list(data.class_ordinals), "scale_code": data.scale_code,
             "data_snapshot_sha256": data.snapshot_sha256, "n_training_slices": len(data.examples),
             "n_patients": len({e.patient for e in data.examples}), "skipped_slices": data.skipped,
+            "plane": _training_plane([data.images[e.key] for e in data.examples if e.key in data.images]),
             "library_versions": _library_versions()}
+
+
+PLANE_TOLERANCE_DEG = 30.0  # axial slices angled along the disc (often 10-20 degrees) still count as axial
+
+
+def _training_plane(images: Sequence[ImageRef]) -> str | None:
+    """The plane (axial, sagittal, coronal) most of the training slices lie in, or None if unknown. A
+    model that learnt from axial slices says nothing useful about a sagittal image or a localizer."""
+    planes = Counter(p for im in images
+                     if (p := orientation_of(im.geometry.image_orientation, PLANE_TOLERANCE_DEG)) is not None)
+    return planes.most_common(1)[0][0].value if planes else None
+
+
+def _in_plane(image: ImageRef, plane: str | None) -> bool:
+    """May a model trained in ``plane`` predict ``image``? Yes unless the image clearly lies in another
+    plane (no orientation, or an oblique one, is given the benefit of the doubt)."""
+    found = orientation_of(image.geometry.image_orientation, PLANE_TOLERANCE_DEG)
+    return plane is None or found is None or found.value == plane
 
 
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
@@ -243,13 +264,16 @@ def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Seque
     return out
 
 
-def _unpredicted(db: Database, version: ModelVersion) -> tuple[list[ImageRef], int]:
-    """The slices with PixelSpacing that have no prediction of ``version`` yet, and how many without
-    PixelSpacing (which no model can predict) have none either."""
+def _unpredicted(db: Database, version: ModelVersion) -> tuple[list[ImageRef], int, int]:
+    """The slices with PixelSpacing, in the plane the model learnt from, that have no prediction of
+    ``version`` yet; how many without PixelSpacing (which no model can predict) have none either; and
+    how many lie in another plane (a sagittal image or localizer for an axial model)."""
     done = {p.image_id for p in models_repo.predictions(db, version.id)}
-    all_images = catalog.images(db)
-    todo = [im for im in all_images if im.id not in done and im.geometry.has_mm]
-    return todo, sum(1 for im in all_images if im.id not in done and not im.geometry.has_mm)
+    waiting = [im for im in catalog.images(db) if im.id not in done]
+    plane = version.card.get("plane")
+    todo = [im for im in waiting if im.geometry.has_mm and _in_plane(im, plane)]
+    no_mm = sum(1 for im in waiting if not im.geometry.has_mm)
+    return todo, no_mm, len(waiting) - len(todo) - no_mm
 
 
 def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_event: OnEvent,
@@ -258,16 +282,16 @@ def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_eve
 
     Returns (predictions written, slices skipped for lack of PixelSpacing).
     """
-    todo, skipped = _unpredicted(db, version)
-    return _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+    todo, skipped, other_plane = _unpredicted(db, version)
+    return _predict_images(db, version, pipeline, todo, skipped, other_plane, on_event, should_stop)
 
 
 def _predict_images(db: Database, version: ModelVersion, pipeline: Pipeline, todo: Sequence[ImageRef],
-                    skipped: int, on_event: OnEvent, should_stop: ShouldStop) -> tuple[int, int]:
+                    skipped: int, other_plane: int, on_event: OnEvent, should_stop: ShouldStop) -> tuple[int, int]:
     ordinals = [int(o) for o in version.card["class_ordinals"]]
     preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
-    on_event(PredictionsWritten(version.id, n, skipped))
+    on_event(PredictionsWritten(version.id, n, skipped, other_plane))
     return n, skipped
 
 
@@ -305,17 +329,17 @@ def activate_model(db: Database, model_id: int, *, predict: bool = False, device
         raise InputError(f"model {version.id} is a {version.kind} model (out-of-fold predictions only); "
                          "activate a model made by `annotator train`")
     if predict:
-        todo, skipped = _unpredicted(db, version)
+        todo, skipped, other_plane = _unpredicted(db, version)
         if todo:
             dev, _ = resolve_device(device)
             pipeline = model_service.load_pipeline(version).to(dev)
             try:
-                _predict_images(db, version, pipeline, todo, skipped, on_event, should_stop)
+                _predict_images(db, version, pipeline, todo, skipped, other_plane, on_event, should_stop)
             except Cancelled:
                 raise Cancelled(f"prediction cancelled; model {version.id} has no new predictions and is not "
                                 "active") from None
         else:
-            on_event(PredictionsWritten(version.id, 0, skipped))
+            on_event(PredictionsWritten(version.id, 0, skipped, other_plane))
         if should_stop():
             raise Cancelled(f"cancelled before activation; model {version.id} has its predictions but is not "
                             "active")

@@ -115,6 +115,14 @@ class ProjectRules:
     scale: GradingScale
 
 
+def to_grade(images: list[ImageRef]) -> list[ImageRef]:
+    """The slices a reader grades: where the catalogue knows vertebral levels, the slices at a level
+    (the axial stacks at the discs; not the localizer or the sagittal series of the same exam); in a
+    catalogue without levels, every slice."""
+    at_level = [im for im in images if im.level is not None]
+    return at_level or images
+
+
 def project_rules(db: Database) -> ProjectRules:
     settings = people.get_settings(db)
     return ProjectRules(settings=settings, scale=load_scale(settings.scale_code))
@@ -233,13 +241,15 @@ class WorklistService:
         return catalog.images(self.db, series_id)
 
     def next_unlabelled(self, after_image_id: int | None = None) -> ImageRef | None:
-        """The next slice this rater has not finished (unlabelled or incomplete), in the strategy's order.
+        """The next slice this rater has not finished (unlabelled or incomplete), in the strategy's order,
+        among the slices to grade (``to_grade``: a localizer or a sagittal series is not graded).
 
         Searches forward from ``after_image_id`` and wraps around to the start; ``None`` when every
         slice is done. The current slice itself comes last, so it is returned only if it is the only
         slice left to finish.
         """
         order, _scores = self._ordered(catalog.images(self.db))
+        order = to_grade(order)
         mine = self._own_labels()
         start = 0
         if after_image_id is not None:

@@ -25,7 +25,13 @@ def test_the_demo_opens_with_an_active_model_shown_side_by_side(qtbot, qsettings
     try:
         model = model_service.get_model(db, None)
         assert model.active and model.target == "consensus"
-        assert len(models_repo.predictions(db, model.id)) == project_service.status(db).images  # every slice
+        from annotator.domain.studies import Orientation, orientation_of
+        from annotator.storage import catalog
+
+        images = catalog.images(db)
+        axial = {im.id for im in images if orientation_of(im.geometry.image_orientation, 30) is Orientation.AXIAL}
+        assert {im.id for im in images if im.level is not None} < axial < {im.id for im in images}
+        assert {p.image_id for p in models_repo.predictions(db, model.id)} == axial  # no sagittal, no coronal
         reviewer = project_service.rater_by_name(db, "reviewer")  # the demo's one human account
 
         from annotator.gui.main_window import MainWindow
@@ -37,6 +43,7 @@ def test_the_demo_opens_with_an_active_model_shown_side_by_side(qtbot, qsettings
         qtbot.waitExposed(w)
         qtbot.waitUntil(lambda: w.session.showing_current, timeout=10000)
         assert w.compare.isVisible()  # the second view is on from the first screen
+        assert w.session.current.level is not None  # it opens on a slice to grade, not on a localizer
         info = w.compare.info.text()
         pred = models_repo.predictions(db, model.id)
         shown = next(p for p in pred if p.image_id == w.session.current.id)

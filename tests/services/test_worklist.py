@@ -179,3 +179,21 @@ def test_overlays_after_own_change_match_a_fresh_read(two_series) -> None:  # ty
         fresh = vs.overlay(im)
         assert (ov.own, ov.suggestion.status, ov.suggestion.prediction) == \
             (fresh.own, fresh.suggestion.status, fresh.suggestion.prediction)
+
+
+def test_next_unfinished_is_a_slice_to_grade_once_levels_are_known(two_series) -> None:  # type: ignore[no-untyped-def]
+    """An exam's localizer and sagittal series carry no level; once the catalogue knows levels, Enter (and the
+    first slice a window opens) goes to the slices at a level, never to a localizer."""
+    from annotator.domain.studies import VertebralLevel
+    from annotator.storage import levels
+
+    db, alice, _bob, _rev, imgs = two_series
+    ws = WorklistService(db, alice)
+    assert ws.next_unlabelled(None) == imgs[0]  # no levels anywhere: every slice is to grade
+    levels.set_level(db, [imgs[3].id, imgs[4].id], VertebralLevel.L4_L5, actor_id=None, source="test")
+    fresh = {im.id: im for im in catalog.images(db)}
+    assert ws.next_unlabelled(None) == fresh[imgs[3].id]
+    assert ws.next_unlabelled(imgs[3].id) == fresh[imgs[4].id]
+    LabelService(db, alice).set_label(imgs[3].id, 1, 1, 0)
+    LabelService(db, alice).set_label(imgs[4].id, 1, 1, 0)
+    assert ws.next_unlabelled(imgs[4].id) is None  # the slices without a level are not owed a grade
