@@ -231,6 +231,7 @@ class ReadingWindow(QWidget):
             return
         self.feedback.setText(fb.text)
         self.feedback.show()
+        self.badge.setText("Calibration slice: your read is stored; the reference is shown")
         ref = fb.feedback.reference if fb.feedback is not None else None
         if ref is not None:
             self.reference.add(ref.x_px, ref.y_px, "Reference", REFERENCE_COLOUR, "x", size=18)

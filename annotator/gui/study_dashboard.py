@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
@@ -63,6 +64,7 @@ class StudyDashboard(QWidget):
         self.rows: list[DashboardRow] = []
         self.study_box = QComboBox()
         self.study_box.setObjectName("studyBox")
+        self.study_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.reference_box = QComboBox()
         self.reference_box.setObjectName("referenceBox")
         self.export_button = QPushButton("Export CSV…")
@@ -71,7 +73,7 @@ class StudyDashboard(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.plot = pg.PlotWidget(background="#1e1e20")
         self.plot.setLabel("bottom", "Read, in reading order")
         self.plot.setLabel("left", "Reading time (s)")
@@ -86,7 +88,7 @@ class StudyDashboard(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
         split.addWidget(self.plot)
-        split.setSizes([260, 420])
+        split.setSizes([170, 560])
         col = QVBoxLayout(self)
         col.addLayout(top)
         col.addWidget(split, 1)
@@ -155,7 +157,6 @@ class StudyDashboard(QWidget):
                 if j:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
-        self.table.resizeColumnsToContents()
         self.plot.clear()
         self.legend.clear()
         for i, r in enumerate(rows):
