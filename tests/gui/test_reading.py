@@ -164,3 +164,33 @@ def test_only_her_studies_are_offered_and_a_non_reader_is_refused(qtbot, sp: Stu
     qtbot.waitUntil(lambda: bool(errors), timeout=10000)
     assert isinstance(errors[0], PermissionDenied) and w.presenter.view is None
     w.close()
+
+
+def test_the_window_feeds_the_clock_activity_and_focus(qtbot, sp: StudyProject) -> None:  # type: ignore[no-untyped-def]
+    """Mouse moves over the slice keep a long read counting; the window in the background stops it."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from tests.gui.helpers import move_to, viewport_pos
+
+    now = FakeTime()
+    clock = ReadingClock(now)
+    w = open_reading(qtbot, sp, clock)
+    wait_item(qtbot, w, 1)
+    for step in range(3):  # 150 s of reading, never 60 s without a sign of her
+        now.t += 50
+        move_to(w.view, viewport_pos(w.view, 10 + step, 10))
+    assert clock.seconds == pytest.approx(150)
+    w.isActiveWindow = lambda: False  # type: ignore[method-assign]  # what Qt reports in the background
+    QApplication.sendEvent(w, QEvent(QEvent.Type.ActivationChange))
+    now.t += 40
+    assert not clock.running and clock.seconds == pytest.approx(150)
+    w.isActiveWindow = lambda: True  # type: ignore[method-assign]
+    QApplication.sendEvent(w, QEvent(QEvent.Type.ActivationChange))
+    now.t += 5
+    click_pixel(w.view, 20, 20)
+    QTest.keyClick(w, Qt.Key.Key_2)
+    with qtbot.waitSignal(w.readCommitted, timeout=10000):
+        QTest.keyClick(w, Qt.Key.Key_Return)
+    assert repo.reads(sp.db, sp.study.id)[0].seconds == pytest.approx(155)
+    w.close()
