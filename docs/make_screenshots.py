@@ -14,6 +14,10 @@ cursor at it, then grabs the window. It then trains the fast preset on expert 1'
 training panel (a real child process), waits for it to predict and activate, cross-validates
 (the preset's epochs, the project's folds), grabs the panel,
 and opens the review screen on the most severe disagreement with the model included.
+
+docs/screenshot-study.png is the study dashboard of the demo's "L4-L5 axial" study (read by the
+simulated experts) as the reviewer sees it, kappa against expert1; docs/screenshot-reading.png is the
+reading window just after the reviewer committed a calibration read of a small study made for her.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ DOCS = Path(__file__).resolve().parent
 OUT = DOCS / "screenshot-annotate.png"
 TRAINING_OUT = DOCS / "screenshot-training.png"
 REVIEW_OUT = DOCS / "screenshot-review.png"
+STUDY_OUT = DOCS / "screenshot-study.png"
+READING_OUT = DOCS / "screenshot-reading.png"
 
 
 def _spin(app, until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -84,13 +90,57 @@ def shoot_review(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
     print(f"wrote {out} (queue of {len(panel.items)}, slice {item.image_id if item else None})")
 
 
+def shoot_study(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """Study > Study dashboard…, the demo's study, kappa against expert1."""
+    from annotator.services.studies import SEED_STUDY_NAME
+
+    d = w.study_menu.show_dashboard()
+    d.resize(1400, 860)
+    loads: list[object] = []
+    d.loaded.connect(loads.append)
+    _spin(app, lambda: d.study == SEED_STUDY_NAME and bool(loads), 120)
+    d.reference_box.setCurrentIndex(d.reference_box.findData("expert1"))
+    _spin(app, lambda: len(loads) == 2, 120)
+    _spin(app, lambda: False, 0.5)
+    d.grab().save(str(out))
+    print(f"wrote {out} ({len(d.rows)} readers of {d.study})")
+    d.close()
+
+
+def shoot_reading(app, w, db, admin, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """A small study read by the reviewer, with two calibration slices against expert1: her first
+    calibration read committed, the reference and the differences on screen."""
+    from annotator.domain.studies import Calibration, StudyDefinition
+    from annotator.services.studies import create_study, seed_study_definition
+
+    rule = seed_study_definition(("reviewer",)).rule
+    create_study(db, admin, StudyDefinition("Reading demo", rule, ("reviewer",), seed=1, repeat_fraction=0.1,
+                                            washout=5, calibration=Calibration("rater:expert1", count=2)))
+    r = w.study_menu.open_reading("Reading demo")
+    r.resize(1100, 940)
+    p = r.presenter
+    _spin(app, lambda: p.showing, 30)
+    g = p.view.image.geometry
+    p.place_point(g.columns / 2 + 6, g.rows / 2 + 30)
+    r.presenter.set_grade(1)
+    r.commit()
+    _spin(app, lambda: p.feedback is not None, 30)
+    _spin(app, lambda: False, 0.5)
+    r.grab().save(str(out))
+    print(f"wrote {out} ({p.feedback.text.splitlines()[0] if p.feedback else 'no feedback'})")
+    r.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--patients", type=int, default=40, help="demo size (40 = `make run`'s demo)")
     ap.add_argument("--training-out", type=Path, default=TRAINING_OUT)
     ap.add_argument("--review-out", type=Path, default=REVIEW_OUT)
+    ap.add_argument("--study-out", type=Path, default=STUDY_OUT)
+    ap.add_argument("--reading-out", type=Path, default=READING_OUT)
     ap.add_argument("--only-annotate", action="store_true", help="skip the training and review pictures")
+    ap.add_argument("--only-study", action="store_true", help="only the dashboard and reading pictures")
     args = ap.parse_args(argv)
 
     from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
@@ -150,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     w.grab().save(str(args.out))
     print(f"wrote {args.out} ({QApplication.platformName()}, slice id {image.id}, "
           f"experts graded {a.grade} and {b.grade})")
+    shoot_study(app, w, args.study_out)
+    shoot_reading(app, w, db, raters["admin"], args.reading_out)
+    if args.only_study:
+        w.close()
+        db.close()
+        return 0
     if not args.only_annotate:
         shoot_training(app, w, args.training_out)
         shoot_review(app, w, args.review_out)

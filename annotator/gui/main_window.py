@@ -34,6 +34,7 @@ from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession
 from annotator.gui.slice_view import SliceView
+from annotator.gui.study_menu import StudyMenu
 from annotator.gui.training_panel import TrainingPanel
 from annotator.gui.view_sync import ViewSync
 from annotator.gui.worklist_panel import WorklistPanel, positions
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self._loading = 0  # background loads in flight (worklist, a slice asked for from another screen)
         self._add_agreement_action()
         self._add_review_actions()
+        self.study_menu = StudyMenu(self)
         self._connect()
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
@@ -451,6 +453,7 @@ class MainWindow(QMainWindow):
         if self.review_window is not None:
             self.review_window.shutdown()
             self.review_window.close()
+        self.study_menu.close()
         self.save_state()
         self.session.close()
         super().closeEvent(event)

@@ -8,6 +8,7 @@ PixelSpacing the readout says "mm unavailable" and never assumes 1 mm.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -46,16 +47,20 @@ def cursor_readout(image: ImageRef, pixels: np.ndarray | None, x: float, y: floa
     return f"px {c}, {r}  ·  {mm_text(image, x, y)}{value}"
 
 
+def level_text(image: ImageRef) -> str:
+    """"Level L4-L5", or that the slice has no vertebral level."""
+    return f"Level {image.level}" if image.level else "Level not set"
+
+
 def slice_position(image: ImageRef, index: int, total: int) -> str:
-    """"Slice 2/5 · +4.0 mm" (position along the slice normal), or say it is unavailable."""
+    """"Slice 2/5 · +4.0 mm · Level L4-L5" (position along the slice normal), or say what is unavailable."""
     head = f"Slice {index + 1}/{total}"
     g = image.geometry
-    if g.image_position is None or g.image_orientation is None:
-        return f"{head}  ·  position unavailable"
-    try:
-        return f"{head}  ·  {g.position_along_normal():+.1f} mm"
-    except Exception:  # a degenerate orientation: the position is unknown, not zero
-        return f"{head}  ·  position unavailable"
+    position = "position unavailable"
+    if g.image_position is not None and g.image_orientation is not None:
+        with contextlib.suppress(Exception):  # a degenerate orientation: the position is unknown, not zero
+            position = f"{g.position_along_normal():+.1f} mm"
+    return f"{head}  ·  {position}  ·  {level_text(image)}"
 
 
 def label_state(label: Label | None, scale: GradingScale) -> str:

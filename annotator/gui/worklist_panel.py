@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QTreeWidget,
     QTreeWidgetItem,
@@ -54,6 +56,10 @@ def _position(image: ImageRef) -> str:
         return f"#{image.instance_number}" if image.instance_number is not None else ""
 
 
+def _level(image: ImageRef) -> str:
+    return f"  {image.level}" if image.level else ""
+
+
 @functools.cache
 def _brush(colour: str) -> QBrush:
     return QBrush(QColor(colour))
@@ -64,6 +70,7 @@ class WorklistPanel(QWidget):
     seriesActivated = Signal(int)  # series id
     filterChanged = Signal(object)  # WorklistFilter
     strategyChanged = Signal(str)  # strategy name
+    setLevelRequested = Signal(list)  # noqa: N815 (Qt naming) - image ids of the chosen slices
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +95,10 @@ class WorklistPanel(QWidget):
         self.tree.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.tree.itemClicked.connect(self._on_clicked)
         self.tree.itemActivated.connect(self._on_clicked)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self._may_set_level = False
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.filter_box, 1)
@@ -178,7 +189,8 @@ class WorklistPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         for r in worklist.ranked:
             sl = r.slice
-            item = QTreeWidgetItem(self.tree, [f"{r.rank}. {r.patient_key}  slice {sl.image.slice_index + 1}", "",
+            item = QTreeWidgetItem(self.tree, [f"{r.rank}. {r.patient_key}  slice {sl.image.slice_index + 1}"
+                                               f"{_level(sl.image)}", "",
                                                "" if r.score is None else f"{r.score:.2f}"])
             item.setData(0, ROLE, ("slice", sl.image))
             item.setToolTip(0, f"{self._position(sl.image)}; series {sl.image.series_id}")
@@ -206,7 +218,7 @@ class WorklistPanel(QWidget):
                 self._study_of_series[s.id] = st_item
                 self._progress[s.id] = ser.progress
                 for sl in ser.slices:
-                    text = f"Slice {sl.image.slice_index + 1}  {self._position(sl.image)}"
+                    text = f"Slice {sl.image.slice_index + 1}  {self._position(sl.image)}{_level(sl.image)}"
                     item = QTreeWidgetItem(se_item, [text, ""])
                     item.setData(0, ROLE, ("slice", sl.image))
                     self._slices[sl.image.id] = item
@@ -255,6 +267,28 @@ class WorklistPanel(QWidget):
                 self.tree.clearSelection()
         finally:
             self.tree.blockSignals(False)
+
+    def allow_set_level(self, allowed: bool) -> None:
+        """Offer "Set level…" on chosen slices (the policy decides; the service checks again)."""
+        self._may_set_level = allowed
+
+    def selected_image_ids(self) -> list[int]:
+        return [v.id for kind, v in (it.data(0, ROLE) for it in self.tree.selectedItems()) if kind == "slice"]
+
+    def _context_menu(self, pos: QPoint) -> None:
+        self.context_menu().popup(self.tree.viewport().mapToGlobal(pos))
+
+    def context_menu(self) -> QMenu:
+        """The worklist's context menu for the chosen slices."""
+        ids = self.selected_image_ids()
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        act = menu.addAction(f"Set level of {len(ids)} slices…" if len(ids) != 1 else "Set level…",
+                             lambda: self.setLevelRequested.emit(ids))
+        act.setEnabled(self._may_set_level and bool(ids))
+        if not self._may_set_level:
+            act.setToolTip("For admins")
+        return menu
 
     def _on_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         kind, value = item.data(0, ROLE)

@@ -46,5 +46,15 @@ def set_series_levels(db: Database, actor: Rater, series_uid: str, slices: str |
                             source=f"series {series_uid}")
 
 
+def set_image_levels(db: Database, actor: Rater, image_ids: Sequence[int], level: VertebralLevel | None) -> int:
+    """Set (or clear) the level of chosen slices (the GUI's selection in the worklist); admins only,
+    audited. The number of slices whose level changed."""
+    policy(db, actor).require(Action.MANAGE_STUDIES)
+    if not image_ids:
+        raise InputError("choose the slices whose level to set")
+    return levels.set_level(db, list(dict.fromkeys(image_ids)), level, actor_id=actor.id,
+                            source=f"{len(image_ids)} slices chosen in the worklist")
+
+
 def level_counts(db: Database) -> dict[str, int]:
     return levels.counts(db)

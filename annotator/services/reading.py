@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from annotator.domain.entities import Rater
+from annotator.domain.entities import ImageRef, Rater
 from annotator.domain.errors import InputError, PermissionDenied
 from annotator.domain.policy import Policy
 from annotator.domain.scales import load_scale
@@ -105,6 +105,10 @@ class ReadingSession:
             self.answer(item.sop_instance_uid, answer_for(item))
             n += 1
         return n
+
+    def image(self, item: ReadItem) -> ImageRef:
+        """The catalogued slice of one of her items (where its pixels are, its geometry and level)."""
+        return catalog.image_by_id(self.db, item.image_id)
 
     def progress(self) -> tuple[int, int]:
         """(items answered, items in her sequence)."""

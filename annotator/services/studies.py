@@ -136,6 +136,13 @@ def list_studies(db: Database, viewer: Rater) -> list[StudySummary]:
     return [s for s in repo.list_all(db) if rules.may_see_study(assigned=s.id in mine)]
 
 
+def studies_to_read(db: Database, reader: Rater) -> list[StudySummary]:
+    """The studies this rater reads in (whatever her role): what "Read a study" offers her."""
+    rules = policy(db, reader)
+    mine = repo.studies_of_reader(db, reader.id)
+    return [s for s in repo.list_all(db) if rules.may_read_in_study(assigned=s.id in mine)]
+
+
 def study_for(db: Database, viewer: Rater, name: str) -> StudySummary:
     """The study called ``name`` if this rater may see it; NotFound otherwise (an annotator does not learn
     that a study she is not assigned to exists)."""
