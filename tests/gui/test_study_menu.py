@@ -83,7 +83,7 @@ def test_an_admin_sets_the_level_of_chosen_slices(qtbot, window, sp: StudyProjec
 
 def test_an_annotator_may_not_set_levels(qtbot, window, sp: StudyProject, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     shown: list[Exception] = []
-    monkeypatch.setattr("annotator.gui.background.show_error", lambda _w, exc: shown.append(exc))
+    monkeypatch.setattr("annotator.gui.errors.show_error", lambda _w, exc: shown.append(exc))
     w = window(sp.ann)
     image_id, _text = next(iter(listed(w).values()))
     w.worklist.slice_item(image_id).setSelected(True)
