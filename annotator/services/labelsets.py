@@ -77,19 +77,26 @@ def export(db: Database, readers: Sequence[ReaderRef | str], out: Path, fmt: str
     if actor is not None:
         policy(db, actor).require(Action.EXPORT)
     rows = export_rows(db, readers)
+    write_rows(out, COLUMNS, rows, fmt)
+    return len(rows)
+
+
+def write_rows(out: Path, columns: Sequence[str], rows: list[dict[str, Any]], fmt: str) -> None:
+    """Write rows as CSV (empty cell for None, booleans as true/false) or JSON ({"columns", "rows"}),
+    atomically; the one writer of every label-set and study export."""
     if fmt == "json":
-        text = json.dumps({"columns": list(COLUMNS), "rows": rows}, indent=1)
+        text = json.dumps({"columns": list(columns), "rows": rows}, indent=1)
     elif fmt == "csv":
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if r[k] is None else r[k]) for k in COLUMNS})
+            w.writerow({k: ("" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool) else r[k])
+                        for k in columns})
         text = buf.getvalue()
     else:
         raise InputError(f"--format {fmt!r}: use csv or json")
     _atomic_write(out, text)
-    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,6 @@ every item read), checked row by row first and stored in one transaction, or not
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +29,7 @@ from annotator.domain.studies import (
     SelectionRule,
     StudyDefinition,
 )
-from annotator.services.labelsets import COLUMNS, _atomic_write, _num
+from annotator.services.labelsets import COLUMNS, _num, write_rows
 from annotator.services.project import policy
 from annotator.services.studies import study_for
 from annotator.storage import catalog, people
@@ -70,19 +67,7 @@ def export_rows(db: Database, viewer: Rater, name: str) -> list[dict[str, Any]]:
 
 def export(db: Database, viewer: Rater, name: str, out: Path, fmt: str = "csv") -> int:
     rows = export_rows(db, viewer, name)
-    if fmt == "json":
-        text = json.dumps({"columns": list(STUDY_COLUMNS), "rows": rows}, indent=1)
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=STUDY_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool) else r[k])
-                        for k in STUDY_COLUMNS})
-        text = buf.getvalue()
-    else:
-        raise InputError(f"--format {fmt!r}: use csv or json")
-    _atomic_write(out, text)
+    write_rows(out, STUDY_COLUMNS, rows, fmt)
     return len(rows)
 
 

@@ -237,9 +237,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
         if should_stop():
             raise Cancelled(f"cancelled before activation; model {version.id} is saved with its predictions "
                             "but is not active")
-        on_event(PhaseStarted(Phase.ACTIVATE))
-        version = model_service.activate(db, version.id, actor)
-        on_event(ModelActivated(version.id))
+        version = _activate(db, version, actor, on_event)
     on_event(Done(version.id, version.name, version.kind, version.active))
     return version
 
@@ -343,11 +341,17 @@ def activate_model(db: Database, model_id: int, *, predict: bool = False, device
         if should_stop():
             raise Cancelled(f"cancelled before activation; model {version.id} has its predictions but is not "
                             "active")
-    on_event(PhaseStarted(Phase.ACTIVATE))
-    version = model_service.activate(db, version.id, actor)
-    on_event(ModelActivated(version.id))
+    version = _activate(db, version, actor, on_event)
     on_event(Done(version.id, version.name, version.kind, version.active))
     return version
+
+
+def _activate(db: Database, version: ModelVersion, actor: Rater | None, on_event: OnEvent) -> ModelVersion:
+    """The last step of both workflows (train --activate, models activate --predict), with its events."""
+    on_event(PhaseStarted(Phase.ACTIVATE))
+    activated = model_service.activate(db, version.id, actor)
+    on_event(ModelActivated(activated.id))
+    return activated
 
 
 def _with_model(p: Prediction, model_id: int) -> Prediction:
