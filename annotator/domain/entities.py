@@ -41,6 +41,7 @@ class ProjectSettings:
     disagreement_threshold_mm: float = 3.0
     required_raters: tuple[str, ...] = ()
     cv_folds: int = 10
+    hide_reader_names_from_reviewers: bool = False  # reviewers see "Reader A, B, …" (blind adjudication)
 
 
 @dataclass(frozen=True, slots=True)

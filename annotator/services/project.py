@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from annotator.domain.entities import ProjectCounts, Rater, Role
-from annotator.domain.policy import Action, Policy
+from annotator.domain.entities import ProjectCounts, ProjectSettings, Rater, Role
+from annotator.domain.policy import Action, Policy, ReaderNames, reader_names
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
 
-__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "status", "schema_status",
+__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "reader_names_for",
+           "change_settings", "status", "schema_status",
            "check_schema", "upgrade_schema"]
 
 
@@ -40,6 +42,18 @@ def list_raters(db: Database) -> list[Rater]:
 def policy(db: Database, rater: Rater) -> Policy:
     """The project's rule book for ``rater``: what she may see and do (settings read now)."""
     return Policy.of(rater, people.get_settings(db))
+
+
+def reader_names_for(db: Database, viewer: Rater) -> ReaderNames:
+    """How other raters' names appear to ``viewer``: as they are, or as stable aliases (the policy decides)."""
+    return reader_names(policy(db, viewer), people.list_raters(db))
+
+
+def change_settings(db: Database, actor: Rater, **changes: Any) -> ProjectSettings:
+    """Change project settings (fields of ProjectSettings); only who may manage settings (PermissionDenied
+    otherwise); audited with the settings before and after."""
+    policy(db, actor).require(Action.MANAGE_SETTINGS)
+    return people.update_settings(db, actor.id, **changes)
 
 
 def rater_by_name(db: Database, name: str) -> Rater:
