@@ -44,6 +44,10 @@ class ProjectSettings:
     hide_reader_names_from_reviewers: bool = False  # reviewers see "Reader A, B, …" (blind adjudication)
 
 
+PROJECT_SWITCHES: dict[str, str] = {"hide-reader-names": "hide_reader_names_from_reviewers"}
+"""On/off project settings by the name ``annotator settings set`` gives them -> ProjectSettings field."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rater:
     id: int

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from annotator.domain.entities import ProjectCounts, ProjectSettings, Rater, Role
+from annotator.domain.entities import PROJECT_SWITCHES, ProjectCounts, ProjectSettings, Rater, Role
+from annotator.domain.errors import InputError
 from annotator.domain.policy import Action, Policy, ReaderNames, reader_names
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
 
-__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "reader_names_for",
-           "change_settings", "status", "schema_status",
-           "check_schema", "upgrade_schema"]
+__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "project_settings",
+           "reader_names_for", "change_settings", "set_switch", "status", "schema_status", "check_schema",
+           "upgrade_schema"]
 
 
 def resolve_settings(db: str | None = None) -> AppSettings:
@@ -44,6 +45,11 @@ def policy(db: Database, rater: Rater) -> Policy:
     return Policy.of(rater, people.get_settings(db))
 
 
+def project_settings(db: Database) -> ProjectSettings:
+    """The project's rules as stored now."""
+    return people.get_settings(db)
+
+
 def reader_names_for(db: Database, viewer: Rater) -> ReaderNames:
     """How other raters' names appear to ``viewer``: as they are, or as stable aliases (the policy decides)."""
     return reader_names(policy(db, viewer), people.list_raters(db))
@@ -54,6 +60,13 @@ def change_settings(db: Database, actor: Rater, **changes: Any) -> ProjectSettin
     otherwise); audited with the settings before and after."""
     policy(db, actor).require(Action.MANAGE_SETTINGS)
     return people.update_settings(db, actor.id, **changes)
+
+
+def set_switch(db: Database, actor: Rater, switch: str, on: bool) -> ProjectSettings:
+    """Turn an on/off project setting (``PROJECT_SWITCHES``: ``hide-reader-names``) on or off; admins only."""
+    if switch not in PROJECT_SWITCHES:
+        raise InputError(f"unknown setting {switch!r}: one of {', '.join(sorted(PROJECT_SWITCHES))}")
+    return change_settings(db, actor, **{PROJECT_SWITCHES[switch]: on})
 
 
 def rater_by_name(db: Database, name: str) -> Rater:
