@@ -76,3 +76,23 @@ def test_a_reviewer_accepts_by_alias_and_the_record_keeps_the_real_reader(blind)
     with pytest.raises(PermissionDenied, match="hidden"):  # a guessed real name does not reach a label
         svc.accept(ims[1], "rater:zoe", 0)
     assert svc.accept(ims[1], ZOE, 0).source == ZOE  # a screen passes the reference it was given
+
+
+def test_overlays_and_the_agreement_report_name_readers_as_the_viewer_may_see_them(blind) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.agreement import agreement_report, as_markdown, report_json
+    from annotator.services.viewing import ViewingService
+
+    db, ims, boss, rev = blind
+    others = ViewingService(db, rev).overlay(ims[0]).others
+    assert [o.shown for o in others] == ["Reader A", "Reader B"]  # by joining order, not by name
+    assert [o.rater.name for o in others] == ["zoe", "adam"]  # the references stay real
+    assert [o.shown for o in ViewingService(db, boss).overlay(ims[0]).others] == ["zoe", "adam"]
+
+    report = agreement_report(db, [ZOE, ADAM], n_boot=0)
+    blind_json = report_json(report, project_service.reader_names_for(db, rev))
+    assert (blind_json["pairs"][0]["a"], blind_json["pairs"][0]["b"]) == ("Reader A", "Reader B")
+    assert blind_json["group"]["readers"] == ["Reader A", "Reader B"]
+    text = str(blind_json) + as_markdown(report, project_service.reader_names_for(db, rev))
+    assert "zoe" not in text and "adam" not in text
+    admin_json = report_json(report, project_service.reader_names_for(db, boss))
+    assert (admin_json["pairs"][0]["a"], admin_json["pairs"][0]["b"]) == ("rater:zoe", "rater:adam")
