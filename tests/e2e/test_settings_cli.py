@@ -52,6 +52,13 @@ def test_settings_set_is_for_admins_and_hides_names_from_a_reviewers_queue(tmp_p
     admin = json.loads(run("review", "queue", "--json", "--as", "boss", db=db).stdout)["items"]
     assert set(admin[0]["readers"]) == {"rater:zoe", "rater:adam"}
 
+    agreement = run("agreement", "--json", "--bootstrap", "0", "--readers", "Reader A", "Reader B", "--as", "rev",
+                    db=db).stdout
+    assert json.loads(agreement)["group"]["readers"] == ["Reader A", "Reader B"]
+    assert "zoe" not in agreement and "adam" not in agreement
+    named = json.loads(run("agreement", "--json", "--bootstrap", "0", "--as", "boss", db=db).stdout)
+    assert {named["pairs"][0]["a"], named["pairs"][0]["b"]} == {"rater:zoe", "rater:adam"}
+
     # the reviewer decides by the alias she was shown
     decided = run("review", "accept", str(items[0]["image_id"]), "Reader B", "--version", "0", "--as", "rev", db=db)
     assert "decided Reader B grade 2" in decided.stdout
