@@ -15,7 +15,7 @@ from annotator.domain.errors import AnnotatorError, InputError
 from annotator.domain.policy import Action
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study", "settings")
 
 
 class _Bar:

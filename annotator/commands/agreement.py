@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from annotator.domain.readers import ReaderRef
+from annotator.domain.policy import ReaderNames
 
 
 def _agreement(args: argparse.Namespace) -> int:
@@ -13,13 +13,15 @@ def _agreement(args: argparse.Namespace) -> int:
 
     if args.study is not None:
         return _study_agreement(args)
-    readers = [ReaderRef.parse(r) for r in args.readers] if args.readers else None
     db = project.open_project(args.db)
+    viewer = project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    names = project.reader_names_for(db, viewer) if viewer is not None else ReaderNames()
+    readers = [names.resolve(r) for r in args.readers] if args.readers else None
     report = agreement.agreement_report(db, readers, n_boot=args.bootstrap, seed=args.seed)
     if args.json:
-        print(json.dumps(agreement.report_json(report), indent=1, allow_nan=False))
+        print(json.dumps(agreement.report_json(report, names), indent=1, allow_nan=False))
     else:
-        print(agreement.as_markdown(report))
+        print(agreement.as_markdown(report, names))
     return 0
 
 
@@ -54,5 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--study", metavar="NAME", help="a reader study's figures: its first reads, intra-rater "
                    "(first vs repeat), reading seconds, cannot-grade counts, per level")
-    s.add_argument("--as", dest="as_rater", metavar="NAME", help="who is looking (with --study: reviewer or admin)")
+    s.add_argument("--as", dest="as_rater", metavar="NAME", help="who is looking (with --study: reviewer or admin); "
+                   "readers are named as she may see them")
     s.set_defaults(func=_agreement)

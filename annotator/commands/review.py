@@ -6,7 +6,6 @@ import argparse
 import json
 
 from annotator.domain.entities import QueueStatus
-from annotator.domain.readers import ReaderRef
 
 
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -30,7 +29,7 @@ def _queue(args: argparse.Namespace) -> int:
             {"image_id": it.image_id, "sop_uid": sops[it.image_id], "reasons": list(it.reasons),
              "grade_distance": it.grade_distance, "mm_distance": it.mm_distance, "status": it.status.value,
              "version": it.adjudication_version,
-             "readers": {str(k): {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade, "label_version": m.version}
+             "readers": {it.shown(k): {"x_px": m.x_px, "y_px": m.y_px, "grade": m.grade, "label_version": m.version}
                         for k, m in it.marks.items()}}
             for it in items]}, indent=1))
         return 0
@@ -42,9 +41,9 @@ def _queue(args: argparse.Namespace) -> int:
 
 def _accept(args: argparse.Namespace) -> int:
     _db, svc = _service(args)
-    reader = ReaderRef.parse(args.reader)
-    a = svc.accept(args.image_id, reader, args.version, args.reason or "", label_version=args.label_version)
-    print(f"slice {a.image_id}: decided {a.source_text} grade {a.grade} (version {a.version})")
+    a = svc.accept(args.image_id, args.reader, args.version, args.reason or "", label_version=args.label_version)
+    source = a.source_text if a.source is None else svc.names.reader(a.source)
+    print(f"slice {a.image_id}: decided {source} grade {a.grade} (version {a.version})")
     return 0
 
 
@@ -76,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p = rsub.add_parser(name, help=help_)
         p.add_argument("image_id", type=int)
         if name == "accept":
-            p.add_argument("reader", help="rater:NAME or model:ID")
+            p.add_argument("reader", help="rater:NAME or model:ID (where reader names are hidden: the alias, "
+                           "as queue --json shows it)")
             p.add_argument("--label-version", type=int, default=None,
                            help="the version of the rater's label you saw (queue --json: label_version); "
                                 "refused if the rater changed it since")

@@ -41,6 +41,11 @@ class ProjectSettings:
     disagreement_threshold_mm: float = 3.0
     required_raters: tuple[str, ...] = ()
     cv_folds: int = 10
+    hide_reader_names_from_reviewers: bool = False  # reviewers see "Reader A, B, …" (blind adjudication)
+
+
+PROJECT_SWITCHES: dict[str, str] = {"hide-reader-names": "hide_reader_names_from_reviewers"}
+"""On/off project settings by the name ``annotator settings set`` gives them -> ProjectSettings field."""
 
 
 @dataclass(frozen=True, slots=True)

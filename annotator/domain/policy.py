@@ -18,6 +18,11 @@ The rights, and why each is what it is:
   the unconditional right (:attr:`Policy.may_see_model_unprompted`).
 - **see a model's details** (its target, training-set size, figures): they describe other readers' work,
   so a blinded annotator sees them only for a model trained on her own labels.
+- **see other readers' names**: admins always; reviewers unless the project hides reader names from
+  reviewers (``hide_reader_names_from_reviewers``, for blind adjudication); annotators whenever they may
+  see other readers at all, except under that same option (an annotator never learns more than a
+  reviewer). Whoever may not sees each other rater under a stable alias (:func:`reader_names`); her
+  own name is always her own. Audit entries and stored references keep the real ids.
 - **adjudicate**, **train and activate models**, **export label sets**: reviewers and admins.
 - **manage raters and project settings**, **create reader studies and set slice levels**: admins.
 - **reader studies**: a rater sees only the studies she is assigned to read (reviewers and admins see
@@ -32,8 +37,8 @@ The rights, and why each is what it is:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from annotator.domain.entities import ModelSuggestion, ProjectSettings, Rater, Role
 from annotator.domain.errors import PermissionDenied
@@ -89,6 +94,13 @@ class Policy:
     @property
     def may_see_other_readers(self) -> bool:
         return self.unblinded or self.settings.show_other_raters_to_annotators
+
+    @property
+    def may_see_reader_names(self) -> bool:
+        """Do other raters appear to her by name (else as "Reader A", "Reader B", …)?"""
+        if self.role is Role.ADMIN:
+            return True
+        return self.may_see_other_readers and not self.settings.hide_reader_names_from_reviewers
 
     @property
     def may_see_model_unprompted(self) -> bool:
@@ -203,6 +215,68 @@ def is_study_reader(rater: Rater) -> bool:
     return rater.role is Role.ANNOTATOR
 
 
+# ----- reader names (blind adjudication) -----------------------------------------------------------------
+def reader_alias(position: int) -> str:
+    """The alias of the study reader at ``position`` (0-based): Reader A … Reader Z, Reader AA, …."""
+    letters = ""
+    n = position + 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        letters = chr(ord("A") + r) + letters
+    return f"Reader {letters}"
+
+
+@dataclass(frozen=True)
+class ReaderNames:
+    """How raters' names appear to one viewer: ``aliases`` maps a real name to what she sees (empty: every
+    name as it is). References (``ReaderRef``) keep the real name; only what is shown changes."""
+
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.aliases)
+
+    def name(self, rater_name: str) -> str:
+        return self.aliases.get(rater_name, rater_name)
+
+    def reader(self, ref: ReaderRef | str) -> str:
+        """``rater:alice`` -> ``Reader A`` (or ``rater:alice`` when names show); models and consensus as they are."""
+        r = ReaderRef.parse(ref) if isinstance(ref, str) else ref
+        if r.kind is ReaderKind.RATER and r.key in self.aliases:
+            return self.aliases[r.key]
+        return str(r)
+
+    def resolve(self, shown: str) -> ReaderRef:
+        """The reader behind what she was shown (an alias, or ``rater:NAME`` / ``model:ID`` / ``consensus``).
+        While names are hidden an alias is the only way to address another rater."""
+        text = shown.strip()
+        for real, alias in self.aliases.items():
+            if alias.casefold() == text.casefold():
+                return ReaderRef(ReaderKind.RATER, real)
+        ref = ReaderRef.parse(text)
+        if ref.kind is ReaderKind.RATER and ref.key in self.aliases:
+            raise PermissionDenied(f"reader names are hidden in this project: address {ref.key!r} by alias")
+        return ref
+
+
+def reader_names(policy: Policy, raters: Iterable[Rater]) -> ReaderNames:
+    """The names this viewer sees for ``raters`` (the project's raters). When she may not see names, each
+    other rater gets an alias by position, never by name: study readers (annotators) are Reader A, B, … in
+    the order they joined the project, reviewers and admins Reviewer 1, 2, … likewise. Positions only
+    grow as raters join, so an alias means the same rater on every screen, for every viewer, across
+    restarts."""
+    if policy.may_see_reader_names:
+        return ReaderNames()
+    ordered = sorted(raters, key=lambda r: r.id)
+    readers = [r for r in ordered if is_study_reader(r)]
+    others = [r for r in ordered if not is_study_reader(r)]
+    aliases = {r.name: reader_alias(i) for i, r in enumerate(readers)}
+    aliases |= {r.name: f"Reviewer {i + 1}" for i, r in enumerate(others)}
+    aliases.pop(policy.rater_name, None)
+    return ReaderNames(aliases)
+
+
 _SUGGESTION_TEXT = {ModelSuggestion.HIDDEN: "hidden from annotators",
                     ModelSuggestion.AFTER_OWN_GRADE: "shown to annotators after their own grade",
                     ModelSuggestion.ALWAYS: "always shown"}
@@ -213,3 +287,9 @@ def describe_blinding(settings: ProjectSettings) -> tuple[str, str]:
     others = ("visible to annotators" if settings.show_other_raters_to_annotators
               else "hidden from annotators (blinded)")
     return _SUGGESTION_TEXT[settings.model_suggestion], others
+
+
+def describe_reader_names(settings: ProjectSettings) -> str:
+    """Whether reviewers see readers' names, in words, for the sign-in screen's project rules."""
+    return ("hidden from reviewers (Reader A, B, …)" if settings.hide_reader_names_from_reviewers
+            else "shown to reviewers")

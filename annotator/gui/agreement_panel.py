@@ -33,13 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.domain.entities import Rater
+from annotator.domain.policy import ReaderNames
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.background import BackgroundOp
 from annotator.services import readers as reader_service
 from annotator.services.agreement import ReaderData, agreement_report_and_data
 from annotator.services.agreement_report import AgreementReport, PairRow, distance_median, fmt, fmt_ci
-from annotator.services.project import Database
+from annotator.services.project import Database, reader_names_for
 
 COLUMNS = ("reader a", "reader b", "n", "accuracy (95% CI)", "F1 macro", "F1 weighted", "κ quadratic", "AC1",
            "distance median mm")
@@ -60,6 +61,7 @@ class AgreementPanel(QWidget):
         self.pair: tuple[ReaderRef, ReaderRef] | None = None
         self._wanted: list[str] | None = None  # readers chosen before the list was read (set_selected_readers)
         self._listed = False  # the readers have been read at least once
+        self.names = ReaderNames()  # how this rater sees the raters (names, or aliases: the policy's call)
         self._reloads = 0  # reader reads in flight
         self._compute_when_listed = False
 
@@ -144,18 +146,21 @@ class AgreementPanel(QWidget):
                 self.compute()  # pressed while the readers were being read
 
         self._reloads += 1
-        BackgroundOp(self, lambda: reader_service.readers_visible_to(db, rater),  # blinding: the policy decides
+        BackgroundOp(self, lambda: (reader_service.readers_visible_to(db, rater),  # blinding: the policy decides
+                                    reader_names_for(db, rater)),  # and so does naming (names or aliases)
                      self._list_readers, self._on_readers_failed, key="readers", label="Reading the readers…",
                      on_settled=settled).run()
 
-    def _list_readers(self, refs: list[ReaderRef]) -> None:
+    def _list_readers(self, listed: tuple[list[ReaderRef], ReaderNames]) -> None:
+        refs, self.names = listed
         checked = set(self._wanted) if self._wanted is not None else (
             set(self.selected_readers()) if self._listed else None)
         self._wanted = None
         self.readers.clear()
         for ref in refs:
-            name = str(ref)
+            name = self.names.reader(ref)
             item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, ref)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             on = ref.kind is ReaderKind.RATER if checked is None else name in checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
@@ -194,7 +199,8 @@ class AgreementPanel(QWidget):
             if not self.loading_readers:
                 self.reload_readers()
             return
-        names = self.selected_readers()
+        names = [self.readers.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.readers.count())
+                 if self.readers.item(i).checkState() == Qt.CheckState.Checked]
         if len(names) < 2:
             self.status.setText("Pick at least two readers.")
             self.computed.emit()
@@ -224,7 +230,8 @@ class AgreementPanel(QWidget):
         self.table.setRowCount(len(pairs))
         for r, p in enumerate(pairs):
             f = p.figures
-            cells = [str(p.a), str(p.b), str(f.n), fmt(f.accuracy, True) + fmt_ci(p, "accuracy", True),
+            cells = [self.names.reader(p.a), self.names.reader(p.b), str(f.n),
+                     fmt(f.accuracy, True) + fmt_ci(p, "accuracy", True),
                      fmt(f.f1_macro, True), fmt(f.f1_weighted, True), fmt(f.kappa_quadratic.value), fmt(f.ac1),
                      fmt(distance_median(p))]
             for c, text in enumerate(cells):
@@ -258,8 +265,8 @@ class AgreementPanel(QWidget):
         labels = [(i + 0.5, g.label) for i, g in enumerate(self.scale.grades)]
         self.confusion_plot.getAxis("left").setTicks([labels])
         self.confusion_plot.getAxis("bottom").setTicks([labels])
-        self.confusion_plot.setLabel("left", str(p.a))
-        self.confusion_plot.setLabel("bottom", str(p.b))
+        self.confusion_plot.setLabel("left", self.names.reader(p.a))
+        self.confusion_plot.setLabel("bottom", self.names.reader(p.b))
         high = 0.6 * max(1.0, conf.max())
         for (i, j), v in np.ndenumerate(conf):
             t = pg.TextItem(str(int(v)), color="k" if v > high else "w", anchor=(0.5, 0.5))
@@ -293,7 +300,8 @@ class AgreementPanel(QWidget):
         ga, gb = self.scale.grades[row], self.scale.grades[col]
         hits = self.data.slices_graded(a, ga.ordinal, b, gb.ordinal)
         self.cell_slices.clear()
-        self.cell_title.setText(f"{a} {ga.label} · {b} {gb.label}: {hits.size} slices")
+        self.cell_title.setText(f"{self.names.reader(a)} {ga.label} · {self.names.reader(b)} {gb.label}: "
+                                f"{hits.size} slices")
         for i in hits.tolist():
             im_id = int(self.data.image_ids[i])
             item = QListWidgetItem(f"{self.data.patient_keys[i]} · image {im_id}")

@@ -91,7 +91,7 @@ class ComparePane(QWidget):
             lines.append("<b>Other readers</b>: none has labelled this slice")
         for reader, (colour, symbol) in zip(ov.others, slice_styles([r.ordinal for r in ov.others]), strict=True):
             lab = reader.label
-            name = f"{reader.rater.name}: {grade_text(self.scale, lab.grade)}"
+            name = f"{reader.shown}: {grade_text(self.scale, lab.grade)}"
             marks.append(Mark(lab.x_px, lab.y_px, name, colour, symbol))
         self.marks.show(marks)
         self.info.setText("<br>".join(lines))

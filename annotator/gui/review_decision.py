@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.domain.entities import Adjudication, Prediction, QueueStatus
+from annotator.domain.policy import ReaderNames
 from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
 from annotator.gui.compare_pane import grade_text, probability_rows
 from annotator.gui.grade_panel import grade_button
-from annotator.gui.review_state import ReaderRow, describe_adjudication, grade_long
+from annotator.gui.review_state import ReaderRow, describe_adjudication, grade_long, source_text
 
 __all__ = ["DecisionBox", "ReaderRow", "describe_adjudication", "grade_long", "unlabelled"]
 
@@ -192,12 +193,14 @@ class DecisionBox(QWidget):
         self.message_kind = kind if text else ""
 
     # ----- history ----------------------------------------------------------------------------
-    def show_history(self, adjs: list[Adjudication], names: dict[int, str]) -> None:
+    def show_history(self, adjs: list[Adjudication], names: dict[int, str],
+                     readers: ReaderNames | None = None) -> None:
+        """``names``: reviewer id -> the name shown; ``readers``: how the adopted readers are shown."""
         self.history.setRowCount(len(adjs))
         for r, a in enumerate(reversed(adjs)):  # newest first
             point = "" if a.x_px is None or a.y_px is None else f" at {a.x_px:.1f}, {a.y_px:.1f}"
             cells = (str(a.version), a.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-                     names.get(a.reviewer_id, f"#{a.reviewer_id}"), a.status, a.source_text,
+                     names.get(a.reviewer_id, f"#{a.reviewer_id}"), a.status, source_text(a, readers or ReaderNames()),
                      "" if a.grade is None else grade_long(self.scale, a.grade) + point, a.reason)
             for c, text in enumerate(cells):
                 self.history.setItem(r, c, _item(text, a.reason if c == 6 else ""))

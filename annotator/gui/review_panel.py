@@ -2,7 +2,8 @@
 
 Left, the queue from :func:`annotator.services.review.disagreement_queue` (most severe first) with
 status / reason filters and its counts; centre, the slice with each reader's point in its own colour
-and symbol, named in a legend (the panel is for reviewers and admins, who may see names), the active
+and symbol, named in a legend (by name, or as "Reader A", "Reader B", … where the project hides reader
+names from reviewers: the presenter names them as the policy says), the active
 model's point, and the reviewer's own point (a click); right, a :class:`DecisionBox`.
 
 The rules live in :class:`~annotator.gui.review_presenter.ReviewPresenter`: this panel lays out the
@@ -261,7 +262,7 @@ class ReviewPanel(QWidget):
             return
         self.title.setText(item.title)
         self.decision.show_readers(item.readers + ([item.model] if item.model else []), item.decided_source)
-        self.decision.show_history(item.history, item.names)
+        self.decision.show_history(item.history, item.names, item.readers_shown)
         self.decision.set_status(item.status)
         self._draw_marks(item)
 

@@ -143,7 +143,9 @@ class ReviewPresenter(QObject):
         return [it.image_id for it in self.rows]
 
     def name(self, rater_id: int) -> str:
-        return next((r.name for r in self.data.raters.values() if r.id == rater_id), f"rater #{rater_id}")
+        """A rater's name as the reviewer may see it (an alias where the project hides names)."""
+        return next((self.data.names.name(r.name) for r in self.data.raters.values() if r.id == rater_id),
+                    f"rater #{rater_id}")
 
     # ----- background work --------------------------------------------------------------------
     def _run(self, work: Callable[[], object], on_success: Callable[[object], None],
@@ -274,7 +276,7 @@ class ReviewPresenter(QObject):
         latest = view.latest
         if latest is not None and latest.version != view.item.adjudication_version:
             self.message.emit("Changed since the queue was loaded: " + describe_adjudication(
-                latest, self.scale, self.name(latest.reviewer_id)), "conflict")
+                latest, self.scale, self.name(latest.reviewer_id), self.data.names), "conflict")
 
     def _read_details(self, image_id: int) -> None:
         """Read the shown row's decisions and suggestion; an answer for a row already left is dropped."""
@@ -330,12 +332,12 @@ class ReviewPresenter(QObject):
     def _item_view(self, item: QueueItem, details: Details | None) -> ItemView:
         """The row as shown: with its details, or (None) as the queue lists it while they are read."""
         ref = self.data.refs.get(item.image_id)
-        names = {r.id: r.name for r in self.data.raters.values()}
+        names = {r.id: self.data.names.name(r.name) for r in self.data.raters.values()}
         if details is None:
             title = (f"<b>{slice_name(ref, item.image_id)}</b> (image {item.image_id}) · {item.status} · "
                      f"{'; '.join(item.reasons)} · reading its decisions…")
             return ItemView(item, ref, title, item.status, self._reader_rows(item), None, LOADING_SUGGESTION, None,
-                            [], names, loading=True)
+                            [], names, self.data.names, loading=True)
         history = details.history
         latest = history[-1] if history else None
         status = QueueStatus.of(latest)
@@ -343,19 +345,19 @@ class ReviewPresenter(QObject):
                  f"{'; '.join(item.reasons)}")
         sug = details.suggestion
         return ItemView(item, ref, title, status, self._reader_rows(item), self._model_row(item, sug), sug, latest,
-                        history, names)
+                        history, names, self.data.names)
 
     def _reader_rows(self, item: QueueItem) -> list[ReaderRow]:
         """The raters' marks, with an empty one for each required rater who has not labelled the slice."""
         marks = {k: m for k, m in item.marks.items() if k.kind is ReaderKind.RATER}
         for name in self.data.required:
             marks.setdefault(ReaderRef(ReaderKind.RATER, name), ReaderMark(item.image_id, None, None, None))
-        keys = sorted(marks, key=str)
-        names = [k.key for k in keys]
+        shown = self.data.names
+        keys = sorted(marks, key=lambda k: shown.name(k.key))  # in the order shown: by name, or by alias
         n = len(self._ordinal)
-        ordinals = [self._ordinal.get(r.id, n) if (r := self.data.raters.get(nm)) else n for nm in names]
-        return [ReaderRow(key, name, colour, marks[key], symbol)
-                for key, name, (colour, symbol) in zip(keys, names, slice_styles(ordinals), strict=True)]
+        ordinals = [self._ordinal.get(r.id, n) if (r := self.data.raters.get(k.key)) else n for k in keys]
+        return [ReaderRow(key, shown.name(key.key), colour, marks[key], symbol)
+                for key, (colour, symbol) in zip(keys, slice_styles(ordinals), strict=True)]
 
     @staticmethod
     def _model_row(item: QueueItem, sug: Suggestion) -> ReaderRow | None:
@@ -464,7 +466,7 @@ class ReviewPresenter(QObject):
             self._apply(data, details)
             self.select_image(target)
             self.message.emit(f"Saved slice {image_id}: "
-                              + describe_adjudication(adj, self.scale, self.reviewer.name), "info")
+                              + describe_adjudication(adj, self.scale, self.reviewer.name, self.data.names), "info")
 
         def refused(exc: Exception) -> None:
             if isinstance(exc, ConflictError):
@@ -507,7 +509,7 @@ class ReviewPresenter(QObject):
         cur = exc.current
         if isinstance(cur, Adjudication):
             return ("Not saved — another reviewer got there first: "
-                    + describe_adjudication(cur, self.scale, self.name(cur.reviewer_id))
+                    + describe_adjudication(cur, self.scale, self.name(cur.reviewer_id), self.data.names)
                     + ". Their decision is shown; nothing was overwritten. Decide again only if you disagree.")
         if isinstance(cur, Label):
             now = f"grade {grade_long(self.scale, cur.grade)}" if cur.grade is not None else "no grade"

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from annotator.domain.entities import Adjudication, AdjudicationStatus, ImageRef, QueueStatus, Rater
+from annotator.domain.entities import OWN_SOURCE, Adjudication, AdjudicationStatus, ImageRef, QueueStatus, Rater
+from annotator.domain.policy import ReaderNames
 from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
-from annotator.services.project import Database, list_raters
+from annotator.services.project import Database, list_raters, reader_names_for
 from annotator.services.review import (
     DECIDED,
     QueueItem,
@@ -73,13 +74,20 @@ def grade_long(scale: GradingScale, grade: int | None) -> str:
     return g.label if g.label == g.name else f"{g.label} {g.name}"
 
 
-def describe_adjudication(adj: Adjudication, scale: GradingScale, reviewer_name: str) -> str:
-    """One line: who decided what, when (the conflict message and the status line use it)."""
+def source_text(adj: Adjudication, names: ReaderNames) -> str:
+    """Whose label a decision adopted, as the viewer may see it (``own``, ``model:3``, ``Reader A``…)."""
+    return OWN_SOURCE if adj.source is None else names.reader(adj.source)
+
+
+def describe_adjudication(adj: Adjudication, scale: GradingScale, reviewer_name: str,
+                          names: ReaderNames | None = None) -> str:
+    """One line: who decided what, when (the conflict message and the status line use it); ``names``: how
+    the viewer sees the readers' names."""
     when = adj.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     if adj.status is not AdjudicationStatus.DECIDED:
         text = f"{reviewer_name} reopened it (version {adj.version}, {when})"
     else:
-        source = "their own point" if adj.source is None else str(adj.source)
+        source = "their own point" if adj.source is None else (names or ReaderNames()).reader(adj.source)
         text = (f"{reviewer_name} decided grade {grade_long(scale, adj.grade)} from {source} "
                 f"(version {adj.version}, {when})")
     return text + (f": “{adj.reason}”" if adj.reason else "")
@@ -95,6 +103,7 @@ class QueueData:
     refs: dict[int, ImageRef]
     raters: dict[str, Rater]
     required: list[str]  # names of the raters every slice should have
+    names: ReaderNames = field(default_factory=ReaderNames)  # how the reviewer sees the raters' names
 
 
 def fetch_queue(db: Database, reviewer: Rater, include_model: bool,
@@ -106,7 +115,8 @@ def fetch_queue(db: Database, reviewer: Rater, include_model: bool,
     missing = [it.image_id for it in items if it.image_id not in have]
     found = queue_images(db, missing) if missing else {}
     refs = {it.image_id: ref for it in items if (ref := have.get(it.image_id) or found.get(it.image_id))}
-    return QueueData(items, refs, {r.name: r for r in list_raters(db)}, [r.name for r in required_raters(db)])
+    return QueueData(items, refs, {r.name: r for r in list_raters(db)}, [r.name for r in required_raters(db)],
+                     reader_names_for(db, reviewer))
 
 
 def listed(data: QueueData, status: str, reason: str | None) -> tuple[list[QueueItem], list[QueueItem]]:
@@ -171,7 +181,8 @@ class ItemView:
     suggestion: Suggestion
     latest: Adjudication | None
     history: list[Adjudication]
-    names: dict[int, str] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)  # rater id -> the name the reviewer sees
+    readers_shown: ReaderNames = field(default_factory=ReaderNames)
     loading: bool = False  # the row as the queue lists it; its decisions and suggestion are being read
 
     @property

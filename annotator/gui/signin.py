@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import AnnotatorError
-from annotator.domain.policy import describe_blinding
+from annotator.domain.policy import describe_blinding, describe_reader_names
 from annotator.gui.errors import show_error
 from annotator.services.auth import self_enrolment_roles as enrolment_roles
 from annotator.services.project import Database
@@ -40,6 +40,7 @@ def rules_text(db: Database) -> str:
     suggestion, others = describe_blinding(s)
     return (f"<b>Project</b> {s.name}<br><b>Scale</b> {rules.scale.name}<br>"
             f"<b>Model suggestion</b> {suggestion}<br><b>Other readers</b> {others}<br>"
+            f"<b>Reader names</b> {describe_reader_names(s)}<br>"
             "Reviewers and admins see every reader and the model.")
 
 

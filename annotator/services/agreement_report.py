@@ -9,12 +9,13 @@ in the records and ``null`` in the JSON.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from annotator import stats
 from annotator.domain.errors import NotFound
+from annotator.domain.policy import ReaderNames
 from annotator.domain.readers import ReaderRef
 from annotator.stats._inputs import jsonable
 
@@ -101,10 +102,10 @@ class AgreementReport:
 # ----- JSON -------------------------------------------------------------------------------------
 
 
-def _pair_json(row: PairRow) -> dict[str, Any]:
+def _pair_json(row: PairRow, shown: Callable[[ReaderRef], str]) -> dict[str, Any]:
     f, d = row.figures, row.figures.distance
     return {
-        "a": str(row.a), "b": str(row.b), "n": f.n, "accuracy": f.accuracy, "f1_macro": f.f1_macro,
+        "a": shown(row.a), "b": shown(row.b), "n": f.n, "accuracy": f.accuracy, "f1_macro": f.f1_macro,
         "f1_weighted": f.f1_weighted, "kappa": f.kappa.value, "kappa_linear": f.kappa_linear.value,
         "kappa_quadratic": f.kappa_quadratic.value, "ac1": f.ac1, "ac2": f.ac2,
         "kappa_se": {"unweighted": f.kappa.se, "linear": f.kappa_linear.se, "quadratic": f.kappa_quadratic.se},
@@ -116,29 +117,31 @@ def _pair_json(row: PairRow) -> dict[str, Any]:
     }
 
 
-def _comparison_json(c: Comparison) -> dict[str, Any]:
+def _comparison_json(c: Comparison, shown: Callable[[ReaderRef], str]) -> dict[str, Any]:
     mc = c.mcnemar
     return {
-        "pair_1": [str(r) for r in c.pair_1], "pair_2": [str(r) for r in c.pair_2],
+        "pair_1": [shown(r) for r in c.pair_1], "pair_2": [shown(r) for r in c.pair_2],
         "tests": {k: {"difference": t.difference, "ci": [t.low, t.high], "p_value": t.p_value}
                   for k, t in c.difference.tests.items()},
-        "mcnemar": {"reference": str(c.reference), "p_value": mc.p_value, "statistic": mc.statistic,
+        "mcnemar": {"reference": shown(c.reference), "p_value": mc.p_value, "statistic": mc.statistic,
                     "exact": mc.exact, "accuracy_1": mc.accuracy_1, "accuracy_2": mc.accuracy_2},
     }
 
 
-def report_json(report: AgreementReport) -> dict[str, Any]:
-    """The report as JSON types (keys in the README; NaN -> null): what ``agreement --json`` prints."""
+def report_json(report: AgreementReport, names: ReaderNames | None = None) -> dict[str, Any]:
+    """The report as JSON types (keys in the README; NaN -> null): what ``agreement --json`` prints;
+    ``names``: how the viewer sees the raters (aliases where the project hides names from her)."""
+    shown = (names or ReaderNames()).reader
     g = report.group.figures
     out = {
         "scale": report.scale, "n_slices": report.n_slices,
         "bootstrap": {"resamples": report.bootstrap.resamples, "seed": report.bootstrap.seed,
                       "unit": report.bootstrap.unit},
-        "pairs": [_pair_json(p) for p in report.pairs],
-        "comparisons": [_comparison_json(c) for c in report.comparisons],
-        "stuart_maxwell": [{"a": str(h.a), "b": str(h.b), "statistic": h.test.statistic, "df": h.test.df,
+        "pairs": [_pair_json(p, shown) for p in report.pairs],
+        "comparisons": [_comparison_json(c, shown) for c in report.comparisons],
+        "stuart_maxwell": [{"a": shown(h.a), "b": shown(h.b), "statistic": h.test.statistic, "df": h.test.df,
                             "p_value": h.test.p_value} for h in report.stuart_maxwell],
-        "group": {"readers": [str(r) for r in report.group.readers],
+        "group": {"readers": [shown(r) for r in report.group.readers],
                   "fleiss_kappa": g.fleiss_kappa if g else None,
                   "krippendorff_alpha": g.krippendorff_alpha if g else None,
                   "n_complete": g.n_complete if g else 0},
@@ -174,15 +177,17 @@ def distance_median(row: PairRow) -> float | None:
     return row.distance.median_mm if row.distance else None
 
 
-def as_markdown(report: AgreementReport) -> str:
-    """The study's table as Markdown: one row per pair, 95% patient-bootstrap CIs in brackets."""
+def as_markdown(report: AgreementReport, names: ReaderNames | None = None) -> str:
+    """The study's table as Markdown: one row per pair, 95% patient-bootstrap CIs in brackets; ``names``:
+    how the viewer sees the raters."""
+    shown = (names or ReaderNames()).reader
     head = ["reader a", "reader b", "n", "accuracy", "F1 macro", "F1 weighted", "κ quadratic", "AC1",
             "distance median mm"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report.pairs:
         f = r.figures
         lines.append("| " + " | ".join([
-            str(r.a), str(r.b), str(f.n), fmt(f.accuracy, True) + fmt_ci(r, "accuracy", True),
+            shown(r.a), shown(r.b), str(f.n), fmt(f.accuracy, True) + fmt_ci(r, "accuracy", True),
             fmt(f.f1_macro, True) + fmt_ci(r, "f1_macro", True),
             fmt(f.f1_weighted, True) + fmt_ci(r, "f1_weighted", True),
             fmt(f.kappa_quadratic.value) + fmt_ci(r, "kappa_quadratic", False), fmt(f.ac1),
@@ -194,7 +199,7 @@ def as_markdown(report: AgreementReport) -> str:
         for c in report.comparisons:
             acc, f1 = c.difference.tests["accuracy"], c.difference.tests["f1_macro"]
             lines.append(
-                f"| {c.pair_1[0]}–{c.pair_1[1]} vs {c.pair_2[0]}–{c.pair_2[1]} | "
+                f"| {shown(c.pair_1[0])}–{shown(c.pair_1[1])} vs {shown(c.pair_2[0])}–{shown(c.pair_2[1])} | "
                 f"{fmt(acc.difference, True)} ({_interval(acc.low, acc.high)}) | "
                 f"{fmt(acc.p_value)} | {fmt(f1.difference, True)} | {fmt(f1.p_value)} | "
                 f"{fmt(c.mcnemar.p_value)} |")

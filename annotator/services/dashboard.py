@@ -12,6 +12,7 @@ from annotator.domain.entities import Rater
 from annotator.domain.errors import InputError
 from annotator.domain.studies import CalibrationScore, ReadKind
 from annotator.services.labelsets import _atomic_write
+from annotator.services.project import reader_names_for
 from annotator.services.reading import calibration_score
 from annotator.services.studies import show_study
 from annotator.services.study_stats import study_stats
@@ -44,13 +45,14 @@ def _value(x: float) -> float | None:
 
 def study_dashboard(db: Database, viewer: Rater, name: str, reference: str | None = None) -> list[DashboardRow]:
     """Per reader: progress, cannot-grade, calibration score, median reading time, intra-rater kappa and
-    kappa against ``reference`` (a reader of the study, by name)."""
+    kappa against ``reference`` (a reader of the study, by the name or alias the viewer sees)."""
     report = show_study(db, viewer, name)  # checks the viewer may see the study's progress
     figures = study_stats(db, viewer, name)
     if reference is not None and reference not in figures.readers:
         raise InputError(f"reference {reference!r} is not a reader of study {name!r} "
                          f"(readers: {', '.join(figures.readers)})")
-    ids = {n: i for i, n in repo.reader_names(db, report.study.id).items()}
+    shown = reader_names_for(db, viewer)  # rows, like the figures, name readers as the viewer may see them
+    ids = {shown.name(n): i for i, n in repo.reader_names(db, report.study.id).items()}
     reads = repo.reads(db, report.study.id)
     rows = []
     for p in report.readers:

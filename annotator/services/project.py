@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from annotator.domain.entities import ProjectCounts, Rater, Role
-from annotator.domain.policy import Action, Policy
+from annotator.domain.entities import PROJECT_SWITCHES, ProjectCounts, ProjectSettings, Rater, Role
+from annotator.domain.errors import InputError
+from annotator.domain.policy import Action, Policy, ReaderNames, reader_names
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings
 from annotator.storage.database import Database, open_database
 
-__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "status", "schema_status",
-           "check_schema", "upgrade_schema"]
+__all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "project_settings",
+           "reader_names_for", "change_settings", "set_switch", "status", "schema_status", "check_schema",
+           "upgrade_schema"]
 
 
 def resolve_settings(db: str | None = None) -> AppSettings:
@@ -40,6 +43,30 @@ def list_raters(db: Database) -> list[Rater]:
 def policy(db: Database, rater: Rater) -> Policy:
     """The project's rule book for ``rater``: what she may see and do (settings read now)."""
     return Policy.of(rater, people.get_settings(db))
+
+
+def project_settings(db: Database) -> ProjectSettings:
+    """The project's rules as stored now."""
+    return people.get_settings(db)
+
+
+def reader_names_for(db: Database, viewer: Rater) -> ReaderNames:
+    """How other raters' names appear to ``viewer``: as they are, or as stable aliases (the policy decides)."""
+    return reader_names(policy(db, viewer), people.list_raters(db))
+
+
+def change_settings(db: Database, actor: Rater, **changes: Any) -> ProjectSettings:
+    """Change project settings (fields of ProjectSettings); only who may manage settings (PermissionDenied
+    otherwise); audited with the settings before and after."""
+    policy(db, actor).require(Action.MANAGE_SETTINGS)
+    return people.update_settings(db, actor.id, **changes)
+
+
+def set_switch(db: Database, actor: Rater, switch: str, on: bool) -> ProjectSettings:
+    """Turn an on/off project setting (``PROJECT_SWITCHES``: ``hide-reader-names``) on or off; admins only."""
+    if switch not in PROJECT_SWITCHES:
+        raise InputError(f"unknown setting {switch!r}: one of {', '.join(sorted(PROJECT_SWITCHES))}")
+    return change_settings(db, actor, **{PROJECT_SWITCHES[switch]: on})
 
 
 def rater_by_name(db: Database, name: str) -> Rater:

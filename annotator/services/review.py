@@ -33,10 +33,10 @@ from annotator.domain.entities import (
 )
 from annotator.domain.errors import ConflictError, InputError, NotFound, PermissionDenied
 from annotator.domain.geometry import ImageGeometry
-from annotator.domain.policy import Action, is_study_reader
+from annotator.domain.policy import Action, ReaderNames, is_study_reader
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
-from annotator.services.project import policy
+from annotator.services.project import policy, reader_names_for
 from annotator.storage import catalog, labels, models_repo, people, review
 from annotator.storage.database import Database
 
@@ -53,6 +53,11 @@ class QueueItem:
     status: QueueStatus
     adjudication_version: int
     marks: dict[ReaderRef, ReaderMark] = field(default_factory=dict)
+    names: ReaderNames = field(default_factory=ReaderNames)  # how the viewer sees the raters' names
+
+    def shown(self, ref: ReaderRef) -> str:
+        """A reader as the viewer may see it: ``rater:NAME``, or its alias where names are hidden."""
+        return self.names.reader(ref)
 
     @property
     def sort_key(self) -> tuple[float, float]:
@@ -96,14 +101,15 @@ class _Disagreement:
 
 
 def _disagreement(required: Mapping[ReaderRef, ReaderMark], names: Iterable[str], geometry: ImageGeometry,
-                  threshold_mm: float) -> _Disagreement:
-    """Why the required raters' marks on one slice need a decision (no reasons: they agree)."""
+                  threshold_mm: float, shown: ReaderNames | None = None) -> _Disagreement:
+    """Why the required raters' marks on one slice need a decision (no reasons: they agree); ``shown``:
+    how the viewer sees the raters' names."""
     why = []
     if required:  # a slice nobody has started is still to label, not to review
         missing = [n for n in names if not ((m := required.get(_rater(n))) and m.grade is not None
                                             and m.x_px is not None)]
         if missing:
-            why.append("missing " + ", ".join(missing))
+            why.append("missing " + ", ".join((shown or ReaderNames()).name(n) for n in missing))
     grades = [m.grade for m in required.values() if m.grade is not None]
     gd = (max(grades) - min(grades)) if grades else 0
     if gd:
@@ -125,6 +131,7 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
     if not policy(db, viewer).may_adjudicate:
         raise PermissionDenied(f"{viewer.name} is an annotator: the review queue is for reviewers and admins")
     wanted = _queue_status(status)
+    shown = reader_names_for(db, viewer)
     settings = people.get_settings(db)
     required = [r.name for r in required_raters(db)]
     keys = {_rater(n) for n in required}
@@ -139,7 +146,7 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
     for im in catalog.images(db):
         marks = by_image.get(im.id, {})
         req = {k: m for k, m in marks.items() if k in keys}
-        d = _disagreement(req, required, im.geometry, settings.disagreement_threshold_mm)
+        d = _disagreement(req, required, im.geometry, settings.disagreement_threshold_mm, shown)
         why, gd = list(d.reasons), d.grade_distance
         grades = [m.grade for m in req.values() if m.grade is not None]
         p = preds.get(im.id)
@@ -153,7 +160,7 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
         if not why and adj is None:
             continue  # a decided slice stays listed once its raters agree (to look at, or reopen)
         item = QueueItem(im.id, tuple(why), gd, d.mm_distance, QueueStatus.of(adj), adj.version if adj else 0,
-                         marks)
+                         marks, shown)
         if wanted is not None and item.status is not wanted:
             continue
         if reason is not None and not any(w.startswith(reason) for w in why):
@@ -192,9 +199,11 @@ def queue_images(db: Database, image_ids: Iterable[int]) -> dict[int, ImageRef]:
 class ReviewService:
     db: Database
     reviewer: Rater
+    names: ReaderNames = field(init=False, default_factory=ReaderNames)  # how she sees the raters' names
 
     def __post_init__(self) -> None:
         policy(self.db, self.reviewer).require(Action.ADJUDICATE)
+        self.names = reader_names_for(self.db, self.reviewer)
 
     def _marks(self, image_id: int) -> dict[ReaderRef, ReaderMark]:
         names = {r.id: r.name for r in people.list_raters(self.db)}
@@ -211,14 +220,15 @@ class ReviewService:
         """Adopt one reader's label (point and grade) as the decision.
 
         ``reader`` is a rater or a model (that model's prediction); text (``rater:NAME``, ``model:ID``,
-        from a command line) is parsed with ``ReaderRef.parse``; a cross-validation's out-of-fold
+        or the alias a reviewer sees where names are hidden, from a command line) is resolved with the
+        reviewer's ``ReaderNames``; a cross-validation's out-of-fold
         predictions cannot be accepted (InputError). Accepting a model whose
         grade no rater gave overrides every rater, so it needs a reason like an own decision.
         ``label_version`` is the version of the rater's label the reviewer saw: if the rater has changed
         it since, nothing is stored and a ConflictError carries the label as it is now (a screen passes
         it, so a reviewer never adopts a label they have not seen).
         """
-        ref = ReaderRef.parse(reader) if isinstance(reader, str) else reader
+        ref = self.names.resolve(reader) if isinstance(reader, str) else reader
         marks = self._marks(image_id)
         if ref.kind is ReaderKind.MODEL:
             mark = self._model_mark(image_id, int(ref.key))
@@ -232,11 +242,11 @@ class ReviewService:
                 rater = people.rater_by_name(self.db, ref.key)  # NotFound names it
                 now = labels.current(self.db, rater_ids=[rater.id], image_ids=[image_id], include_empty=True)
                 raise ConflictError(
-                    f"{rater.name} changed their label on slice {image_id} after you saw it "
+                    f"{self.names.name(rater.name)} changed their label on slice {image_id} after you saw it "
                     f"(you saw version {label_version}, now version {now[0].version if now else 'none'}); "
                     "look at it again before accepting", now[0] if now else None)
         if mark is None or mark.grade is None:
-            raise InputError(f"{ref} has no graded label on this slice to accept")
+            raise InputError(f"{self.names.reader(ref)} has no graded label on this slice to accept")
         return self._record(image_id, expected_version, DECIDED, ref, mark.x_px, mark.y_px, mark.grade, reason)
 
     def _model_mark(self, image_id: int, model_id: int) -> ReaderMark | None:

@@ -7,6 +7,7 @@ repeats after a washout); all of it is stored in one transaction and never recom
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from annotator.domain.entities import Rater
 from annotator.domain.errors import InputError, NotFound, PermissionDenied
-from annotator.domain.policy import Action
+from annotator.domain.policy import Action, ReaderNames
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.studies import (
     Orientation,
@@ -30,7 +31,7 @@ from annotator.domain.studies import (
     assign_slices,
     plan_reader,
 )
-from annotator.services.project import policy
+from annotator.services.project import policy, reader_names_for
 from annotator.storage import labels, people
 from annotator.storage import studies as repo
 from annotator.storage.database import Database
@@ -129,11 +130,27 @@ def create_study(db: Database, actor: Rater, definition: StudyDefinition) -> Stu
                        plans=plans)
 
 
+def shown_summary(summary: StudySummary, names: ReaderNames) -> StudySummary:
+    """The study as a viewer who may not see reader names sees it: its readers and calibration reference
+    by alias (the stored definition keeps the names)."""
+    if not names.hidden:
+        return summary
+    d = summary.definition
+    cal = d.calibration
+    if cal is not None:
+        ref = cal.reference
+        cal = dataclasses.replace(cal, reference=names.reader(ref) if ":" in ref else names.name(ref))
+    shown = dataclasses.replace(d, readers=tuple(names.name(r) for r in d.readers), calibration=cal)
+    return dataclasses.replace(summary, definition=shown)
+
+
 def list_studies(db: Database, viewer: Rater) -> list[StudySummary]:
-    """The studies this rater may see: her own as a reader, every study for reviewers and admins."""
+    """The studies this rater may see: her own as a reader, every study for reviewers and admins (readers
+    named as the viewer may see them)."""
     rules = policy(db, viewer)
+    names = reader_names_for(db, viewer)
     mine = repo.studies_of_reader(db, viewer.id)
-    return [s for s in repo.list_all(db) if rules.may_see_study(assigned=s.id in mine)]
+    return [shown_summary(s, names) for s in repo.list_all(db) if rules.may_see_study(assigned=s.id in mine)]
 
 
 def studies_to_read(db: Database, reader: Rater) -> list[StudySummary]:
@@ -173,16 +190,19 @@ class StudyReport:
 
 
 def show_study(db: Database, viewer: Rater, name: str) -> StudyReport:
-    """Slices, readers, per-reader progress, repeats planned and done (reviewers and admins)."""
+    """Slices, readers, per-reader progress, repeats planned and done (reviewers and admins); readers are
+    named as the viewer may see them."""
     rules = policy(db, viewer)
     study = study_for(db, viewer, name)
     if not rules.may_see_study_progress:
         raise PermissionDenied(f"{viewer.name} reads in study {name!r} and cannot see its design or its "
                                "readers' progress: only reviewers and admins may")
+    names = reader_names_for(db, viewer)
     counts = repo.plan_counts(db, study.id)
     reads = repo.reads(db, study.id)
     progress, medians = [], {}
-    for rid, rname in repo.reader_names(db, study.id).items():
+    for rid, real in repo.reader_names(db, study.id).items():
+        rname = names.name(real)  # as the viewer may see her
         def c(kind: ReadKind, rid: int = rid) -> tuple[int, int]:
             return counts.get((rid, kind), (0, 0))
         own = [r for r in reads if r.rater_id == rid]
@@ -190,5 +210,5 @@ def show_study(db: Database, viewer: Rater, name: str) -> StudyReport:
                                        cannot_grade=sum(r.cannot_grade is not None for r in own)))
         secs = [r.seconds for r in own if r.seconds is not None and r.kind is not ReadKind.CALIBRATION]
         medians[rname] = statistics.median(secs) if secs else None
-    return StudyReport(study, [sop for _, sop in repo.slices(db, study.id, calibration=False)],
+    return StudyReport(shown_summary(study, names), [sop for _, sop in repo.slices(db, study.id, calibration=False)],
                        [sop for _, sop in repo.slices(db, study.id, calibration=True)], progress, medians)

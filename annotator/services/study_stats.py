@@ -19,7 +19,7 @@ from annotator.domain.entities import Rater
 from annotator.domain.errors import PermissionDenied
 from annotator.domain.scales import load_scale
 from annotator.domain.studies import CannotGrade, Read, ReadKind
-from annotator.services.project import policy
+from annotator.services.project import policy, reader_names_for
 from annotator.services.studies import study_for
 from annotator.stats._inputs import jsonable
 from annotator.storage import studies as repo
@@ -89,13 +89,15 @@ def _pair(ra: dict[int, Read], rb: dict[int, Read], ids: list[int], cats: tuple[
 
 
 def study_stats(db: Database, viewer: Rater, name: str) -> StudyStats:
-    """The study's statistics (reviewers and admins: they describe every reader's work)."""
+    """The study's statistics (reviewers and admins: they describe every reader's work), readers named as
+    the viewer may see them."""
     study = study_for(db, viewer, name)
     if not policy(db, viewer).may_see_study_progress:
         raise PermissionDenied(f"{viewer.name} reads in study {name!r} and cannot see its statistics: "
                                "only reviewers and admins may")
     cats = load_scale(repo.scale_code(db, study.id)).ordinals
-    names = repo.reader_names(db, study.id)
+    shown = reader_names_for(db, viewer)  # every figure is keyed by the name the viewer may see
+    names = {rid: shown.name(n) for rid, n in repo.reader_names(db, study.id).items()}
     readers = tuple(names.values())
     facts = repo.slice_facts(db, study.id)
     reads = [r for r in repo.reads(db, study.id) if r.kind is not ReadKind.CALIBRATION]

@@ -17,7 +17,7 @@ import numpy as np
 
 from annotator.domain.entities import ImageRef, Label, ModelVersion, Prediction, Rater
 from annotator.domain.errors import InputError
-from annotator.domain.policy import Policy
+from annotator.domain.policy import Policy, reader_names
 from annotator.services.labelling import LabelService
 from annotator.storage import models_repo, people
 from annotator.storage.database import Database
@@ -113,9 +113,14 @@ class Suggestion:
 
 @dataclass(frozen=True, slots=True)
 class OtherReader:
-    rater: Rater
+    rater: Rater  # the real rater (references and styles key on her); show ``name``
     label: Label
     ordinal: int = 0  # the rater's position among the project's raters by id (picks a distinct style)
+    name: str = ""  # how the viewer sees her: her name, or an alias where the project hides names
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.rater.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,13 @@ class ViewingService:
         others: dict[int, list[OtherReader]] = {}
         if others_visible:
             raters = {r.id: r for r in people.list_raters(self.db)}
+            names = reader_names(rules, raters.values())
             ordinal = {rid: i for i, rid in enumerate(sorted(raters))}
             for lab in labelling.visible_labels(ids):
                 if lab.rater_id != self.rater.id and lab.rater_id in raters:
+                    rater = raters[lab.rater_id]
                     others.setdefault(lab.image_id, []).append(
-                        OtherReader(raters[lab.rater_id], lab, ordinal[lab.rater_id]))
+                        OtherReader(rater, lab, ordinal[lab.rater_id], names.name(rater.name)))
         model = self.active_model()
         preds = models_repo.predictions_by_image(self.db, model.id, ids) if model is not None else {}
         model_label = "" if model is None else (
@@ -172,7 +179,8 @@ class ViewingService:
         for image_id in ids:
             mine = own.get(image_id)
             out[image_id] = SliceOverlays(
-                image_id=image_id, own=mine, others=tuple(others.get(image_id, ())),
+                image_id=image_id, own=mine,
+                others=tuple(sorted(others.get(image_id, ()), key=lambda r: r.ordinal)),  # never by name
                 others_visible=others_visible,
                 suggestion=self._suggestion(model, preds.get(image_id), rules, mine),
                 rules=rules, model_label=model_label)

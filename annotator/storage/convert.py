@@ -49,6 +49,7 @@ def settings(row: ProjectSettingsRow) -> ProjectSettings:
         disagreement_threshold_mm=float(row.disagreement_threshold_mm),
         required_raters=tuple(row.required_raters or ()),
         cv_folds=int(row.cv_folds),
+        hide_reader_names_from_reviewers=bool(row.hide_reader_names_from_reviewers),
     )
 
 

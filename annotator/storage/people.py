@@ -24,7 +24,8 @@ def _settings_row(session: Session) -> ProjectSettingsRow:
                                  model_suggestion=d.model_suggestion.value,
                                  show_other_raters_to_annotators=d.show_other_raters_to_annotators,
                                  disagreement_threshold_mm=d.disagreement_threshold_mm,
-                                 required_raters=list(d.required_raters), cv_folds=d.cv_folds)
+                                 required_raters=list(d.required_raters), cv_folds=d.cv_folds,
+                                 hide_reader_names_from_reviewers=d.hide_reader_names_from_reviewers)
         session.add(row)
         session.flush()
     return row
@@ -55,6 +56,7 @@ def update_settings(db: Database, actor_id: int | None, **changes: Any) -> Proje
         row.disagreement_threshold_mm = after.disagreement_threshold_mm
         row.required_raters = list(after.required_raters)
         row.cv_folds = after.cv_folds
+        row.hide_reader_names_from_reviewers = after.hide_reader_names_from_reviewers
         audit.record(s, rater_id=actor_id, action="settings.update", entity="project_settings", entity_id=1,
                      before=_jsonable(before), after=_jsonable(after))
         return after

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -56,6 +57,8 @@ class ProjectSettingsRow(Base):
     disagreement_threshold_mm: Mapped[float] = mapped_column(Float, default=3.0)
     required_raters: Mapped[list[Any]] = mapped_column(JSON, default=list)
     cv_folds: Mapped[int] = mapped_column(Integer, default=10)
+    hide_reader_names_from_reviewers: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                                   server_default=false())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

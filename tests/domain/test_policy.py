@@ -19,12 +19,17 @@ from annotator.domain.policy import (
     Action,
     ModelWithheld,
     Policy,
+    ReaderNames,
     describe_blinding,
+    describe_reader_names,
     is_study_reader,
     needs_password,
     project_locked,
+    reader_alias,
+    reader_names,
     self_enrolment_roles,
 )
+from annotator.domain.readers import ReaderKind, ReaderRef
 
 A, R, D = Role.ANNOTATOR, Role.REVIEWER, Role.ADMIN
 H, G, W = ModelSuggestion.HIDDEN, ModelSuggestion.AFTER_OWN_GRADE, ModelSuggestion.ALWAYS
@@ -42,6 +47,15 @@ SEEING = {
 for _show, _sugg in itertools.product((False, True), (H, G, W)):
     for _role in (R, D):  # reviewers and admins read unblinded whatever the settings
         SEEING[(_role, _show, _sugg)] = (True, True, True, True, True, True)
+
+# role, show other raters to annotators, hide reader names from reviewers -> sees other raters' names
+NAMES = {
+    (A, False, False): False, (A, False, True): False,  # a blinded annotator sees nobody else at all
+    (A, True, False): True, (A, True, True): False,  # never more than a reviewer would
+    (R, False, False): True, (R, True, False): True,
+    (R, False, True): False, (R, True, True): False,  # blind adjudication
+    (D, False, False): True, (D, False, True): True, (D, True, False): True, (D, True, True): True,
+}
 
 # role -> adjudicate, train (and activate), export, manage raters, change settings, manage reader studies
 ACTING = {
@@ -69,6 +83,42 @@ def _policy(role: Role, show: bool, suggestion: ModelSuggestion, name: str = "an
 def test_the_table_covers_every_role_and_setting() -> None:
     assert set(SEEING) == set(itertools.product(Role, (False, True), ModelSuggestion))
     assert set(ACTING) == set(Role) and set(ACTIONS) == set(Action)
+    assert set(NAMES) == set(itertools.product(Role, (False, True), (False, True)))
+
+
+@pytest.mark.parametrize(("role", "show", "hide"), sorted(NAMES, key=str))
+def test_who_sees_reader_names(role: Role, show: bool, hide: bool) -> None:
+    settings = ProjectSettings(show_other_raters_to_annotators=show, hide_reader_names_from_reviewers=hide)
+    viewer = Rater(9, "viewer", role)
+    p = Policy.of(viewer, settings)
+    assert p.may_see_reader_names is NAMES[(role, show, hide)]
+    # the option changes names only, never what may be seen or done
+    assert p.may_see_other_readers is SEEING[(role, show, H)][0]
+    assert tuple(p.may(a) for a in ACTIONS) == ACTING[role]
+    raters = [Rater(1, "boss", D), Rater(2, "zoe", A), Rater(3, "adam", A), viewer, Rater(12, "rev2", R)]
+    names = reader_names(p, raters)
+    if NAMES[(role, show, hide)]:
+        assert names == ReaderNames() and names.reader("rater:zoe") == "rater:zoe"
+    else:  # by the order raters joined, never by name: zoe joined before adam
+        # the viewer keeps her own place in the order (the same aliases for every viewer)
+        expected = {"zoe": "Reader A", "adam": "Reader B", "boss": "Reviewer 1",
+                    "rev2": "Reviewer 2" if role is A else "Reviewer 3"}
+        assert names.name("viewer") == "viewer"  # her own name is always her own
+        assert {n: names.name(n) for n in expected} == expected
+        assert names.reader("rater:adam") == "Reader B" and names.reader("model:3") == "model:3"
+        assert names.resolve("reader b") == ReaderRef(ReaderKind.RATER, "adam")
+        with pytest.raises(PermissionDenied, match="hidden"):
+            names.resolve("rater:zoe")
+
+
+def test_aliases_are_stable_as_raters_join() -> None:
+    reviewer = Rater(5, "rev", R)
+    p = Policy.of(reviewer, ProjectSettings(hide_reader_names_from_reviewers=True))
+    before = reader_names(p, [Rater(2, "zoe", A), Rater(3, "adam", A), reviewer])
+    after = reader_names(p, [Rater(2, "zoe", A), Rater(3, "adam", A), reviewer, Rater(7, "aaron", A)])
+    assert dict(before.aliases).items() <= dict(after.aliases).items()
+    assert after.name("aaron") == "Reader C"
+    assert [reader_alias(i) for i in (0, 25, 26, 27)] == ["Reader A", "Reader Z", "Reader AA", "Reader AB"]
 
 
 @pytest.mark.parametrize(("role", "show", "suggestion"), sorted(SEEING, key=str))
@@ -142,6 +192,8 @@ def test_the_sign_in_screen_states_the_rules_in_words() -> None:
             for s in ModelSuggestion for show in (False, True)}
     assert len({t[0] for t in text.values()}) == 3
     assert describe_blinding(ProjectSettings())[1] == "hidden from annotators (blinded)"
+    assert describe_reader_names(ProjectSettings()) == "shown to reviewers"
+    assert "hidden from reviewers" in describe_reader_names(ProjectSettings(hide_reader_names_from_reviewers=True))
 
 
 # Patterns that decide a right from a role or a blinding setting. Outside the policy they may appear only
@@ -150,6 +202,7 @@ RULE_PATTERNS = [
     re.compile(r"\.role\s+(is|==|!=|in|not in)\b"),
     re.compile(r"\bsees_all\b"),
     re.compile(r"show_other_raters_to_annotators"),
+    re.compile(r"hide_reader_names_from_reviewers"),
     re.compile(r"model_suggestion\s+(is|==|!=|in)\b"),
     re.compile(r"ModelSuggestion\.(HIDDEN|AFTER_OWN_GRADE|ALWAYS)"),
     re.compile(r"(\bis\b|==|!=|\bin\b)\s*(not\s+)?\(?Role\."),

@@ -86,3 +86,17 @@ def test_enter_signs_in_once_or_adds_the_new_rater_where_the_cursor_is(qtbot, pr
     qtbot.keyClick(dialog.new_password, Qt.Key.Key_Return)
     assert dialog.rater is not None and dialog.rater.name == "newbie"  # added, not signed in as rev
     assert people.rater_by_name(project.db, "newbie").protected
+
+
+def test_the_project_rules_say_whether_reviewers_see_reader_names(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QLabel
+
+    from annotator.services import project as project_service
+
+    def rules(dialog: SignInDialog) -> str:
+        return " ".join(w.text() for w in dialog.findChildren(QLabel))
+
+    assert "<b>Reader names</b> shown to reviewers" in rules(_dialog(qtbot, project))
+    boss = project_service.add_rater(project.db, "boss", Role.ADMIN)
+    project_service.change_settings(project.db, boss, hide_reader_names_from_reviewers=True)
+    assert "<b>Reader names</b> hidden from reviewers (Reader A, B, …)" in rules(_dialog(qtbot, project))

@@ -144,3 +144,25 @@ def test_the_dashboard_rows_and_their_csv(read_study, tmp_path) -> None:  # type
     assert float(table[0]["intra_kappa"]) == pytest.approx(row.intra_kappa)
     with pytest.raises(PermissionDenied):
         study_dashboard(db, ann, "s")
+
+
+def test_a_reviewer_sees_the_study_by_aliases_when_names_are_hidden(read_study) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from annotator.services import project
+    from annotator.services.dashboard import study_dashboard
+    from annotator.services.studies import list_studies, show_study
+
+    db, admin, (ann, bob), _study = read_study
+    rev = people.add_rater(db, "rev", Role.REVIEWER)
+    project.change_settings(db, admin, hide_reader_names_from_reviewers=True)
+    named = study_dashboard(db, admin, "s", reference="bob")
+    blind = study_dashboard(db, rev, "s", reference="Reader B")  # she picks the reference by its alias
+    assert [r.reader for r in named] == ["ann", "bob"] and [r.reader for r in blind] == ["Reader A", "Reader B"]
+    assert [(r.done, r.intra_kappa, r.kappa_vs_reference, r.seconds_in_order) for r in blind] == \
+        [(r.done, r.intra_kappa, r.kappa_vs_reference, r.seconds_in_order) for r in named]
+    texts = json.dumps([show_study(db, rev, "s").to_json(), study_stats(db, rev, "s").to_json(),
+                        [s.definition.to_json() for s in list_studies(db, rev)]])
+    assert "Reader A" in texts and "Reader B" in texts
+    assert '"ann"' not in texts and "rater:ann" not in texts and "bob" not in texts
+    assert show_study(db, admin, "s").to_json()["definition"]["readers"] == ["ann", "bob"]  # stored as named
