@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from annotator.domain.entities import ModelSuggestion, ProjectSettings, Rater, Role
-from annotator.domain.errors import PermissionDenied
+from annotator.domain.errors import InputError, PermissionDenied
 from annotator.domain.readers import ReaderKind, ReaderRef
 
 
@@ -130,8 +130,18 @@ class Policy:
         return self.may_see_other_readers or self.may_see_model_ever
 
     def may_see_model_details(self, model_target: str) -> bool:
-        """Target, training-set size and figures of a model trained on ``model_target`` (a reader's text)."""
-        return self.may_see_other_readers or model_target.strip() == str(ReaderRef(ReaderKind.RATER, self.rater_name))
+        """Target, training-set size and figures of a model trained on ``model_target`` (a reader's text).
+        They describe the target reader's work, and the target names her: a blinded annotator sees them only
+        for a model of her own labels, and a reviewer who adjudicates blind to names not for a model of one
+        named rater (a consensus model names nobody)."""
+        try:
+            target: ReaderRef | None = ReaderRef.parse(model_target)
+        except InputError:
+            target = None
+        if target == ReaderRef(ReaderKind.RATER, self.rater_name):
+            return True
+        names_a_rater = target is None or target.kind is ReaderKind.RATER
+        return self.may_see_other_readers and (self.may_see_reader_names or not names_a_rater)
 
     # ----- doing ------------------------------------------------------------------------------------
     def may(self, action: Action) -> bool:

@@ -229,3 +229,14 @@ def test_no_rule_lives_outside_the_policy() -> None:
             if any(p.search(line) for p in RULE_PATTERNS):
                 offenders.append(f"{rel}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_blind_adjudication_hides_which_rater_a_model_learnt_from() -> None:
+    """A model's name and figures name its target: under hidden reader names a reviewer sees them only for a
+    model that names no rater (the consensus); an admin always."""
+    hidden = ProjectSettings(hide_reader_names_from_reviewers=True)
+    reviewer, admin = Policy.of(Rater(1, "rev", R), hidden), Policy.of(Rater(2, "boss", D), hidden)
+    assert not reviewer.may_see_model_details("rater:bob") and reviewer.may_see_model_details("consensus")
+    assert reviewer.may_see_model_details("rater:rev")  # a model of her own labels names only her
+    assert admin.may_see_model_details("rater:bob")
+    assert Policy.of(Rater(1, "rev", R), ProjectSettings()).may_see_model_details("rater:bob")
