@@ -189,9 +189,11 @@ class WorklistService:
         return {lab.image_id: lab for lab in found}
 
     def load(self, flt: WorklistFilter = WorklistFilter.ALL) -> Worklist:
-        """The whole worklist, in patient / study / series / slice order, with this rater's progress."""
+        """The whole worklist, in patient / study / series / slice order, with this rater's progress over
+        the slices to grade (``to_grade``: a localizer or sagittal series is listed but owes no grade)."""
         mine = self._own_labels()
         every = catalog.images(self.db)
+        graded = {im.id for im in to_grade(every)}
         by_series: dict[int, list[ImageRef]] = {}
         for im in every:
             by_series.setdefault(im.series_id, []).append(im)
@@ -201,7 +203,7 @@ class WorklistService:
         for series in catalog.list_series(self.db):
             items = [WorklistSlice(im, slice_state(mine.get(im.id)), mine.get(im.id))
                      for im in by_series.get(series.id, [])]
-            states = [i.state for i in items]
+            states = [i.state for i in items if i.image.id in graded]
             all_states.extend(states)
             kept = tuple(i for i in items if flt.keeps(i.state))
             grouped.setdefault(series.study_id, []).append(WorklistSeries(series, kept, Progress.of(states)))

@@ -197,3 +197,16 @@ def test_next_unfinished_is_a_slice_to_grade_once_levels_are_known(two_series) -
     LabelService(db, alice).set_label(imgs[3].id, 1, 1, 0)
     LabelService(db, alice).set_label(imgs[4].id, 1, 1, 0)
     assert ws.next_unlabelled(imgs[4].id) is None  # the slices without a level are not owed a grade
+
+
+def test_progress_counts_the_slices_to_grade(two_series) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.studies import VertebralLevel
+    from annotator.storage import levels
+
+    db, alice, _bob, _rev, imgs = two_series
+    levels.set_level(db, [imgs[3].id, imgs[4].id], VertebralLevel.L4_L5, actor_id=None, source="test")
+    LabelService(db, alice).set_label(imgs[3].id, 1, 1, 0)
+    wl = WorklistService(db, alice).load()
+    assert str(wl.progress) == "1/2"  # the level-less series is listed, but owes no grade
+    assert [str(se.progress) for se in wl.studies[0].series] == ["0/0", "1/2"]
+    assert len(_states(wl)) == 5
