@@ -396,10 +396,11 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
     tensors: dict[str, Any] = {}
     oof: list[Prediction] = []
     per_fold: list[dict[str, Any]] = []
+    plane = _training_plane([data.images[e.key] for e in data.examples if e.key in data.images])
     for k in range(n_folds):
         train = [e for e in data.examples if assignment[e.patient] != k]
         held = [e for e in data.examples if assignment[e.patient] == k]
-        images = [im for im in data.images.values() if assignment.get(im.patient_key) == k]
+        images = [im for im in data.images.values() if assignment.get(im.patient_key) == k and _in_plane(im, plane)]
         if not images:
             per_fold.append({"fold": k, "grades": {"n": 0}, "points": {"n": 0}})
             continue

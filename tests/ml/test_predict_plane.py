@@ -38,5 +38,7 @@ def test_an_axial_model_predicts_axial_slices_only(tmp_path: Path, monkeypatch: 
         assert {p.image_id for p in models_repo.predictions(db, version.id)} == axial
         [written] = [e for e in events if isinstance(e, PredictionsWritten)]
         assert (written.written, written.other_plane) == (len(axial), len(images) - len(axial))
+        cv = training.cross_validate(db, f"rater:{RATER}", n_folds=2, preset=str(preset), epochs=1, seed=0)
+        assert {p.image_id for p in models_repo.predictions(db, cv.id)} == axial  # out-of-fold: axial too
     finally:
         db.close()
