@@ -48,7 +48,10 @@ def matches_reason(item: QueueItem, reason: str | None) -> bool:
 
 
 def slice_name(ref: ImageRef | None, image_id: int) -> str:
-    return f"{ref.patient_key} · slice {ref.slice_index + 1}" if ref is not None else f"image {image_id}"
+    if ref is None:
+        return f"image {image_id}"
+    level = f" · {ref.level}" if ref.level is not None else ""  # an exam has a stack per disc level
+    return f"{ref.patient_key}{level} · slice {ref.slice_index + 1}"
 
 
 
