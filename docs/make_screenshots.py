@@ -50,6 +50,7 @@ def shoot_training(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
     panel = w.show_training()
     w.training_dock.setFloating(True)  # its own window, wide enough for the curve and the model table
     w.training_dock.resize(1400, 900)
+    _spin(app, lambda: panel.target_combo.findData("rater:expert1") >= 0, 60)  # targets load in the background
     panel.set_target("rater:expert1")
     outcome: list[str] = []
     panel.runFinished.connect(outcome.append)
