@@ -23,7 +23,7 @@ import numpy as np
 from annotator.domain.entities import ImportStatus, LabelAction, ModelVersion, Rater, Role
 from annotator.domain.errors import InputError, NotFound
 from annotator.domain.progress import ProgressCallback, no_progress
-from annotator.domain.studies import Answer, ReadItem
+from annotator.domain.studies import Answer, ReadItem, VertebralLevel
 from annotator.imaging.phantom_dicom import TRUTH_FILE, TruthRow, generate_dataset, read_truth
 from annotator.imaging.phantom_exam import AXIAL_LEVELS
 from annotator.imaging.simulated_experts import ExpertProfile, default_experts, simulate_reads
@@ -135,6 +135,8 @@ def ensure_demo_study(db: Database, truth: Sequence[TruthRow], *, seed: int = 0)
     the simulated experts: each read is a fresh simulated read of the slice (a repeat too: the expert's
     thresholds stay, her click and grade noise is drawn again, so intra-rater agreement comes out higher
     than inter-rater), with a reading time drawn around her median. Returns the reads made now."""
+    if not any(im.level == VertebralLevel.L4_L5 for im in catalog.images(db)):
+        return 0  # a demo folder written before the exam (one unlabelled stack per patient): no study to make
     admin = _rater(db, ADMIN, Role.ADMIN, simulated=False)
     experts = default_experts()
     try:
