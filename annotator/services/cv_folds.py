@@ -6,8 +6,9 @@ touches the database: the parent reads the training set once and sends each chil
 and held-out slices (the child reads those slices' pixels from the DICOM files to predict them). The
 child sends its typed events back through a queue (the parent forwards them to ``on_event``) and returns
 its weights as safetensors bytes, its out-of-fold predictions and the patients it trained on; the parent
-publishes once. The pool is ``multiprocessing.Pool`` with the ``spawn`` context: a stop or a failed fold
-terminates it and nothing is published. torch is imported inside the functions only.
+publishes once. The pool is ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` context: a stop
+or a failed fold (an error, or a child that died) stops every child and nothing is published. torch is
+imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import queue
 import signal
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +147,9 @@ def _child_fold(job: FoldJob) -> tuple[int, bytes, list[Prediction], frozenset[s
 def run_parallel(jobs: Sequence[FoldJob], n_jobs: int, device: str, on_event: OnEvent,
                  should_stop: ShouldStop, on_fold: Any) -> list[FoldResult]:
     """Run ``jobs`` on a spawned pool of ``n_jobs`` children; ``on_fold(result)`` in the parent as each
-    fold ends (after its last event). Cancelled on a stop, FoldFailed (naming the fold) if a fold raises;
-    either way the pool is terminated, so every child stops."""
+    fold ends (after its last event). Cancelled on a stop, FoldFailed (naming the fold) if a fold raises or
+    its child dies; either way the children are told to stop (they do at their next batch), the folds not
+    started are cancelled, and the pool is shut down before this returns."""
     from annotator.ml.registry import tensors_from_bytes
 
     ctx = mp.get_context("spawn")
@@ -158,12 +161,12 @@ def run_parallel(jobs: Sequence[FoldJob], n_jobs: int, device: str, on_event: On
         devices.put(spec)
     done: dict[int, FoldResult] = {}
     finished: set[int] = set()  # folds whose last event has arrived
-    with ctx.Pool(n_jobs, initializer=_init_worker, initargs=(events, stop, devices)) as pool:  # exit: terminate
-        pending = {job.fold: pool.apply_async(_child_fold, (job,)) for job in jobs}
+    pool = ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, stop, devices))
+    try:
+        pending = {job.fold: pool.submit(_child_fold, job) for job in jobs}
         ready: dict[int, FoldResult] = {}
         while pending or ready:
             if should_stop():
-                stop.set()
                 raise Cancelled("cross-validation cancelled; nothing was saved")
             try:
                 fold, event = events.get(timeout=POLL_S)
@@ -173,16 +176,21 @@ def run_parallel(jobs: Sequence[FoldJob], n_jobs: int, device: str, on_event: On
                     on_event(event)
             except queue.Empty:
                 pass
-            for k, res in list(pending.items()):
-                if not res.ready():
+            for k, future in list(pending.items()):
+                if not future.done():
                     continue
                 del pending[k]
-                fold, blob, preds, patients, error = res.get()
+                try:
+                    fold, blob, preds, patients, error = future.result()
+                except Exception as exc:  # BrokenProcessPool: the child died (killed, out of memory)
+                    error = f"{type(exc).__name__}: {exc}"
                 if error is not None:
-                    stop.set()
                     raise FoldFailed(f"fold {k} failed: {error}; nothing was saved")
                 ready[k] = FoldResult(fold, tensors_from_bytes(blob), preds, patients)
             for k in [k for k in ready if k in finished]:
                 done[k] = ready.pop(k)
                 on_fold(done[k])
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
     return [done[job.fold] for job in jobs]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ TARGET = f"rater:{RATER}"
 
 
 def _cv(project: Project, jobs: int, **kwargs: Any) -> Any:
-    return training.cross_validate(project.db, TARGET, n_folds=3, preset=str(project.preset_file), epochs=1,
-                                   seed=4, device="cpu", jobs=jobs, **kwargs)
+    kwargs.setdefault("epochs", 1)
+    return training.cross_validate(project.db, TARGET, n_folds=3, preset=str(project.preset_file), seed=4,
+                                   device="cpu", jobs=jobs, **kwargs)
 
 
 def _weights(version: Any) -> dict[str, bytes]:
@@ -81,4 +84,20 @@ def test_a_failed_fold_fails_the_run_naming_it_and_publishes_nothing(project: Pr
     fold = models_repo.folds(project.db, 3)[broken["patient"]]
     assert f"fold {fold} failed" in str(err.value)
     assert models_repo.list_versions(project.db) == []
+    assert multiprocessing.active_children() == []
+
+
+def test_a_child_that_dies_fails_the_run_and_publishes_nothing(project: Project) -> None:
+    """A child killed mid-fold (out of memory, say) does not hang the run: it fails, naming a fold."""
+    killed: list[int] = []
+
+    def on_event(e: Event) -> None:
+        if isinstance(e, EpochEnded) and not killed:
+            child = multiprocessing.active_children()[0]
+            killed.append(child.pid or 0)
+            os.kill(child.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(FoldFailed, match=r"fold \d failed: BrokenProcessPool.*nothing was saved"):
+        _cv(project, 2, on_event=on_event, epochs=30)
+    assert killed and models_repo.list_versions(project.db) == []
     assert multiprocessing.active_children() == []
