@@ -104,7 +104,10 @@ def default_jobs(device: str, threads_per_fold: int) -> int:
     """The number of GPUs ``device`` spreads over, else the CPU cores over the threads each fold uses."""
     from annotator.ml.registry import cuda_device_count
 
-    if device.strip().lower() in ("auto", "cuda") and (n := cuda_device_count()) > 0:
+    spec = device.strip().lower()
+    if spec.startswith("cuda:"):
+        return 1  # one GPU named: one fold at a time on it
+    if spec in ("auto", "cuda") and (n := cuda_device_count()) > 0:
         return n
     return max(1, (os.cpu_count() or 1) // max(1, threads_per_fold))
 

@@ -101,3 +101,16 @@ def test_a_child_that_dies_fails_the_run_and_publishes_nothing(project: Project)
         _cv(project, 2, on_event=on_event, epochs=30)
     assert killed and models_repo.list_versions(project.db) == []
     assert multiprocessing.active_children() == []
+
+
+def test_default_jobs_one_per_gpu_else_cores_over_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from annotator.ml import registry
+    from annotator.services import cv_folds
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(registry, "cuda_device_count", lambda: 0)
+    assert [cv_folds.default_jobs(d, t) for d, t in [("auto", 1), ("cpu", 2), ("cpu", 16)]] == [8, 4, 1]
+    monkeypatch.setattr(registry, "cuda_device_count", lambda: 4)
+    assert [cv_folds.default_jobs(d, 1) for d in ("auto", "cuda", "cuda:2", "cpu")] == [4, 4, 1, 8]
+    assert cv_folds._fold_devices("auto", 3) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert cv_folds._fold_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]
