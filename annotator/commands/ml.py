@@ -137,7 +137,8 @@ def _cv(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.cross_validate(
             db, args.target, n_folds=args.folds, preset=args.preset, epochs=args.epochs, seed=args.seed,
-            threads=args.threads, device=args.device, on_event=on_event, should_stop=flag, actor=actor))
+            threads=args.threads, device=args.device, jobs=args.jobs, on_event=on_event, should_stop=flag,
+            actor=actor))
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -229,6 +230,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(s)
     s.add_argument("--folds", type=int, default=None,
                    help="number of folds (default: the project's setting, 10 as in the study)")
+    s.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="folds trained at once, each in its own process (default: one per GPU, else the CPU "
+                        "cores over --threads); the same weights on a CPU whatever N")
     s.set_defaults(func=_cv)
 
     s = sub.add_parser("models", help="list model versions or activate one")

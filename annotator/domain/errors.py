@@ -54,3 +54,7 @@ class ModelIntegrityError(AnnotatorError):
 
 class Cancelled(AnnotatorError):
     """A long operation stopped because the user asked it to."""
+
+
+class FoldFailed(AnnotatorError):
+    """One fold of a parallel cross-validation failed in its child process; nothing was published."""

@@ -18,7 +18,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,6 @@ from annotator.domain.entities import ImageRef, ModelKind, ModelVersion, Predict
 from annotator.domain.errors import Cancelled, InputError
 from annotator.domain.events import (
     Done,
-    EpochEnded,
     Figures,
     FoldEnded,
     ModelActivated,
@@ -45,6 +44,7 @@ from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.domain.studies import orientation_of
 from annotator.imaging.dicom_io import as_monochrome2, load_slice
+from annotator.services import cv_folds
 from annotator.services import folds as fold_service
 from annotator.services import models as model_service
 from annotator.services import project as project_service
@@ -55,7 +55,7 @@ from annotator.storage.database import Database
 if TYPE_CHECKING:
     from annotator.ml.config import Preset
     from annotator.ml.engine import EpochReport, Pipeline
-    from annotator.ml.preprocess import Example, SliceInput
+    from annotator.ml.preprocess import Example
 
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
@@ -145,13 +145,6 @@ def _id(actor: Rater | None) -> int | None:
     return None if actor is None else actor.id
 
 
-def _epoch_event(report: EpochReport) -> EpochEnded:
-    return EpochEnded(report.fold, report.epoch, report.epochs, round(report.loss, 5),
-                      round(report.localizer_loss, 5), round(report.train_accuracy, 4),
-                      None if report.val_accuracy is None else round(report.val_accuracy, 4),
-                      round(report.seconds, 2))
-
-
 def _library_versions() -> dict[str, str]:
     from annotator.ml.registry import library_versions
 
@@ -211,7 +204,7 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
 
     def on_epoch(r: EpochReport) -> None:
         last[:] = [r]
-        on_event(_epoch_event(r))
+        on_event(cv_folds.epoch_event(r))
 
     on_event(PhaseStarted(Phase.TRAIN))
     pipeline.fit(data.examples, seed=seed, on_epoch=on_epoch, should_stop=should_stop)
@@ -242,26 +235,6 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
     return version
 
 
-def _slice_inputs(images: Sequence[ImageRef], on_event: OnEvent, fold: int | None) -> Iterator[SliceInput]:
-    from annotator.ml.preprocess import SliceInput
-
-    for i, im in enumerate(images, start=1):
-        assert im.geometry.pixel_spacing is not None
-        yield SliceInput(im.id, as_monochrome2(load_slice(im.path)), im.geometry.pixel_spacing)
-        if i % 25 == 0 or i == len(images):
-            on_event(StepProgress(Phase.PREDICT, i, len(images), fold))
-
-
-def _predictions(pipeline: Pipeline, images: Sequence[ImageRef], ordinals: Sequence[int], fold: int | None,
-                 on_event: OnEvent, should_stop: ShouldStop) -> list[Prediction]:
-    on_event(PhaseStarted(Phase.PREDICT, fold))
-    out = []
-    for p in pipeline.predict(_slice_inputs(images, on_event, fold), should_stop=should_stop):
-        out.append(Prediction(model_version_id=0, image_id=p.key, x_px=round(p.x_px, 3), y_px=round(p.y_px, 3),
-                              grade=int(ordinals[p.grade_index]), probabilities=p.probabilities, fold=fold))
-    return out
-
-
 def _unpredicted(db: Database, version: ModelVersion) -> tuple[list[ImageRef], int, int]:
     """The slices with PixelSpacing, in the plane the model learnt from, that have no prediction of
     ``version`` yet; how many without PixelSpacing (which no model can predict) have none either; and
@@ -287,7 +260,7 @@ def _predict_all(db: Database, version: ModelVersion, pipeline: Pipeline, on_eve
 def _predict_images(db: Database, version: ModelVersion, pipeline: Pipeline, todo: Sequence[ImageRef],
                     skipped: int, other_plane: int, on_event: OnEvent, should_stop: ShouldStop) -> tuple[int, int]:
     ordinals = [int(o) for o in version.card["class_ordinals"]]
-    preds = _predictions(pipeline, todo, ordinals, None, on_event, should_stop)
+    preds = cv_folds.predictions(pipeline, todo, ordinals, None, on_event, should_stop)
     n = models_repo.write_predictions(db, version.id, [_with_model(p, version.id) for p in preds])
     on_event(PredictionsWritten(version.id, n, skipped, other_plane))
     return n, skipped
@@ -373,60 +346,75 @@ def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals
 
 def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
                    epochs: int | None = None, seed: int = 0, threads: int | None = None, device: str = "auto",
-                   on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+                   jobs: int | None = 1, on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
                    actor: Rater | None = None) -> ModelVersion:
     """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
 
     Every slice of the held-out patients gets an out-of-fold prediction (with its fold), so the CV
     model is a reader (``model:ID``) for the agreement report; the card holds per-fold and pooled
-    figures against the target.
+    figures against the target. ``jobs``: folds trained at once, each in its own child process
+    (:mod:`annotator.services.cv_folds`); 1 trains them one after another in this process; None: one per
+    GPU, else the CPU cores over the preset's threads. On the CPU the weights and predictions do not
+    depend on ``jobs``. Nothing is published unless every fold ends.
     """
     _require_train(db, actor)  # before torch is even imported
-    from annotator.ml.engine import Pipeline
-
     dev, dev_name = resolve_device(device)
     n_folds = n_folds if n_folds is not None else people.get_settings(db).cv_folds
     if n_folds < 2:
         raise InputError(f"--folds must be >= 2, got {n_folds}")
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {jobs}")
     cfg = resolve_preset(preset, epochs, threads)
+    jobs = jobs if jobs is not None else cv_folds.default_jobs(device, cfg.train.threads)
     data = load_training_set(db, target, cfg, on_event, should_stop)
     strata = _patient_strata(data.examples)
     assignment = fold_service.ensure_folds(db, n_folds, seed, strata)
     t0 = time.perf_counter()
-    tensors: dict[str, Any] = {}
-    oof: list[Prediction] = []
-    per_fold: list[dict[str, Any]] = []
     plane = _training_plane([data.images[e.key] for e in data.examples if e.key in data.images])
+    fold_jobs: list[cv_folds.FoldJob] = []
     for k in range(n_folds):
         train = [e for e in data.examples if assignment[e.patient] != k]
         held = [e for e in data.examples if assignment[e.patient] == k]
         images = [im for im in data.images.values() if assignment.get(im.patient_key) == k and _in_plane(im, plane)]
         if not images:
-            per_fold.append({"fold": k, "grades": {"n": 0}, "points": {"n": 0}})
             continue
         if len(train) < 2:
             raise InputError(f"fold {k}: fewer than 2 labelled training slices outside the fold")
-        pipeline = Pipeline(cfg, len(data.class_ordinals), dev)
-        on_event(PhaseStarted(Phase.TRAIN, k))
-        pipeline.fit(train, seed=seed + k, val=held, fold=k, should_stop=should_stop,
-                     on_epoch=lambda r: on_event(_epoch_event(r)))
-        tensors.update(pipeline.state_tensors(prefix=f"fold{k}."))
-        preds = _predictions(pipeline, sorted(images, key=lambda im: im.id), data.class_ordinals, k,
-                             on_event, should_stop)
-        oof.extend(preds)
-        per_fold.append({"fold": k, "n_train": len(train),
-                         **_figures(held, {p.image_id: p for p in preds}, data.class_ordinals)})
-        on_event(FoldEnded(k, n_folds, len(train), Figures.from_card(per_fold[-1])))
+        fold_jobs.append(cv_folds.FoldJob(k, cfg, len(data.class_ordinals), data.class_ordinals, seed + k, train,
+                                          held, sorted(images, key=lambda im: im.id)))
+    held_of = {job.fold: job.held for job in fold_jobs}
+    per_fold: dict[int, dict[str, Any]] = {k: {"fold": k, "grades": {"n": 0}, "points": {"n": 0}}
+                                           for k in range(n_folds)}
+
+    def fold_ended(r: cv_folds.FoldResult) -> None:
+        n_train = len(data.examples) - len(held_of[r.fold])
+        per_fold[r.fold] = {"fold": r.fold, "n_train": n_train,
+                            **_figures(held_of[r.fold], {p.image_id: p for p in r.predictions}, data.class_ordinals)}
+        on_event(FoldEnded(r.fold, n_folds, n_train, Figures.from_card(per_fold[r.fold])))
+
+    if jobs > 1 and len(fold_jobs) > 1:
+        results = cv_folds.run_parallel(fold_jobs, jobs, device, on_event, should_stop, fold_ended)
+    else:
+        results = []
+        for job in fold_jobs:
+            results.append(cv_folds.run_fold(job, dev, on_event, should_stop))
+            fold_ended(results[-1])
     if should_stop():
         raise Cancelled("cross-validation cancelled; nothing was saved")
+    tensors: dict[str, Any] = {}
+    oof: list[Prediction] = []
+    for r in sorted(results, key=lambda r: r.fold):
+        tensors.update(r.tensors)
+        oof.extend(r.predictions)
     card = _base_card(data, cfg, seed)
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
     card["device"] = dev_name
+    card["jobs"] = min(jobs, max(1, len(fold_jobs)))
     card["folds"] = {"n_folds": n_folds, "unit": "patient", "seed_per_fold": "seed + fold",
                      "assignment_sha256": hashlib.sha256(repr(sorted(assignment.items())).encode()).hexdigest(),
                      "patients_per_fold": [sum(1 for f in assignment.values() if f == k) for k in range(n_folds)]}
     card["metrics"] = {"pooled": _figures(data.examples, {p.image_id: p for p in oof}, data.class_ordinals),
-                       "per_fold": per_fold}
+                       "per_fold": [per_fold[k] for k in range(n_folds)]}
     published = model_service.publish(db, tensors=tensors, card=card, kind=ModelKind.CV, actor_id=_id(actor))
     version = published.version
     on_event(ModelSaved(version.id, version.name, version.kind))

@@ -2,7 +2,8 @@
 
 The shared ML fixture has one slice per patient, where a slice-level split and a patient-level split
 look the same; this project has several slices per patient, so a fold that leaked a held-out patient's
-other slices into its training set would be caught.
+other slices into its training set would be caught. With ``jobs=2`` the folds train in child processes,
+where no spy reaches: each child reports the patients it trained on, and the parent's record is checked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from annotator.imaging.phantom_dicom import generate_dataset
 from annotator.ml.engine import Pipeline
-from annotator.services import training
+from annotator.services import cv_folds, training
 from annotator.services.importing import import_paths
 from annotator.storage import catalog, models_repo
 from annotator.storage.database import Database, open_database
@@ -39,8 +40,9 @@ def multi_slice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     db.close()
 
 
-def test_no_fold_trains_on_its_held_out_patients(multi_slice: tuple[Database, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_no_fold_trains_on_its_held_out_patients(multi_slice: tuple[Database, Path], monkeypatch: pytest.MonkeyPatch,
+                                                 jobs: int) -> None:
     db, preset = multi_slice
     images = catalog.images(db)
     patient_of = {im.id: im.patient_key for im in images}
@@ -55,8 +57,19 @@ def test_no_fold_trains_on_its_held_out_patients(multi_slice: tuple[Database, Pa
                      "train_slices": len(train), "held": {e.patient for e in val}})
         return real_fit(self, train, *args, **kwargs)
 
-    monkeypatch.setattr(Pipeline, "fit", spy)
-    version = training.cross_validate(db, f"rater:{RATER}", n_folds=N_FOLDS, preset=str(preset), epochs=1, seed=2)
+    real_parallel = cv_folds.run_parallel
+
+    def parallel_spy(jobs: Any, *args: Any) -> Any:
+        results = real_parallel(jobs, *args)
+        held = {j.fold: {e.patient for e in j.held} for j in jobs}
+        fits.extend({"fold": r.fold, "train": set(r.train_patients), "held": held[r.fold]} for r in results)
+        return results
+
+    monkeypatch.setattr(Pipeline, "fit", spy)  # in this process (jobs=1) only
+    monkeypatch.setattr(cv_folds, "run_parallel", parallel_spy)
+    version = training.cross_validate(db, f"rater:{RATER}", n_folds=N_FOLDS, preset=str(preset), epochs=1, seed=2,
+                                      device="cpu", jobs=jobs)
+    assert version.card["jobs"] == jobs
 
     assignment = models_repo.folds(db, N_FOLDS)
     everyone = set(patient_of.values())

@@ -108,6 +108,38 @@ def test_sigterm_cancels_cleanly(project: Project) -> None:
     assert not registry.exists() or list(registry.iterdir()) == []
 
 
+def test_cv_jobs_runs_folds_in_children_and_sigterm_stops_them_all(project: Project) -> None:
+    """`cv --jobs 2`: the children's epochs reach --json-progress with their fold; one cv model. Then a
+    SIGTERM mid-way: every child stops, nothing is published."""
+    base = ["cv", "--target", f"rater:{RATER}", "--preset", str(project.preset_file), "--folds", "2", "--jobs", "2",
+            "--json-progress"]
+    proc = subprocess.run(_cmd(project, *base, "--epochs", "1"), capture_output=True, text=True, timeout=120,
+                          env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    typed = [decode(line) for line in proc.stdout.splitlines()]
+    assert {e.fold for e in typed if isinstance(e, EpochEnded)} == {0, 1}
+    done = typed[-1]
+    assert isinstance(done, Done) and done.kind == ModelKind.CV
+    [version] = models_repo.list_versions(project.db)
+    assert version.card["jobs"] == 2 and len(models_repo.predictions(project.db, version.id)) == 32
+
+    live = subprocess.Popen(_cmd(project, *base, "--epochs", "500"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env())
+    assert live.stdout is not None
+    deadline = time.monotonic() + 120
+    line = ""
+    while time.monotonic() < deadline:
+        line = live.stdout.readline()
+        if not line or json.loads(line)["event"] == "epoch":
+            break
+    assert line and json.loads(line)["event"] == "epoch", "cv never reported an epoch"
+    live.send_signal(signal.SIGTERM)
+    out, err = live.communicate(timeout=60)
+    assert live.returncode == 1, (out, err)
+    assert "annotator: error: cross-validation cancelled; nothing was saved" in err
+    assert models_repo.list_versions(project.db) == [version]
+
+
 def test_cli_errors_are_one_line(project: Project) -> None:
     proc = subprocess.run(_cmd(project, "predict"), capture_output=True, text=True, timeout=60, env=cli_env())
     assert proc.returncode == 1
