@@ -47,7 +47,8 @@ def _model(db: Database, args: argparse.Namespace) -> None:
 
     if args.model == "none":
         return
-    print(f"training a {args.model} model on the experts' consensus, then predicting the slices in its plane (the axial stacks)...", flush=True)
+    print(f"training a {args.model} model on the experts' consensus, then predicting the slices in its plane "
+          "(the axial stacks)...", flush=True)
     version = demo.ensure_demo_model(db, preset=args.model, epochs=args.epochs, seed=args.seed)
     if version is None:
         print("a model is already active")
