@@ -10,8 +10,9 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +23,12 @@ from annotator.domain.errors import InputError, NotFound
 from annotator.domain.policy import Action
 from annotator.domain.readers import ReaderKind, ReaderRef
 from annotator.domain.scales import load_scale
+from annotator.domain.studies import VertebralLevel
 from annotator.services import readers as reader_service
+from annotator.services.formats import ImportedLabel
 from annotator.services.project import policy
 from annotator.storage import catalog, labels, people
+from annotator.storage import levels as level_repo
 from annotator.storage.database import Database
 
 COLUMNS = ("patient_key", "study_uid", "series_uid", "sop_uid", "instance_number", "reader", "x_px", "y_px",
@@ -145,50 +149,92 @@ def import_labels(db: Database, path: Path, *, reader: str | None = None, actor:
 
         return ImportReport(*study_io.import_rows(db, actor, path, rows))
     scale = load_scale(people.get_settings(db).scale_code)
-    sop_to_image = {im.sop_instance_uid: im for im in catalog.images(db)}
-    raters = {r.name: r for r in people.list_raters(db)}
+    parsed: list[ImportedLabel] = []
     errors: list[str] = []
-    staged: list[tuple[str, dict[str, Any]]] = []
     for line, row in rows:
         where = f"{path.name}: line {line}"
         try:
-            ref = ReaderRef.parse(str(reader or row.get("reader") or ""))
-            if ref.kind is not ReaderKind.RATER:
-                raise InputError(f"reader {ref}: only rater labels can be imported")
-            sop = str(row.get("sop_uid") or "").strip()
-            if not sop:
+            parsed.append(_row_label(where, row, reader, scale.code, scale.parse))
+        except (InputError, ValueError) as exc:
+            errors.append(f"{where}: {exc}")
+    return apply_imported(db, parsed, source=str(path), problems=errors)
+
+
+def _row_label(where: str, row: dict[str, Any], reader: str | None, scale_code: str,
+               parse_grade: Callable[[str], int]) -> ImportedLabel:
+    """One CSV/JSON row of ``export``'s columns as an imported label (InputError: what is wrong)."""
+    ref = ReaderRef.parse(str(reader or row.get("reader") or ""))
+    if ref.kind is not ReaderKind.RATER:
+        raise InputError(f"reader {ref}: only rater labels can be imported")
+    x, y = _num(row.get("x_px"), "x_px"), _num(row.get("y_px"), "y_px")
+    grade = None
+    grade_text = row.get("grade")
+    if grade_text not in (None, ""):
+        file_scale = str(row.get("scale") or scale_code)
+        if file_scale != scale_code:
+            raise InputError(f"scale {file_scale!r} differs from the project's {scale_code!r}")
+        grade = parse_grade(str(grade_text))
+    version = _num(row.get("version"), "version")
+    when = row.get("labelled_at") or None
+    return ImportedLabel(where=where, sop_uid=str(row.get("sop_uid") or "").strip(), reader=ref.key, x_px=x, y_px=y,
+                         grade=grade, level=str(row.get("level") or "").strip() or None,
+                         version=int(version) if version else None,
+                         created_at=datetime.fromisoformat(str(when)) if when else None)
+
+
+def _in_file_order(error: str) -> tuple[str, int, str]:
+    """Sort key of "FILE: line N: ..." messages: by file, then line or item number."""
+    m = re.match(r"(.*?): (?:line|item) (\d+)", error)
+    return (m.group(1), int(m.group(2)), error) if m else (error, 0, error)
+
+
+def apply_imported(db: Database, parsed: Sequence[ImportedLabel], *, source: str,
+                   problems: Sequence[str] = ()) -> ImportReport:
+    """Check imported labels against the project (slice imported, point inside the image, grade on the
+    project's scale, level known), then write all of them in one transaction, or none if any is bad; raters
+    named in the file that the project lacks are created as annotators. Slices without a level get the
+    one the file names (after the labels are stored). ``problems``: errors the reader already found
+    (reported together with these checks', in file order)."""
+    scale = load_scale(people.get_settings(db).scale_code)
+    sop_to_image = {im.sop_instance_uid: im for im in catalog.images(db)}
+    raters = {r.name: r for r in people.list_raters(db)}
+    errors: list[str] = list(problems)
+    staged: list[tuple[str, dict[str, Any]]] = []
+    levels: dict[VertebralLevel, list[int]] = {}
+    for lab in parsed:
+        try:
+            if not lab.reader:
+                raise InputError("the reader is missing")
+            if not lab.sop_uid:
                 raise InputError("sop_uid is missing")
-            im = sop_to_image.get(sop)
+            im = sop_to_image.get(lab.sop_uid)
             if im is None:
-                raise InputError(f"sop_uid {sop} is not an imported slice")
-            x, y = _num(row.get("x_px"), "x_px"), _num(row.get("y_px"), "y_px")
+                raise InputError(f"sop_uid {lab.sop_uid} is not an imported slice")
+            x, y = lab.x_px, lab.y_px
             if (x is None) != (y is None):
                 raise InputError("a point needs both x_px and y_px")
             if x is not None and y is not None and not im.geometry.contains(x, y):
                 raise InputError(f"point ({x}, {y}) lies outside the {im.geometry.columns}x{im.geometry.rows} image")
-            grade_text = row.get("grade")
-            grade = None
-            if grade_text not in (None, ""):
-                file_scale = str(row.get("scale") or scale.code)
-                if file_scale != scale.code:
-                    raise InputError(f"scale {file_scale!r} differs from the project's {scale.code!r}")
-                grade = scale.parse(str(grade_text))
-            if grade is None and x is None:
+            if lab.grade is not None and lab.grade not in scale.ordinals:
+                raise InputError(f"grade {lab.grade} is not on the {scale.name} scale")
+            if lab.grade is None and x is None:
                 raise InputError("a row needs a point (x_px, y_px) and/or a grade")
-            version = _num(row.get("version"), "version")
-            when = row.get("labelled_at") or None
-            created = datetime.fromisoformat(str(when)) if when else None
-            staged.append((ref.key, {"image_id": im.id, "x_px": x, "y_px": y, "grade": grade,
-                                     "scale_code": scale.code, "version": int(version) if version else None,
-                                     "created_at": created}))
+            level = VertebralLevel.parse(lab.level) if lab.level else None
+            if level is not None and im.level is None:
+                levels.setdefault(level, []).append(im.id)
+            staged.append((lab.reader, {"image_id": im.id, "x_px": x, "y_px": y, "grade": lab.grade,
+                                        "scale_code": scale.code, "version": lab.version,
+                                        "created_at": lab.created_at}))
         except (InputError, NotFound, ValueError) as exc:
-            errors.append(f"{where}: {exc}")
+            errors.append(f"{lab.where}: {exc}")
     if errors:
-        return ImportReport(0, errors, [])
+        return ImportReport(0, sorted(errors, key=_in_file_order), [])
     new_raters: list[str] = []
     for name in sorted({name for name, _ in staged} - set(raters)):
         raters[name] = people.add_rater(db, name, Role.ANNOTATOR)
         new_raters.append(name)
     items = [{**item, "rater_id": raters[name].id} for name, item in staged]
-    n = labels.import_versions(db, items, actor_id=None, source=str(path))
+    n = labels.import_versions(db, items, actor_id=None, source=source)
+    for level, image_ids in levels.items():
+        level_repo.set_level(db, sorted(set(image_ids)), level, actor_id=None, source=source)
     return ImportReport(n, [], new_raters)
