@@ -59,6 +59,11 @@ class IdentityMap(Protocol):
 
     def patient(self, original: str) -> str: ...
 
+    def source(self, image: ImageRef) -> Path:
+        """The slice's DICOM file as the bundle has it: the de-identified copy (written before any
+        format writer runs) or the original; writers take patient and study attributes from it."""
+        ...
+
 
 class PlainIdentity:
     """The identity map of a bundle that is not de-identified."""
@@ -73,6 +78,9 @@ class PlainIdentity:
     def patient(self, original: str) -> str:
         return original
 
+    def source(self, image: ImageRef) -> Path:
+        return Path(image.path)
+
 
 @dataclass
 class ExportContext:
@@ -83,6 +91,10 @@ class ExportContext:
     ids: IdentityMap = field(default_factory=PlainIdentity)
     progress: ProgressCallback = no_progress
     should_stop: ShouldStop = never_stop
+
+
+# Each format lives in ``annotator/services/formats/<format>.py`` and exposes ``write`` (a FormatWriter)
+# and ``read`` (a FormatReader); the bundle service finds them by ExportFormat value.
 
 
 class FormatWriter(Protocol):
