@@ -19,6 +19,7 @@ Signals for the main window: ``modelsChanged`` (a version was added or activated
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, Qt, QTimer, Signal
@@ -97,6 +98,8 @@ class TrainingPanel(QWidget):
         self.trained_id: int | None = None  # the model the running child registered (ModelSaved)
         self.predicted_id: int | None = None  # the model the running child wrote predictions for
         self.activated_id: int | None = None  # the model the running child activated
+        self._epochs_done = 0  # epochs reported by the running child, all folds together
+        self._fold_epochs: dict[int, int] = {}
         self.done: Done | None = None  # the child's last event on success
         self.failure: Failed | None = None  # its last event on an error
         self._watched: QWidget | None = None
@@ -119,6 +122,11 @@ class TrainingPanel(QWidget):
         self.folds_spin = QSpinBox()
         self.folds_spin.setRange(2, 50)
         self._folds_from_settings = True  # the first load sets the project's number of folds
+        self.jobs_spin = QSpinBox()
+        self.jobs_spin.setRange(0, max(1, os.cpu_count() or 1))
+        self.jobs_spin.setSpecialValueText("auto")
+        self.jobs_spin.setToolTip("Folds trained at once, each in its own process (auto: one per GPU, else what "
+                                  "the CPU cores allow); on a CPU the weights are the same whatever the number")
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(0, 100000)
         self.epochs_spin.setSpecialValueText("preset default")
@@ -140,6 +148,7 @@ class TrainingPanel(QWidget):
         form.addRow("Preset", self.preset_combo)
         form.addRow("Mode", self.mode_combo)
         form.addRow("Folds", self.folds_spin)
+        form.addRow("Parallel folds", self.jobs_spin)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Seed", self.seed_spin)
         form.addRow(self.activate_check)
@@ -219,6 +228,7 @@ class TrainingPanel(QWidget):
             w.setEnabled(self.can_manage and idle)
         cv = self.mode_combo.currentData() == "cv"
         self.folds_spin.setEnabled(self.can_manage and idle and cv)
+        self.jobs_spin.setEnabled(self.can_manage and idle and cv)
         self.activate_check.setEnabled(self.can_manage and idle and not cv)
         self.start_button.setEnabled(self.can_manage and idle and self.target_combo.count() > 0)
         self.cancel_button.setEnabled(not idle and not (self.run is not None and self.run.stop_requested))
@@ -375,6 +385,8 @@ class TrainingPanel(QWidget):
             args += ["--epochs", str(self.epochs_spin.value())]
         if mode == "cv":
             args += ["--folds", str(self.folds_spin.value())]
+            if self.jobs_spin.value() > 0:
+                args += ["--jobs", str(self.jobs_spin.value())]
         else:  # the child predicts every slice with the new version, then, if asked, activates it
             args.append("--activate" if self.activate_check.isChecked() else "--predict")
         self.plot.clear_curves()
@@ -397,6 +409,8 @@ class TrainingPanel(QWidget):
         self.stage = stage
         self.trained_id = self.predicted_id = self.activated_id = None
         self.done, self.failure = None, None
+        self._epochs_done = 0
+        self._fold_epochs: dict[int, int] = {}  # fold -> its last epoch reported (folds may run at once)
         self.run = run = CliProcess(self.db_url, args, self)
         run.event.connect(self._on_event)
         run.badLine.connect(self._on_bad_line)
@@ -461,10 +475,15 @@ class TrainingPanel(QWidget):
     def _on_epoch(self, e: EpochEnded) -> None:
         epoch, epochs = e.epoch, max(1, e.epochs)
         folds = self.folds_spin.value() if self.stage == "cv" else 1
-        k = e.fold if e.fold is not None else 0
         self.plot.add_epoch(e)
-        where = f"fold {k + 1}/{folds} · " if e.fold is not None else ""
-        self._bar(k * epochs + epoch, folds * epochs, f"{where}epoch {epoch}/{epochs}")
+        self._epochs_done += 1
+        where = ""
+        if e.fold is not None:
+            self._fold_epochs[e.fold] = epoch
+            running = sorted(k for k, n in self._fold_epochs.items() if n < epochs)
+            where = (f"fold {e.fold + 1}/{folds} · " if len(running) <= 1 else
+                     f"folds {', '.join(str(k + 1) for k in running)} of {folds} · fold {e.fold + 1} ")
+        self._bar(min(self._epochs_done, folds * epochs), folds * epochs, f"{where}epoch {epoch}/{epochs}")
         val = f", val accuracy {fmt(e.val_accuracy, True)}" if e.val_accuracy is not None else ""
         text = f"{where}epoch {epoch}/{epochs}: loss {e.loss:.4f}, train accuracy {fmt(e.train_accuracy, True)}{val}"
         self._set_status(text[:1].upper() + text[1:])

@@ -514,3 +514,47 @@ def test_a_trained_version_shows_the_figures_of_its_cross_validation(qtbot) -> N
     assert "cross-validation 2" in table.item(table.model_ids().index(1), 7).toolTip()
     assert rows[3][7:11] == ["train 97.0%", "–", "–", "–"]
     assert rows[2][7:11] == ["80.0%", "60.0%", "0.90", "2.00"]
+
+
+def test_parallel_folds_are_passed_to_the_child_and_auto_leaves_the_choice_to_it(qtbot, project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from annotator.cli import build_parser
+
+    _label_all(project)
+    panel = _panel(qtbot, project, project.rev)
+    started: list[list[str]] = []
+    monkeypatch.setattr(panel, "_start_child", lambda stage, args: started.append(args))
+    panel.set_target("rater:alice")
+    assert not panel.jobs_spin.isEnabled()  # only cross-validation trains several folds
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("cv"))
+    assert panel.jobs_spin.isEnabled() and panel.jobs_spin.text() == "auto"
+    panel.start_button.click()
+    assert build_parser().parse_args(started[-1]).jobs is None  # auto: the CLI's default (GPUs, else cores)
+    panel.jobs_spin.setValue(2)
+    panel.folds_spin.setValue(4)
+    panel.start_button.click()
+    parsed = build_parser().parse_args(started[-1])
+    assert (parsed.command, parsed.jobs, parsed.folds) == ("cv", 2, 4)
+
+
+def test_folds_trained_at_once_each_get_their_own_curve(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    """Two folds reporting interleaved epochs (cv --jobs 2): each fold's points stay in its own segment, in
+    epoch order, the progress bar counts every epoch, and the status names the folds still training."""
+    import math
+
+    panel = _panel(qtbot, project, project.rev)
+    panel.folds_spin.setValue(3)
+    panel.stage = "cv"
+    order = [(1, 1), (0, 1), (0, 2), (1, 2), (1, 3), (0, 3), (2, 1)]
+    for fold, epoch in order:
+        panel._on_event(EpochEnded(fold, epoch, 3, fold + 1.0 / epoch, 0.1, 0.5, 0.25 * epoch, 0.1))
+        if (fold, epoch) == (0, 2):
+            assert "Folds 1, 2 of 3" in panel.status.text()
+    x, y = panel.plot.loss_curve.getData()
+    assert list(x[:3]) == [1, 2, 3] and list(x[4:7]) == [4, 5, 6] and x[8] == 7  # fold 0, fold 1, fold 2
+    assert math.isnan(y[3]) and math.isnan(y[7])
+    assert [round(v, 3) for v in y[:3]] == [1.0, 0.5, 0.333]  # fold 0's epochs, though fold 1 came first
+    assert [round(v, 3) for v in y[4:7]] == [2.0, 1.5, 1.333]
+    assert panel.plot.folds_shown() == [0, 1, 2]
+    assert [line.value() for line in panel.plot.fold_lines] == [0.5, 3.5, 6.5]
+    assert panel.progress.value() == len(order) and panel.progress.maximum() == 9
+    panel.stage = None
