@@ -3,11 +3,13 @@ SQLite project, read by two raters, with their consensus and a registered model'
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from annotator.domain.entities import ImageRef, ModelKind, Prediction, Role
 from annotator.domain.readers import ReaderKind, ReaderRef
@@ -62,7 +64,7 @@ def build(tmp: Path, *, scale: str = "lee", patients: int = 2, seed: int = 3) ->
             grade = min(t.stage, n - 1)
             if k == 1 and j == 0:
                 grade = (grade + 1) % n  # the one disagreement
-            dx, dy = rng.normal(0, 0.6, 2) if k else (0.0, 0.0)
+            dx, dy = rng.normal(0, 0.25, 2) if k else (0.0, 0.0)
             items.append((by_sop[t.sop_instance_uid].id, t.x_px + float(dx), t.y_px + float(dy), grade))
         svc.set_many(items)
     model = models_repo.register(db, name="phantom-model", preset="fast", target="consensus", kind=ModelKind.TRAIN,
@@ -99,3 +101,35 @@ def context(db: Database, readers: Sequence[ReaderRef | str], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     return ExportContext(db=db, items=export_items(db, readers), out_dir=out,
                          scale=load_scale(people.get_settings(db).scale_code), ids=ids or PlainIdentity())
+
+
+class Pseudonyms:
+    """A de-identified bundle's identity map: salted UIDs, and copies of only the labelled series' files
+    with those UIDs written in (the others were never de-identified)."""
+
+    def __init__(self, folder: Path, series: set[str]) -> None:
+        self.folder, self.series = folder, series
+
+    @property
+    def deidentified(self) -> bool:
+        return True
+
+    def uid(self, original: str) -> str:
+        return "2.25." + str(int(hashlib.sha256(b"salt" + original.encode()).hexdigest()[:30], 16))
+
+    def patient(self, original: str) -> str:
+        return "ANON" + hashlib.sha256(original.encode()).hexdigest()[:6]
+
+    def source(self, image: ImageRef) -> Path:
+        if image.series_instance_uid not in self.series:
+            raise KeyError(image.sop_instance_uid)
+        ds = pydicom.dcmread(image.path)
+        for tag in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+            setattr(ds, tag, self.uid(str(getattr(ds, tag))))
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientID = self.patient(str(ds.PatientID))
+        ds.PatientName = "ANON"
+        out = self.folder / f"{ds.SOPInstanceUID}.dcm"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ds.save_as(out)
+        return out

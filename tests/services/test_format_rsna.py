@@ -4,7 +4,6 @@ through the normal importer, and round trips for a rater, the consensus and a mo
 from __future__ import annotations
 
 import csv
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from annotator.services.labelling import LabelService
 from annotator.services.labelsets import apply_imported
 from annotator.storage import catalog, labels, people
 from annotator.storage import levels as level_repo
-from tests.format_projects import build, context, fresh_db, make_dicom
+from tests.format_projects import Pseudonyms, build, context, fresh_db, make_dicom
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -238,43 +237,11 @@ def test_several_readers_get_one_folder_each_and_unlevelled_slices_are_listed(tm
     assert [r["sop_instance_uid"] for r in _rows(out / "e2" / rsna.LEFT_OUT)] == [localizer.sop_instance_uid]
 
 
-class _Pseudonyms:
-    """A de-identified bundle's identity map: salted UIDs, and copies of only the labelled series' files
-    with those UIDs written in (the others were never de-identified)."""
-
-    def __init__(self, folder: Path, series: set[str]) -> None:
-        self.folder, self.series = folder, series
-
-    @property
-    def deidentified(self) -> bool:
-        return True
-
-    def uid(self, original: str) -> str:
-        return "2.25." + str(int(hashlib.sha256(b"salt" + original.encode()).hexdigest()[:30], 16))
-
-    def patient(self, original: str) -> str:
-        return "ANON" + hashlib.sha256(original.encode()).hexdigest()[:6]
-
-    def source(self, image: ImageRef) -> Path:
-        if image.series_instance_uid not in self.series:
-            raise KeyError(image.sop_instance_uid)
-        ds = pydicom.dcmread(image.path)
-        for tag in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-            setattr(ds, tag, self.uid(str(getattr(ds, tag))))
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.PatientID = self.patient(str(ds.PatientID))
-        ds.PatientName = "ANON"
-        out = self.folder / f"{ds.SOPInstanceUID}.dcm"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        ds.save_as(out)
-        return out
-
-
 def test_a_deidentified_export_leaks_no_original_identifier(tmp_path: Path) -> None:
     p = build(tmp_path)
     images = catalog.images(p.db)
     labelled = {p.images()[t.sop_instance_uid].series_instance_uid for t in p.truth}
-    ids = _Pseudonyms(tmp_path / "deid", labelled)
+    ids = Pseudonyms(tmp_path / "deid", labelled)
     out = tmp_path / "out"
     ctx: ExportContext = context(p.db, ["rater:e1"], out, ids=ids)
     rsna.write(ctx)
