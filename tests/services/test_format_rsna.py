@@ -106,33 +106,38 @@ def test_export_writes_the_challenge_files(tmp_path: Path) -> None:
         assert (again / name).read_bytes() == (out / name).read_bytes()
 
 
-@pytest.mark.parametrize("reader", ["rater:e1", "consensus", "model"])
+@pytest.mark.parametrize("reader", ["raters", "consensus", "model"])
 def test_round_trip_into_a_fresh_project_gives_the_same_files(tmp_path: Path, reader: str) -> None:
+    """Raters: e1 and e2 in one export (a folder each), each folder imported as its rater."""
     p = build(tmp_path)
-    ref = f"model:{p.model_id}" if reader == "model" else reader
+    refs = {"raters": ["rater:e1", "rater:e2"], "consensus": ["consensus"], "model": [f"model:{p.model_id}"]}[reader]
     sag = _sagittal_mid(catalog.images(p.db))
     LabelService(p.db, people.rater_by_name(p.db, "e1")).set_point(sag.id, 70.25, 101.5)  # a point, no grade
     level_repo.set_level(p.db, [sag.id], VertebralLevel.L4_L5, actor_id=None, source="test")
     first = tmp_path / "first"
-    rsna.write(context(p.db, [ref], first))
+    rsna.write(context(p.db, refs, first))
+    folders = {"e1": first / "e1", "e2": first / "e2"} if reader == "raters" else {"imported": first}
 
     db2 = fresh_db(tmp_path / "fresh.db")
-    imported = rsna.read(db2, first, reader="imported")
-    report = apply_imported(db2, imported, source=str(first))
-    assert report.errors == [] and report.created_raters == ["imported"]
+    for name, folder in folders.items():
+        report = apply_imported(db2, rsna.read(db2, folder, reader=name), source=str(folder))
+        assert report.errors == [] and report.created_raters == [name]
     second = tmp_path / "second"
-    rsna.write(context(db2, ["rater:imported"], second))
-    for name in (rsna.TRAIN, rsna.COORDINATES, rsna.SERIES_DESCRIPTIONS):
-        assert (second / name).read_text() == (first / name).read_text(), name
-    assert len(_rows(second / rsna.COORDINATES)) >= 10
+    rsna.write(context(db2, [f"rater:{name}" for name in folders], second))
+    for name, folder in folders.items():
+        again = second / name if reader == "raters" else second
+        for f in (rsna.TRAIN, rsna.COORDINATES, rsna.SERIES_DESCRIPTIONS):
+            assert (again / f).read_text() == (folder / f).read_text(), (name, f)
+        assert len(_rows(again / rsna.COORDINATES)) >= 10
 
     got = {im.sop_instance_uid: im for im in catalog.images(db2)}
-    mine = {lab.image_id: lab for lab in labels.current(db2)}
-    if reader == "rater:e1":  # the sagittal canal point came back, with its level
+    now = {(lab.image_id, lab.rater_id): lab for lab in labels.current(db2)}
+    if reader == "raters":  # e1's sagittal canal point came back, with its level and the study's grade there
         back = got[sag.sop_instance_uid]
-        assert back.level == "L4-L5" and (mine[back.id].x_px, mine[back.id].y_px) == (70.25, 101.5)
-        assert mine[back.id].grade is not None  # the study's grade at L4/L5
-    assert all(got[im.sop_instance_uid].level is not None for im in got.values() if im.id in mine)
+        lab = now[(back.id, people.rater_by_name(db2, "e1").id)]
+        assert back.level == "L4-L5" and (lab.x_px, lab.y_px) == (70.25, 101.5) and lab.grade is not None
+    assert all(got[im.sop_instance_uid].level is not None for im in got.values()
+               if any(k[0] == im.id for k in now))
 
 
 def _challenge_set(tmp: Path) -> tuple[Path, dict[str, tuple[int, int, int]], dict[tuple[int, int, int], str]]:

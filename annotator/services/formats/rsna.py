@@ -176,8 +176,8 @@ def _write_reader(ctx: ExportContext, items: Sequence[ExportItem], folder: Path)
     folder.mkdir(parents=True, exist_ok=True)
     kept = [it for it in items if it.image.level is not None]
     left_out = [it for it in items if it.image.level is None]
-    studies = sorted({it.image.study_instance_uid for it in kept})
-    all_images = [im for im in catalog.images(ctx.db) if im.study_instance_uid in set(studies)]
+    studies = {it.image.study_instance_uid for it in kept}
+    all_images = [im for im in catalog.images(ctx.db) if im.study_instance_uid in studies]
     by_series: dict[int, list[ImageRef]] = {}
     for im in all_images:
         by_series.setdefault(im.series_id, []).append(im)
