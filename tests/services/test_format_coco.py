@@ -150,3 +150,21 @@ def test_a_deidentified_export_names_files_by_pseudonym(tmp_path: Path) -> None:
     assert data["info"]["deidentified"] is True
     assert all(i["file_name"] == f"images/{i['sop_instance_uid']}.png" for i in data["images"])
     assert {i["patient_id"] for i in data["images"]} == {ids.patient(k) for k in {im.patient_key for im in images}}
+
+
+def test_a_cannot_grade_read_without_a_point_is_passed_over(tmp_path: Path) -> None:
+    p = build(tmp_path)
+    out = tmp_path / "out"
+    coco.write(context(p.db, ["rater:e1"], out))
+    data = _load(out)
+    first = data["annotations"][0]
+    first["keypoints"], first["num_keypoints"] = [0, 0, 0], 0
+    first["attributes"].update(grade=None, cannot_grade="motion artefact")
+    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
+    got = coco.read(p.db, out, reader="again")
+    assert len(got) == len(data["annotations"]) - 1 and got[0].where == "annotations.json: item 2"
+    first["attributes"]["cannot_grade"] = None  # an empty annotation that is no such read: refused by the check
+    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
+    report = apply_imported(p.db, coco.read(p.db, out, reader="again"), source="coco")
+    assert report.applied == 0 and report.errors == ["annotations.json: item 1: a row needs a point (x_px, y_px) "
+                                                     "and/or a grade"]

@@ -21,7 +21,8 @@
 
 Import reads the keypoints back as labels: each annotation's reader when it is a rater (a model's or the
 consensus' only under a rater name the user gives), its point, grade (on the project's scale), level,
-version and time.
+version and time. A reader-study "cannot grade" read without a point has no label to become and is
+passed over.
 """
 
 from __future__ import annotations
@@ -206,6 +207,8 @@ def read(db: Database, path: Path, *, reader: str | None) -> list[ImportedLabel]
             label = _label(where, ann, keypoint_at[ann["category_id"]], sops, override, scale_code)
         except (InputError, ValueError, TypeError, KeyError) as exc:
             raise InputError(f"{where}: {exc}") from None
+        if label is None:
+            continue
         other = seen.setdefault((label.sop_uid, label.reader), n)
         if other != n:
             raise InputError(f"{where}: slice {label.sop_uid} already has a label of {label.reader} (item {other}); "
@@ -253,7 +256,9 @@ def _rater_name(text: str) -> str:
 
 
 def _label(where: str, ann: dict[str, Any], k: int, sops: dict[Any, str], override: str | None,
-           scale_code: str) -> ImportedLabel:
+           scale_code: str) -> ImportedLabel | None:
+    """The annotation as a label; None for a reader-study "cannot grade" read without a point (a label
+    cannot hold it)."""
     attrs = ann.get("attributes") or {}
     if not isinstance(attrs, dict):
         raise InputError("attributes must be an object")
@@ -272,6 +277,8 @@ def _label(where: str, ann: dict[str, Any], k: int, sops: dict[Any, str], overri
         if file_scale != scale_code:
             raise InputError(f"scale {file_scale!r} differs from the project's {scale_code!r}")
         grade = int(grade)
+    if x is None and grade is None and attrs.get("cannot_grade"):
+        return None
     level = attrs.get("level")
     if level:
         VertebralLevel.parse(str(level))
