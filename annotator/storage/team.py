@@ -61,16 +61,15 @@ INSERT_ONLY_OWN = {"annotations": "rater_id", "reads": "rater_id", "audit_log": 
 EVERYONE_WRITES = (("annotations", "INSERT"), ("reads", "INSERT"), ("audit_log", "INSERT"))
 """Writes every rater's own work needs: labelling, reading in a study, and the audit entry of each."""
 
-_RATER_COLUMNS_ADMINS_SET = ("name", "role", "simulated", "created_at", "password_hash")
 ACT_WRITES: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.ADJUDICATE: (("adjudications", "INSERT"),),
     Action.TRAIN: (("model_versions", "INSERT"), ("model_versions", "UPDATE"), ("predictions", "INSERT"),
                    ("cv_folds", "INSERT")),
     Action.EXPORT: (),
     Action.MANAGE_SETTINGS: (("project_settings", "INSERT"), ("project_settings", "UPDATE")),
-    # Never the login column: which rater a connection is stays the owner's business (`team add-rater`).
-    Action.MANAGE_RATERS: (("raters", f"INSERT ({', '.join(_RATER_COLUMNS_ADMINS_SET)})"),
-                           ("raters", "UPDATE (name, simulated, password_hash)")),
+    # Never the login column (nor the role, which decides the group): which rater a connection is, and
+    # with what rights, stays the owner's business (`team add-rater`); an insert must leave it empty.
+    Action.MANAGE_RATERS: (("raters", "INSERT"), ("raters", "UPDATE (name, simulated, password_hash)")),
     # Reader studies and slice levels, and (the catalogue they are built from) importing DICOM files.
     Action.MANAGE_STUDIES: (("reader_studies", "INSERT"), ("reader_study_slices", "INSERT"),
                             ("reader_study_readers", "INSERT"), ("reader_plan_items", "INSERT"),
@@ -111,6 +110,7 @@ SELECT_RULES: dict[str, str] = {
         f"OR ({_right('see_calibration_reference_after_own_read')} AND EXISTS (SELECT 1 FROM reads r "
         f"WHERE r.study_id = reader_study_slices.study_id AND r.image_id = reader_study_slices.image_id "
         f"AND r.rater_id = {_ME}))))"),
+    "raters": "true",  # everybody sees who is in the project (the app shows aliases where names are hidden)
 }
 """Row-level security: which rows of each table a rater reads (other tables are readable whole)."""
 
@@ -119,10 +119,14 @@ INSERT_RULES: dict[str, str] = {
     # a read answers one of her own plan items, for the slice and study of that item
     "reads": (f"rater_id = {_ME} AND EXISTS (SELECT 1 FROM reader_plan_items p WHERE p.id = plan_item_id "
               f"AND p.rater_id = {_ME} AND p.study_id = reads.study_id AND p.image_id = reads.image_id)"),
+    "raters": "login IS NULL",
     "predictions": "true", "reader_studies": "true", "reader_study_slices": "true",
     "reader_study_readers": "true", "reader_plan_items": "true",
 }
 """Row-level security on insert (who may insert at all is a grant)."""
+
+UPDATE_RULES: dict[str, str] = {"raters": "true"}
+"""Row-level security on update, where a table under it may be updated at all (which columns: a grant)."""
 
 
 # ----- the truth table ------------------------------------------------------------------------------------
@@ -269,6 +273,8 @@ def init(db: Database) -> TeamSetup:
                 _q(conn, f"CREATE POLICY annotator_read ON {t} FOR SELECT USING ({SELECT_RULES[table]})")
             if table in INSERT_RULES:
                 _q(conn, f"CREATE POLICY annotator_insert ON {t} FOR INSERT WITH CHECK ({INSERT_RULES[table]})")
+            if table in UPDATE_RULES:
+                _q(conn, f"CREATE POLICY annotator_update ON {t} FOR UPDATE USING ({UPDATE_RULES[table]})")
         if not _q(conn, "SELECT 1 FROM project_settings WHERE id = 1").first():
             with Session(bind=conn) as s:
                 people.ensure_settings(s)
