@@ -83,7 +83,7 @@ def _cmd_raters(args: argparse.Namespace) -> int:
     from annotator.services import project
 
     db = project.open_project(args.db)
-    actor = project.rater_by_name(db, args.as_rater) if getattr(args, "as_rater", None) else None
+    actor = project.acting(db, getattr(args, "as_rater", None))
     if args.raters_command == "add":
         r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated, actor=actor)
         print(f"added rater {r.name} ({r.role.value})")

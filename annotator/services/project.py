@@ -14,7 +14,7 @@ from annotator.storage.database import Database, open_database
 
 __all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "project_settings",
            "reader_names_for", "change_settings", "set_switch", "status", "schema_status", "check_schema",
-           "upgrade_schema", "acting", "connected_rater"]
+           "upgrade_schema", "acting", "acting_required", "connected_rater"]
 
 
 def resolve_settings(db: str | None = None) -> AppSettings:
@@ -46,6 +46,14 @@ def acting(db: Database, name: str | None) -> Rater | None:
                                    f"not as {name}")
         return me
     return None if name is None else people.rater_by_name(db, name)
+
+
+def acting_required(db: Database, name: str | None, who: str = "the rater acting") -> Rater:
+    """:func:`acting` for a command that needs somebody to act: ``--as NAME`` unless the connection says."""
+    actor = acting(db, name)
+    if actor is None:
+        raise InputError(f"this needs --as NAME ({who})")
+    return actor
 
 
 def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False, actor: Rater | None = None) -> Rater:
