@@ -1,0 +1,86 @@
+"""`annotator team` from the command line, on a real PostgreSQL server: init as the owner, raters added
+with a password on stdin, workstations connecting with their own login, a removed rater locked out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from tests.team_server import team_server
+
+pytestmark = pytest.mark.postgres
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "annotator", *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_team_init_add_connect_and_remove_from_the_command_line() -> None:
+    server = team_server()
+    name = server.new_database()
+    owner = server.owner_url(name)
+    done = run("team", "init", owner)
+    assert done.returncode == 0, done.stderr
+    assert f"{name}_annotator" in done.stdout and f"{name}_admin" in done.stdout
+    assert run("team", "init", owner).returncode == 0  # again (after an upgrade): idempotent
+
+    for rater, role in (("carol", "admin"), ("dave", "annotator")):
+        added = run("--db", owner, "team", "add-rater", rater, "--role", role, stdin=f"pw-of-{rater}\n")
+        assert added.returncode == 0, added.stderr
+    with psycopg.connect(server.rater_dsn(name, "dave", "pw-of-dave")) as conn:  # SCRAM, not md5
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with psycopg.connect(f"host={server.sock} port={server.port} user=postgres dbname={name}") as conn:
+        secret = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'dave'").fetchone()
+        assert secret is not None and secret[0].startswith("SCRAM-SHA-256$")
+
+    # a workstation: the connection's user is the rater; --as somebody else is refused
+    carol = server.rater_url(name, "carol", "pw-of-carol")
+    changed = run("--db", carol, "settings", "set", "hide-reader-names", "true")
+    assert changed.returncode == 0, changed.stderr
+    dave = server.rater_url(name, "dave", "pw-of-dave")
+    refused = run("--db", dave, "settings", "set", "hide-reader-names", "false")
+    assert refused.returncode == 1 and "dave is an annotator" in refused.stderr
+    posing = run("--db", dave, "settings", "set", "hide-reader-names", "false", "--as", "carol")
+    assert posing.returncode == 1 and "connected as dave" in posing.stderr
+    shown = run("--db", dave, "settings", "show", "--json")
+    assert json.loads(shown.stdout)["hide_reader_names_from_reviewers"] is True
+
+    short = run("--db", owner, "team", "add-rater", "erin", stdin="short\n")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    wrong = run("--db", server.rater_url(name, "dave", "not-his-password"), "status")
+    assert wrong.returncode == 1 and "password authentication failed" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    removed = run("--db", owner, "team", "remove-rater", "dave")
+    assert removed.returncode == 0, removed.stderr
+    locked = run("--db", dave, "status")
+    assert locked.returncode == 1 and "not permitted to log in" in locked.stderr
+    listed = run("--db", owner, "raters", "list")
+    assert "dave" in listed.stdout  # the rater and her work stay
+
+
+def test_sslmode_in_the_url_is_honoured() -> None:
+    server = team_server()
+    name = server.new_database()
+    assert run("team", "init", server.owner_url(name)).returncode == 0
+    # this test server has no certificate: requiring TLS must fail rather than fall back to plain text
+    done = run("--db", server.rater_url(name, "nobody", "x") + "?sslmode=require", "status")
+    assert done.returncode == 1 and "SSL" in done.stderr
+
+
+def test_a_rater_never_migrates_and_is_told_to_ask_the_owner() -> None:
+    server = team_server()
+    name = server.new_database()
+    owner = server.owner_url(name)
+    assert run("team", "init", owner).returncode == 0
+    assert run("--db", owner, "team", "add-rater", "fay", stdin="pw-of-fay!\n").returncode == 0
+    with psycopg.connect(f"host={server.sock} port={server.port} user=postgres dbname={name}",
+                         autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0005'")  # as if annotator were upgraded since
+    behind = run("--db", server.rater_url(name, "fay", "pw-of-fay!"), "status")
+    assert behind.returncode == 1 and "team init" in behind.stderr and "Traceback" not in behind.stderr
