@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.domain.entities import PROJECT_SWITCHES, ProjectCounts, ProjectSettings, Rater, Role
-from annotator.domain.errors import InputError, PermissionDenied
+from annotator.domain.errors import DatabaseError, InputError, PasswordRequired, PermissionDenied
 from annotator.domain.policy import Action, Policy, ReaderNames, reader_names
 from annotator.domain.settings import AppSettings
 from annotator.storage import catalog, migrate, people, settings, team
@@ -14,7 +14,7 @@ from annotator.storage.database import Database, open_database
 
 __all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "project_settings",
            "reader_names_for", "change_settings", "set_switch", "status", "schema_status", "check_schema",
-           "upgrade_schema", "acting", "acting_required", "connected_rater"]
+           "upgrade_schema", "acting", "acting_required", "connected_rater", "with_password"]
 
 
 def resolve_settings(db: str | None = None) -> AppSettings:
@@ -25,10 +25,21 @@ def resolve_settings(db: str | None = None) -> AppSettings:
 def open_project(where: str | AppSettings | None = None) -> Database:
     """Open the project database (settings, a URL or file path; None: the default), upgraded. A rater of a
     team database (who may not change the schema) gets it only when it is up to date."""
-    db = open_database(where)
+    try:
+        db = open_database(where)
+    except DatabaseError as exc:
+        if "no password supplied" in str(exc):
+            raise PasswordRequired(f"{exc}: give the database password (your sign-in), in the URL, a "
+                                   "~/.pgpass file or PGPASSWORD") from exc
+        raise
     if db.dialect == "postgresql":
         team.install_refusals(db.engine)
     return db
+
+
+def with_password(where: str | None, password: str) -> str:
+    """The project's URL (``--db``; None: the default) with the database password of its user."""
+    return settings.with_password(resolve_settings(where).database_url, password)
 
 
 def connected_rater(db: Database) -> Rater | None:

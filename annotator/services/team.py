@@ -11,11 +11,11 @@ from __future__ import annotations
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError
 from annotator.services.auth import MIN_LENGTH
-from annotator.storage import team
+from annotator.storage import people, team
 from annotator.storage.database import Database, open_database
 from annotator.storage.team import TeamSetup
 
-__all__ = ["TeamSetup", "init", "add_rater", "remove_rater", "connected_rater", "login_enabled"]
+__all__ = ["TeamSetup", "init", "add_rater", "remove_rater", "connected_rater", "login_enabled", "sign_in"]
 
 
 def init(url: str) -> TeamSetup:
@@ -45,6 +45,15 @@ def remove_rater(db: Database, name: str) -> Rater:
 def connected_rater(db: Database) -> Rater | None:
     """The rater this connection signs in as (a team database), else None: SQLite, or the owner."""
     return team.connected_rater(db)
+
+
+def sign_in(db: Database) -> Rater | None:
+    """The connected rater of a team database, her sign-in audited (the server checked her password);
+    None: not a team connection, the app's own sign-in applies."""
+    rater = team.connected_rater(db)
+    if rater is not None:
+        people.record_sign_in(db, rater.id, ok=True)
+    return rater
 
 
 def login_enabled(db: Database, rater: Rater) -> bool | None:
