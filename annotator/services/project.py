@@ -144,6 +144,8 @@ def upgrade_schema(url: str | None) -> tuple[str | None, str, Path | None]:
     try:
         before = migrate.current_revision(db.engine)
         backup = migrate.upgrade(db.engine)
+        if before != migrate.current_revision(db.engine) and team.initialized(db):
+            team.init(db)  # the server-side rules cover the upgraded schema's tables too
         return before, migrate.current_revision(db.engine) or "", backup
     finally:
         db.close()

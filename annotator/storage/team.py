@@ -282,6 +282,17 @@ def init(db: Database) -> TeamSetup:
     return TeamSetup(database, groups, len(set(SELECT_RULES) | set(INSERT_RULES)), len(rights_rows()))
 
 
+def initialized(db: Database) -> bool:
+    """Has ``team init`` set this database up (its group roles exist)?"""
+    if db.dialect != "postgresql":
+        return False
+    with db.engine.connect() as conn:
+        database = _q(conn, "SELECT current_database()").scalar_one()
+        names = [group_role(database, role) for role in Role]
+        return bool(_q(conn, "SELECT count(*) = %(n)s FROM pg_roles WHERE rolname = ANY(%(names)s)",
+                       n=len(names), names=names).scalar())
+
+
 # ----- raters -------------------------------------------------------------------------------------------
 def _groups_or_refuse(conn: Connection) -> dict[Role, str]:
     database = _q(conn, "SELECT current_database()").scalar_one()
@@ -404,4 +415,4 @@ def install_refusals(engine: Engine) -> None:
 
 __all__ = ["RIGHTS", "ACT_WRITES", "SELECT_RULES", "INSERT_RULES", "TeamSetup", "init", "add_rater",
            "remove_rater", "connected_rater", "install_refusals", "rights_rows", "settings_grid",
-           "policy_settings_fields", "act_groups", "group_role", "login_enabled"]
+           "policy_settings_fields", "act_groups", "group_role", "login_enabled", "initialized"]

@@ -84,3 +84,15 @@ def test_a_rater_never_migrates_and_is_told_to_ask_the_owner() -> None:
         conn.execute("UPDATE alembic_version SET version_num = '0005'")  # as if annotator were upgraded since
     behind = run("--db", server.rater_url(name, "fay", "pw-of-fay!"), "status")
     assert behind.returncode == 1 and "team init" in behind.stderr and "Traceback" not in behind.stderr
+
+    # the owner's `db upgrade` brings the server-side rules up to date with the schema it upgraded
+    group = f"{name}_annotator"
+    with psycopg.connect(f"host={server.sock} port={server.port} user=postgres dbname={name}",
+                         autocommit=True) as conn:
+        conn.execute("ALTER TABLE raters DROP CONSTRAINT uq_raters_login")
+        conn.execute("ALTER TABLE raters DROP COLUMN login CASCADE")  # truly at 0005 again (and its policy)
+        conn.execute(f'REVOKE INSERT ON annotations FROM "{group}"')  # rules older than the schema
+        upgraded = run("--db", owner, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert conn.execute("SELECT has_table_privilege(%s, 'annotations', 'INSERT')", (group,)).fetchone() == (True,)
+        assert conn.execute("SELECT count(*) FROM pg_policies WHERE tablename = 'raters'").fetchone() == (3,)
