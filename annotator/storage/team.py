@@ -246,7 +246,9 @@ def init(db: Database) -> TeamSetup:
         everyone = ", ".join(_ident(g) for g in groups.values())
         db_ident, schema_ident = _ident(database), _ident(schema)
         _q(conn, f"REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC")
-        _q(conn, f"REVOKE CREATE ON SCHEMA {schema_ident} FROM PUBLIC")
+        if _q(conn, "SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace WHERE nspname = %(s)s",
+              s=schema).scalar():  # PostgreSQL < 15 gives everybody CREATE on public, owned by the superuser
+            _q(conn, f"REVOKE CREATE ON SCHEMA {schema_ident} FROM PUBLIC")
         _q(conn, f"GRANT CONNECT, TEMPORARY ON DATABASE {db_ident} TO {everyone}")
         _q(conn, f"GRANT USAGE ON SCHEMA {schema_ident} TO {everyone}")
         tables = [*sorted(Base.metadata.tables), "alembic_version"]
@@ -275,6 +277,10 @@ def init(db: Database) -> TeamSetup:
                 _q(conn, f"CREATE POLICY annotator_insert ON {t} FOR INSERT WITH CHECK ({INSERT_RULES[table]})")
             if table in UPDATE_RULES:
                 _q(conn, f"CREATE POLICY annotator_update ON {t} FOR UPDATE USING ({UPDATE_RULES[table]})")
+        # raters whose login exists (a restored dump, a renamed database) belong to their role's group
+        for login, role_name in _q(conn, "SELECT r.login, r.role FROM raters r JOIN pg_roles p "
+                                         "ON p.rolname = r.login").all():
+            _q(conn, f"GRANT {_ident(groups[Role(role_name)])} TO {_ident(login)}")
         if not _q(conn, "SELECT 1 FROM project_settings WHERE id = 1").first():
             with Session(bind=conn) as s:
                 people.ensure_settings(s)
@@ -374,7 +380,8 @@ def remove_rater(db: Database, name: str) -> Rater:
             raise InputError(f"rater {name!r} has no login role on this server")
         _q(conn, f"ALTER ROLE {_ident(row.login)} NOLOGIN")
         _q(conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %(n)s "
-                 "AND datname = current_database() AND pid <> pg_backend_pid()", n=row.login)
+                 "AND datname = current_database() AND pid <> pg_backend_pid() "
+                 "AND pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')", n=row.login)
         audit.record(s, rater_id=None, action="rater.remove", entity="rater", entity_id=row.id,
                      before={"login": row.login, "enabled": True}, after={"login": row.login, "enabled": False})
         s.flush()

@@ -96,3 +96,35 @@ def test_a_rater_never_migrates_and_is_told_to_ask_the_owner() -> None:
         assert upgraded.returncode == 0, upgraded.stderr
         assert conn.execute("SELECT has_table_privilege(%s, 'annotations', 'INSERT')", (group,)).fetchone() == (True,)
         assert conn.execute("SELECT count(*) FROM pg_policies WHERE tablename = 'raters'").fetchone() == (3,)
+
+
+def test_a_database_owner_with_createrole_runs_the_team_and_pg_dump_restores_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What the README does: no superuser needed day to day, and a backup that restores under a new name."""
+    server = team_server()
+    admin = f"host={server.sock} port={server.port} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE ROLE spine_owner LOGIN CREATEROLE")
+        conn.execute("CREATE DATABASE spine OWNER spine_owner")
+    owner = f"postgresql://spine_owner@/spine?host={server.sock}&port={server.port}"
+    assert run("team", "init", owner).returncode == 0
+    assert run("--db", owner, "team", "add-rater", "ida", stdin="pw-of-ida!\n").returncode == 0
+    ida = server.rater_url("spine", "ida", "pw-of-ida!")
+    assert run("--db", ida, "status").returncode == 0
+
+    dump = tmp_path / "spine.dump"
+    done = subprocess.run([str(server.bindir / "pg_dump"), "-Fc", "-f", str(dump), "-h", str(server.sock),
+                           "-p", str(server.port), "-U", "spine_owner", "spine"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE spine_copy OWNER spine_owner")
+    done = subprocess.run([str(server.bindir / "pg_restore"), "-h", str(server.sock), "-p", str(server.port),
+                           "-U", "spine_owner", "-d", "spine_copy", str(dump)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    copy_owner = f"postgresql://spine_owner@/spine_copy?host={server.sock}&port={server.port}"
+    assert run("team", "init", copy_owner).returncode == 0  # the copy's own group roles; ida joins hers
+    shown = run("--db", server.rater_url("spine_copy", "ida", "pw-of-ida!"), "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    with psycopg.connect(server.rater_dsn("spine_copy", "ida", "pw-of-ida!")) as conn:
+        assert conn.execute("SELECT annotator_me() IS NOT NULL, current_user").fetchone() == (True, "ida")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM audit_log")
