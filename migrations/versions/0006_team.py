@@ -19,12 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # a unique index, not a constraint: SQLite adds both without rebuilding the table (which its foreign
+    # keys would refuse)
     with op.batch_alter_table('raters') as batch:
         batch.add_column(sa.Column('login', sa.String(length=63), nullable=True))
-        batch.create_unique_constraint('uq_raters_login', ['login'])
+    op.create_index('ix_raters_login', 'raters', ['login'], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_raters_login', table_name='raters')
     with op.batch_alter_table('raters') as batch:
-        batch.drop_constraint('uq_raters_login', type_='unique')
         batch.drop_column('login')

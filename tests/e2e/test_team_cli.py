@@ -89,7 +89,6 @@ def test_a_rater_never_migrates_and_is_told_to_ask_the_owner() -> None:
     group = f"{name}_annotator"
     with psycopg.connect(f"host={server.sock} port={server.port} user=postgres dbname={name}",
                          autocommit=True) as conn:
-        conn.execute("ALTER TABLE raters DROP CONSTRAINT uq_raters_login")
         conn.execute("ALTER TABLE raters DROP COLUMN login CASCADE")  # truly at 0005 again (and its policy)
         conn.execute(f'REVOKE INSERT ON annotations FROM "{group}"')  # rules older than the schema
         upgraded = run("--db", owner, "db", "upgrade")
