@@ -22,6 +22,7 @@ def init(url: str) -> TeamSetup:
     """Create the schema (migrations) and the project's group roles, grants and row-level security on the
     PostgreSQL database at ``url``, connected as its owner. Run again after upgrading annotator."""
     db = open_database(url)
+    team.install_refusals(db.engine)  # a role that may not set a team up is told so in one line
     try:
         return team.init(db)
     finally:

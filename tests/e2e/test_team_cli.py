@@ -127,3 +127,16 @@ def test_a_database_owner_with_createrole_runs_the_team_and_pg_dump_restores_it(
         assert conn.execute("SELECT annotator_me() IS NOT NULL, current_user").fetchone() == (True, "ida")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM audit_log")
+
+
+def test_a_rater_cannot_set_a_team_up_or_add_raters() -> None:
+    server = team_server()
+    name = server.new_database()
+    owner = server.owner_url(name)
+    assert run("team", "init", owner).returncode == 0
+    assert run("--db", owner, "team", "add-rater", "jo", "--role", "admin", stdin="pw-of-jo!!\n").returncode == 0
+    jo = server.rater_url(name, "jo", "pw-of-jo!!")
+    for args in (["team", "init", jo], ["--db", jo, "team", "add-rater", "kim"], ["--db", jo, "team", "remove-rater",
+                                                                              "jo"]):
+        done = run(*args, stdin="pw-of-kim!!\n")
+        assert done.returncode == 1 and "refused" in done.stderr and "Traceback" not in done.stderr, done.stderr
