@@ -10,12 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from annotator import __version__
+from annotator.commands.prompts import read_new_password
 from annotator.domain.entities import ImportResult, ImportStatus, Role
-from annotator.domain.errors import AnnotatorError, InputError
+from annotator.domain.errors import AnnotatorError
 from annotator.domain.policy import Action
 
 # Command groups registered from annotator/commands/<name>.py (kept out of this module to keep it small).
-COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study", "settings")
+COMMAND_MODULES = ("labelsets", "agreement", "demo", "review", "ml", "study", "settings", "team")
 
 
 class _Bar:
@@ -82,7 +83,7 @@ def _cmd_raters(args: argparse.Namespace) -> int:
     from annotator.services import project
 
     db = project.open_project(args.db)
-    actor = project.rater_by_name(db, args.as_rater) if getattr(args, "as_rater", None) else None
+    actor = project.acting(db, getattr(args, "as_rater", None))
     if args.raters_command == "add":
         r = project.add_rater(db, args.name, Role(args.role), simulated=args.simulated, actor=actor)
         print(f"added rater {r.name} ({r.role.value})")
@@ -92,25 +93,13 @@ def _cmd_raters(args: argparse.Namespace) -> int:
         rater = project.rater_by_name(db, args.name)
         if actor is not None:  # refused before a password is asked for
             project.policy(db, actor).require(Action.MANAGE_RATERS)
-        r = auth.set_password(db, rater, None if args.clear else _read_new_password(rater.name), actor=actor)
+        r = auth.set_password(db, rater, None if args.clear else read_new_password(rater.name), actor=actor)
         print(f"rater {r.name}: " + ("password set" if r.protected else "no password (signs in by name)"))
     else:
         for r in project.list_raters(db):
             print(f"{r.id:4}  {r.name:24} {r.role.value:10}{'  simulated' if r.simulated else ''}"
                   f"{'  password' if r.protected else ''}")
     return 0
-
-
-def _read_new_password(name: str) -> str:
-    """Twice at a terminal (not echoed), else one line from standard input (for scripts)."""
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
-    import getpass
-
-    first = getpass.getpass(f"new password for {name}: ")
-    if getpass.getpass("again: ") != first:
-        raise InputError("the two passwords differ; nothing was changed")
-    return first
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

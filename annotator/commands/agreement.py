@@ -14,7 +14,7 @@ def _agreement(args: argparse.Namespace) -> int:
     if args.study is not None:
         return _study_agreement(args)
     db = project.open_project(args.db)
-    viewer = project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    viewer = project.acting(db, args.as_rater)
     names = project.reader_names_for(db, viewer) if viewer is not None else ReaderNames()
     readers = [names.resolve(r) for r in args.readers] if args.readers else None
     report = agreement.agreement_report(db, readers, n_boot=args.bootstrap, seed=args.seed)
@@ -26,14 +26,11 @@ def _agreement(args: argparse.Namespace) -> int:
 
 
 def _study_agreement(args: argparse.Namespace) -> int:
-    from annotator.domain.errors import InputError
     from annotator.services import project
     from annotator.services.study_stats import study_stats
 
-    if args.as_rater is None:
-        raise InputError("agreement --study needs --as NAME (a reviewer or admin)")
     db = project.open_project(args.db)
-    report = study_stats(db, project.rater_by_name(db, args.as_rater), args.study)
+    report = study_stats(db, project.acting_required(db, args.as_rater, "a reviewer or admin"), args.study)
     doc = report.to_json()
     if args.json:
         print(json.dumps(doc, indent=1, allow_nan=False))

@@ -13,15 +13,13 @@ def _export(args: argparse.Namespace) -> int:
 
     db = project.open_project(args.db)
     if args.study is not None:
-        from annotator.domain.errors import InputError
         from annotator.services import study_io
 
-        if args.as_rater is None:
-            raise InputError("export --study needs --as NAME (a reviewer or admin)")
-        n = study_io.export(db, project.rater_by_name(db, args.as_rater), args.study, Path(args.out), args.format)
+        viewer = project.acting_required(db, args.as_rater, "a reviewer or admin")
+        n = study_io.export(db, viewer, args.study, Path(args.out), args.format)
         print(f"wrote {n} reads of study {args.study!r} to {args.out}")
         return 0
-    actor = project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    actor = project.acting(db, args.as_rater)
     readers = args.readers or [str(r) for r in reader_service.all_readers(db)]
     n = labelsets.export(db, readers, Path(args.out), args.format, actor=actor)
     print(f"wrote {n} rows ({', '.join(readers)}) to {args.out}")
@@ -32,7 +30,7 @@ def _import_labels(args: argparse.Namespace) -> int:
     from annotator.services import labelsets, project
 
     db = project.open_project(args.db)
-    actor = project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    actor = project.acting(db, args.as_rater)
     report = labelsets.import_labels(db, Path(args.file), reader=args.reader, actor=actor)
     for line in report.errors:
         print(line, file=sys.stderr)

@@ -209,7 +209,7 @@ def _as(s: argparse.ArgumentParser) -> None:
 
 def _actor(db: Any, args: argparse.Namespace) -> Rater | None:
     """The rater named by --as (the services check her rights); None without --as."""
-    return project.rater_by_name(db, args.as_rater) if args.as_rater else None
+    return project.acting(db, args.as_rater)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,7 +13,7 @@ def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from annotator.services.review import ReviewService
 
     db = project.open_project(args.db)
-    return db, ReviewService(db, project.rater_by_name(db, args.as_rater))
+    return db, ReviewService(db, project.acting_required(db, args.as_rater, "the reviewer acting"))
 
 
 def _queue(args: argparse.Namespace) -> int:
@@ -21,7 +21,8 @@ def _queue(args: argparse.Namespace) -> int:
     from annotator.services.review import disagreement_queue, queue_counts, queue_images
 
     db = project.open_project(args.db)
-    items = disagreement_queue(db, project.rater_by_name(db, args.as_rater), include_model=args.include_model,
+    viewer = project.acting_required(db, args.as_rater, "the reviewer")
+    items = disagreement_queue(db, viewer, include_model=args.include_model,
                                status=None if args.status == "all" else args.status)
     sops = {i: im.sop_instance_uid for i, im in queue_images(db, [it.image_id for it in items]).items()}
     if args.json:
@@ -88,4 +89,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--reason", default="")
         p.set_defaults(func=func)
     for p in (q, *[rsub.choices[n] for n in ("accept", "decide", "reopen")]):
-        p.add_argument("--as", dest="as_rater", required=True, metavar="NAME", help="the reviewer acting")
+        p.add_argument("--as", dest="as_rater", metavar="NAME",
+                       help="the reviewer acting (a team database: the rater who connects)")

@@ -34,7 +34,7 @@ def _set(args: argparse.Namespace) -> int:
 
     value = _boolean(args.value)
     db = project.open_project(args.db)
-    project.set_switch(db, project.rater_by_name(db, args.as_rater), args.key, value)
+    project.set_switch(db, project.acting_required(db, args.as_rater, "the admin acting"), args.key, value)
     print(f"{args.key}: {str(value).lower()}")
     return 0
 
@@ -48,5 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     st = ssub.add_parser("set", help="change a setting (checked and audited)")
     st.add_argument("key", choices=sorted(PROJECT_SWITCHES))
     st.add_argument("value", help="true or false")
-    st.add_argument("--as", dest="as_rater", required=True, metavar="NAME", help="the admin acting")
+    st.add_argument("--as", dest="as_rater", metavar="NAME",
+                    help="the admin acting (a team database: the rater who connects)")
     st.set_defaults(func=_set)

@@ -24,7 +24,7 @@ def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from annotator.services import project
 
     db = project.open_project(args.db)
-    return db, project.rater_by_name(db, args.as_rater)
+    return db, project.acting_required(db, args.as_rater)
 
 
 def _definition(args: argparse.Namespace) -> StudyDefinition:
@@ -155,7 +155,7 @@ def _levels_list(args: argparse.Namespace) -> int:
 
 
 def _as(p: argparse.ArgumentParser, who: str) -> None:
-    p.add_argument("--as", dest="as_rater", required=True, metavar="NAME", help=who)
+    p.add_argument("--as", dest="as_rater", metavar="NAME", help=who + " (a team database: the rater who connects)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

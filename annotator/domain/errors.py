@@ -44,6 +44,10 @@ class DatabaseError(AnnotatorError):
     """The database cannot be opened or used."""
 
 
+class PasswordRequired(DatabaseError):
+    """The database server wants a password the URL does not give (a team workstation signing in)."""
+
+
 class DatabaseTooNew(DatabaseError):
     """The database was written by a newer version of the application."""
 

@@ -15,13 +15,14 @@ from PySide6.QtCore import QCoreApplication, QSettings, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMainWindow
 
 from annotator.domain.entities import Rater
-from annotator.domain.errors import AnnotatorError
+from annotator.domain.errors import AnnotatorError, PasswordRequired
 from annotator.gui.background import freeze_long_lived, keep_gui_thread_responsive, wait_idle
 from annotator.gui.errors import install_excepthooks, show_error, uninstall_excepthooks
 from annotator.gui.main_window import MainWindow
-from annotator.gui.signin import SignInDialog
+from annotator.gui.signin import SignInDialog, ask_database_password
 from annotator.gui.theme import apply_dark_theme
-from annotator.services.project import Database, open_project
+from annotator.services import team
+from annotator.services.project import Database, open_project, with_password
 
 
 def user_settings() -> QSettings:
@@ -34,6 +35,9 @@ def _rater_key(db: Database) -> str:
 
 
 def choose_rater(db: Database, settings: QSettings) -> Rater | None:
+    me = team.sign_in(db)  # a team database: the connection's login is the rater, its password the sign-in
+    if me is not None:
+        return me
     last = settings.value(_rater_key(db))
     dialog = SignInDialog(db, int(last) if last is not None and str(last).isdigit() else None)
     try:
@@ -90,6 +94,15 @@ class Workstation:
             QApplication.quit()
 
 
+def _open(db_url: str | None) -> Database | None:
+    """Open the project; a team database whose URL has no password asks for it (None: the user cancelled)."""
+    try:
+        return open_project(db_url)
+    except PasswordRequired:
+        password = ask_database_password(None, db_url or "")
+        return None if password is None else open_project(with_password(db_url, password))
+
+
 def run_app(db_url: str | None) -> int:
     """Open the workstation on the project at ``db_url`` (default database when None); exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -101,10 +114,13 @@ def run_app(db_url: str | None) -> int:
     install_excepthooks()
     try:
         try:
-            db = open_project(db_url)
+            opened = _open(db_url)
         except AnnotatorError as exc:
             show_error(None, exc, blocking=True)
             return 1
+        if opened is None:
+            return 0
+        db = opened
         station = Workstation(db, user_settings())
         try:
             if not station.start():

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -32,6 +33,13 @@ from annotator.gui.errors import show_error
 from annotator.services.auth import self_enrolment_roles as enrolment_roles
 from annotator.services.project import Database
 from annotator.services.worklist import human_raters, project_rules, sign_in
+
+
+def ask_database_password(parent: QWidget | None, url: str) -> str | None:
+    """A team workstation's sign-in: the database password of the URL's user (None: cancelled)."""
+    text, ok = QInputDialog.getText(parent, "Sign in", f"Database password for\n{url}",
+                                    QLineEdit.EchoMode.Password)
+    return text if ok else None
 
 
 def rules_text(db: Database) -> str:

@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from annotator.domain.entities import PROJECT_SWITCHES, ProjectCounts, ProjectSettings, Rater, Role
-from annotator.domain.errors import InputError
+from annotator.domain.errors import DatabaseError, InputError, PasswordRequired, PermissionDenied
 from annotator.domain.policy import Action, Policy, ReaderNames, reader_names
 from annotator.domain.settings import AppSettings
-from annotator.storage import catalog, migrate, people, settings
+from annotator.storage import catalog, migrate, people, settings, team
 from annotator.storage.database import Database, open_database
 
 __all__ = ["resolve_settings", "open_project", "add_rater", "list_raters", "policy", "project_settings",
            "reader_names_for", "change_settings", "set_switch", "status", "schema_status", "check_schema",
-           "upgrade_schema"]
+           "upgrade_schema", "acting", "acting_required", "connected_rater", "with_password"]
 
 
 def resolve_settings(db: str | None = None) -> AppSettings:
@@ -23,8 +23,48 @@ def resolve_settings(db: str | None = None) -> AppSettings:
 
 
 def open_project(where: str | AppSettings | None = None) -> Database:
-    """Open the project database (settings, a URL or file path; None: the default), upgraded."""
-    return open_database(where)
+    """Open the project database (settings, a URL or file path; None: the default), upgraded. A rater of a
+    team database (who may not change the schema) gets it only when it is up to date."""
+    try:
+        db = open_database(where)
+    except DatabaseError as exc:
+        if "no password supplied" in str(exc):
+            raise PasswordRequired(f"{exc}: give the database password (your sign-in), in the URL, a "
+                                   "~/.pgpass file or PGPASSWORD") from exc
+        raise
+    if db.dialect == "postgresql":
+        team.install_refusals(db.engine)
+    return db
+
+
+def with_password(where: str | None, password: str) -> str:
+    """The project's URL (``--db``; None: the default) with the database password of its user."""
+    return settings.with_password(resolve_settings(where).database_url, password)
+
+
+def connected_rater(db: Database) -> Rater | None:
+    """The rater a team database's connection is (her login role); None: SQLite, or the database's owner."""
+    return team.connected_rater(db)
+
+
+def acting(db: Database, name: str | None) -> Rater | None:
+    """Who acts (``--as NAME``): on a team database always the connected rater (another name is refused);
+    else the rater called ``name``, or None (the database's owner, a script)."""
+    me = team.connected_rater(db)
+    if me is not None:
+        if name is not None and name != me.name:
+            raise PermissionDenied(f"connected as {me.name}: a team database acts as the rater who connects, "
+                                   f"not as {name}")
+        return me
+    return None if name is None else people.rater_by_name(db, name)
+
+
+def acting_required(db: Database, name: str | None, who: str = "the rater acting") -> Rater:
+    """:func:`acting` for a command that needs somebody to act: ``--as NAME`` unless the connection says."""
+    actor = acting(db, name)
+    if actor is None:
+        raise InputError(f"this needs --as NAME ({who})")
+    return actor
 
 
 def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False, actor: Rater | None = None) -> Rater:
@@ -104,6 +144,8 @@ def upgrade_schema(url: str | None) -> tuple[str | None, str, Path | None]:
     try:
         before = migrate.current_revision(db.engine)
         backup = migrate.upgrade(db.engine)
+        if before != migrate.current_revision(db.engine) and team.initialized(db):
+            team.init(db)  # the server-side rules cover the upgraded schema's tables too
         return before, migrate.current_revision(db.engine) or "", backup
     finally:
         db.close()

@@ -90,6 +90,18 @@ def _has_tables(conn: Connection) -> bool:
     return bool(conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar())
 
 
+def _may_change_schema(conn: Connection) -> bool:
+    """Can this connection run the migrations? Always on SQLite; on PostgreSQL a superuser, the owner of
+    the schema's tables, or anybody on a database without them yet. A rater of a team database connects
+    as a login role that owns nothing and may not change the schema (``annotator team init``)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.exec_driver_sql(
+        "SELECT r.rolsuper OR c.oid IS NULL OR pg_has_role(current_user, c.relowner, 'USAGE') "
+        "FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('alembic_version') "
+        "WHERE r.rolname = current_user").scalar())
+
+
 def upgrade(engine: Engine, revision: str = "head") -> Path | None:
     """Bring the schema to ``revision`` inside one transaction; refuse a too-new database.
 
@@ -111,6 +123,12 @@ def upgrade(engine: Engine, revision: str = "head") -> Path | None:
             )
         if current == target:
             return None
+        if not _may_change_schema(conn):
+            raise DatabaseError(
+                f"database {engine.url.render_as_string(hide_password=True)} is at schema revision "
+                f"{current or '(none)'} and this version of annotator needs {target}; this login "
+                "may not change the schema: the project's owner runs `annotator --db URL team init` (or "
+                "`db upgrade`) first")
         backup = None
         if file is not None and (current is not None or _has_tables(conn)):
             backup = backup_sqlite(file, current or "unversioned")

@@ -31,6 +31,11 @@ def _settings_row(session: Session) -> ProjectSettingsRow:
     return row
 
 
+def ensure_settings(session: Session) -> None:
+    """Store the default settings row if the project has none yet (inside the caller's transaction)."""
+    _settings_row(session)
+
+
 def get_settings(db: Database) -> ProjectSettings:
     with db.read() as s:
         row = s.get(ProjectSettingsRow, 1)
@@ -64,11 +69,17 @@ def update_settings(db: Database, actor_id: int | None, **changes: Any) -> Proje
     return db.write(work)
 
 
-def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False,
-              actor_id: int | None = None, password_hash: str | None = None) -> Rater:
+def check_name(name: str) -> str:
+    """The rater name, stripped; InputError unless it can address a reader (``rater:NAME``)."""
     name = name.strip()
     if not name or ":" in name or "," in name:
         raise InputError(f"rater name {name!r} must be non-empty and contain no ':' or ','")
+    return name
+
+
+def add_rater(db: Database, name: str, role: Role, *, simulated: bool = False,
+              actor_id: int | None = None, password_hash: str | None = None) -> Rater:
+    name = check_name(name)
 
     def work(s: Session) -> Rater:
         if s.scalar(select(RaterRow).where(RaterRow.name == name)) is not None:

@@ -28,6 +28,15 @@ def normalise_url(url_or_path: str) -> str:
     return url_or_path
 
 
+def with_password(url: str, password: str) -> str:
+    """The database URL with ``password`` for its user (a team workstation's sign-in)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError as exc:
+        raise DatabaseError(f"--db {url!r} is not a database URL or file path") from exc
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL; None for PostgreSQL and in-memory SQLite."""
     try:

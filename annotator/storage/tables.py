@@ -70,6 +70,8 @@ class RaterRow(Base):
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)  # scrypt; None: no password
+    # A team database: the PostgreSQL login role this rater connects as (None: signs in at the app).
+    login: Mapped[str | None] = mapped_column(String(63), unique=True, index=True, nullable=True)
 
 
 class PatientRow(Base):
