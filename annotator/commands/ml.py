@@ -107,8 +107,8 @@ def _train(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.train(
             db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed, threads=args.threads,
-            device=args.device, predict_all=args.predict, activate=args.activate, on_event=on_event,
-            should_stop=flag, actor=actor))
+            device=args.device, precision=args.precision, predict_all=args.predict, activate=args.activate,
+            on_event=on_event, should_stop=flag, actor=actor))
     if not args.json_progress:
         predicted = ", predicted every slice" if args.predict or args.activate else ""
         print(f"registered model {version.id} ({version.name}), weights {version.weights_path}{predicted}"
@@ -137,8 +137,8 @@ def _cv(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.cross_validate(
             db, args.target, n_folds=args.folds, preset=args.preset, epochs=args.epochs, seed=args.seed,
-            threads=args.threads, device=args.device, jobs=args.jobs, on_event=on_event, should_stop=flag,
-            actor=actor))
+            threads=args.threads, device=args.device, precision=args.precision, jobs=args.jobs, on_event=on_event,
+            should_stop=flag, actor=actor))
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -196,6 +196,9 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     s.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the preset's, 1); part of the recipe like the seed")
     _device(s)
+    s.add_argument("--precision", default="auto", metavar="auto|bf16|fp32",
+                   help="training arithmetic (default auto: bf16 autocast on a CUDA GPU that supports it, "
+                        "float32 elsewhere; the CPU path is unchanged); recorded in the model card")
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
     if target:
         _as(s)

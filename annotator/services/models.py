@@ -49,6 +49,7 @@ def render_card(card: dict[str, Any]) -> str:
         "target": card.get("target", ""), "created_at": card.get("created_at", ""),
         "seed": card.get("seed", ""), "epochs": card.get("epochs", ""),
         "device": card.get("device", "not recorded"),
+        "mixed_precision": card.get("mixed_precision", "not recorded"),
         "n_slices": card.get("n_training_slices", ""), "n_patients": card.get("n_patients", ""),
         "scale": card.get("scale_code", ""), "classes": card.get("class_ordinals", ""),
         "snapshot": card.get("data_snapshot_sha256", ""), "weights_sha256": card.get("weights_sha256", ""),
