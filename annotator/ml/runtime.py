@@ -10,11 +10,12 @@ With ``world > 1`` (one process of a ``torchrun`` launch, see :mod:`annotator.ml
 preset's batch size is the *global* batch: each rank takes ``ceil(batch / world)`` samples from its own
 shard, drawn by ``torch.utils.data.DistributedSampler`` with the run's seed (the same permutation on
 every rank, so the shards are disjoint and together cover the data; when the count does not divide by
-the world size the sampler repeats up to ``world - 1`` samples to even them out). Networks with batch
-norm get ``SyncBatchNorm`` (statistics over the global batch) and are wrapped in
-``DistributedDataParallel`` (gradients averaged over ranks). So N ranks take the same optimiser steps on
-the same global batches as one process would, with different augmentation draws (each rank's generator
-is seeded ``seed * world + rank``). Epoch figures are summed over ranks before they are reported.
+the world size the sampler repeats up to ``world - 1`` samples to even them out). The networks are
+wrapped in ``DistributedDataParallel`` (gradients averaged over ranks) and, on GPUs, their batch norm
+becomes ``SyncBatchNorm`` (statistics over the global batch; torch has it on CUDA only, so on CPUs each
+rank normalises its own part of the batch). So N ranks take the same optimiser steps on the same global
+batches as one process would, with different augmentation draws (each rank's generator is seeded
+``seed * world + rank``). Epoch figures are summed over ranks before they are reported.
 """
 
 from __future__ import annotations
@@ -124,21 +125,28 @@ class Runtime:
 
     # --- networks -----------------------------------------------------------------------------------
 
+    @property
+    def sync_batch_norm(self) -> bool:
+        """Whether batch norm is synchronised over the ranks (data-parallel on GPUs)."""
+        return self.parallel and self.device.type == "cuda"
+
     def prepare(self, net: nn.Module, *, find_unused: bool = False) -> nn.Module:
-        """The module to train with: ``net`` itself in one process; else ``net`` with SyncBatchNorm (in
-        place: the parameters stay the same objects) wrapped in DistributedDataParallel."""
+        """The module to train with: ``net`` itself in one process; else ``net`` wrapped in
+        DistributedDataParallel, its batch norm made SyncBatchNorm first on GPUs (in place: the parameters
+        stay the same objects)."""
         if not self.parallel:
             return net
         from torch.nn.parallel import DistributedDataParallel
 
-        nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        if self.sync_batch_norm:
+            nn.SyncBatchNorm.convert_sync_batchnorm(net)
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=find_unused)
 
     def release(self, nets: Iterable[nn.Module]) -> None:
         """After training: SyncBatchNorm back to BatchNorm2d (same tensors), so the published networks and
         inference are those of a single-process run."""
-        if self.parallel:
+        if self.sync_batch_norm:
             for net in nets:
                 revert_sync_batchnorm(net)
 
