@@ -14,7 +14,6 @@ import torch
 from annotator.domain.errors import InputError
 from annotator.ml.config import load_preset
 from annotator.ml.engine import Pipeline
-from annotator.ml.registry import tensors_sha256
 from annotator.ml.runtime import Runtime, resolve_precision
 from annotator.services import training
 from tests.ml.ml_helpers import RATER, Project
@@ -62,8 +61,6 @@ def test_the_bf16_runtime_runs_the_forward_passes_in_bfloat16(project: Project, 
     preset = dataclasses.replace(preset, name=f"tiny-{base}")
     data = training.load_training_set(project.db, TARGET, preset)
     examples = data.examples[:6]
-    plain = Pipeline(preset, 4)
-    plain.fit(examples, seed=2)
     mixed = Pipeline(preset, 4)
     dtypes: dict[int, set[torch.dtype]] = {}  # conv module -> output dtypes while training
 
@@ -79,7 +76,5 @@ def test_the_bf16_runtime_runs_the_forward_passes_in_bfloat16(project: Project, 
     for part in (mixed.localizer, mixed.classifier):  # the networks fit built and trained
         convs = [m for m in part.net.modules() if isinstance(m, torch.nn.Conv2d)]
         assert {d for m in convs for d in dtypes.get(id(m), set())} == {torch.bfloat16}, type(part).__name__
-    a, b = plain.state_tensors(), mixed.state_tensors()
-    assert all(v.dtype == a[k].dtype for k, v in b.items())  # float32 weights either way
-    assert all(torch.isfinite(v.float()).all() for v in b.values())
-    assert tensors_sha256(a) != tensors_sha256(b)
+    weights = {k: v for k, v in mixed.state_tensors().items() if v.is_floating_point()}
+    assert weights and all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
