@@ -179,6 +179,9 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the preset's)")
     ap.add_argument("--device", default="auto", help="auto (default: a CUDA GPU if torch sees one), cpu, cuda, cuda:N")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="folds trained at once (cv --jobs; default 1: one after another in this process)")
+    ap.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it), bf16 or fp32")
     ap.add_argument("--workers", type=int, default=2, help="processes generating the phantom (default 2)")
     ap.add_argument("--skip-train", action="store_true",
                     help="no full training, prediction and inference timing: the CV only")
@@ -186,8 +189,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.json:
         REPORT.append(args.json)
-    try:
-        device = training.resolve_device(args.device)[1]  # at once, before any work, if the device is unusable
+    try:  # at once, before any work, if the device or the precision is unusable
+        dev, device = training.resolve_device(args.device)
+        precision = training.resolve_precision(args.precision, dev)
     except AnnotatorError as exc:
         print(f"model_quality: {exc}", file=sys.stderr)
         return 2
@@ -196,11 +200,12 @@ def main() -> int:
     data = args.data or work / "phantom"
     os.environ["ANNOTATOR_MODELS_DIR"] = str(work / "models")
     RESULTS["setup"] = {"preset": args.preset, "epochs": args.epochs, "folds": args.folds, "cpus": os.cpu_count(),
-                        "threads": args.threads, "device": device, "patients": args.patients,
+                        "threads": args.threads, "device": device, "jobs": args.jobs, "mixed_precision": precision,
+                        "patients": args.patients,
                         "python": platform.python_version(), "library_versions": library_versions(),
                         "load_at_start": [round(x, 2) for x in os.getloadavg()]}
     print(f"model quality benchmark: {args.patients} patients, preset {args.preset}, device {device}, "
-          f"work {work}", flush=True)
+          f"jobs {args.jobs}, mixed precision {precision}, work {work}", flush=True)
     db, ctx = build_project(data, work, args.patients, args.seed, args.workers)
 
     t_train: Timer | None = None
@@ -209,7 +214,8 @@ def main() -> int:
         print("one full training on expert1:", flush=True)
         with Timer("train full (expert1)") as t_train:
             v = training.train(db, "rater:expert1", preset=args.preset, epochs=args.epochs, seed=0,
-                               threads=args.threads, device=args.device, on_event=Progress("train"))
+                               threads=args.threads, device=args.device, precision=args.precision,
+                               on_event=Progress("train"))
         with Timer("predict all slices (end to end)") as t_pred:
             _, n_pred, _ = training.predict(db, v.id, device=args.device)
         e2e_ms = t_pred.wall / max(n_pred, 1) * 1000
@@ -228,7 +234,7 @@ def main() -> int:
         with Timer(f"cv {args.folds}-fold ({label})") as t_cv:
             cv = training.cross_validate(db, target, n_folds=args.folds, preset=args.preset, epochs=args.epochs,
                                          seed=0, threads=args.threads, device=args.device,
-                                         on_event=Progress(f"cv {label}"))
+                                         precision=args.precision, jobs=args.jobs, on_event=Progress(f"cv {label}"))
         cv_time[label] = t_cv.wall
         show(f"cv model ({label}) vs phantom truth", compare(db, f"model:{cv.id}", "phantom truth", ctx))
         show(f"cv model ({label}) vs expert1", compare(db, f"model:{cv.id}", "rater:expert1", ctx))

@@ -100,15 +100,18 @@ def _run(json_progress: bool, work: Callable[[OnEvent], T]) -> T:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from annotator.services import training
+    from annotator.services import distributed_training, training
 
     db = project.open_project(args.db)
     actor = _actor(db, args)
+    run = distributed_training.train_distributed if args.distributed else training.train
     with stop_on_signals() as flag:
-        version = _run(args.json_progress, lambda on_event: training.train(
+        version = _run(args.json_progress, lambda on_event: run(
             db, args.target, preset=args.preset, epochs=args.epochs, seed=args.seed, threads=args.threads,
-            device=args.device, predict_all=args.predict, activate=args.activate, on_event=on_event,
-            should_stop=flag, actor=actor))
+            device=args.device, precision=args.precision, predict_all=args.predict, activate=args.activate,
+            on_event=on_event, should_stop=flag, actor=actor))
+    if version is None:  # a rank other than 0 of a distributed training: rank 0 reports
+        return 0
     if not args.json_progress:
         predicted = ", predicted every slice" if args.predict or args.activate else ""
         print(f"registered model {version.id} ({version.name}), weights {version.weights_path}{predicted}"
@@ -137,8 +140,8 @@ def _cv(args: argparse.Namespace) -> int:
     with stop_on_signals() as flag:
         version = _run(args.json_progress, lambda on_event: training.cross_validate(
             db, args.target, n_folds=args.folds, preset=args.preset, epochs=args.epochs, seed=args.seed,
-            threads=args.threads, device=args.device, jobs=args.jobs, on_event=on_event, should_stop=flag,
-            actor=actor))
+            threads=args.threads, device=args.device, precision=args.precision, jobs=args.jobs, on_event=on_event,
+            should_stop=flag, actor=actor))
     if not args.json_progress:
         pooled = version.card["metrics"]["pooled"]
         g, p = pooled["grades"], pooled["points"]
@@ -196,6 +199,9 @@ def _common(s: argparse.ArgumentParser, target: bool = True) -> None:
     s.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: the preset's, 1); part of the recipe like the seed")
     _device(s)
+    s.add_argument("--precision", default="auto", metavar="auto|bf16|fp32",
+                   help="training arithmetic (default auto: bf16 autocast on a CUDA GPU that supports it, "
+                        "float32 elsewhere; the CPU path is unchanged); recorded in the model card")
     s.add_argument("--json-progress", action="store_true", help="one JSON object per line on stdout")
     if target:
         _as(s)
@@ -218,6 +224,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--predict", action="store_true", help="then predict every slice with the new model")
     s.add_argument("--activate", action="store_true",
                    help="then predict every slice with the new model and make it the active one")
+    s.add_argument("--distributed", action="store_true",
+                   help="one rank of a data-parallel training started by torchrun (NCCL on GPUs, gloo on CPUs); "
+                        "rank 0 reports and publishes, the others exit 0 (README: multi-GPU and SLURM)")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="write a model's predictions for every slice (default: the active model)")

@@ -25,6 +25,7 @@ from annotator.ml import preprocess
 from annotator.ml.config import Preset
 from annotator.ml.device import CPU, to_device
 from annotator.ml.preprocess import Example, SliceInput
+from annotator.ml.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,12 @@ OnEpoch = Callable[[EpochReport], None]
 
 class Localizer(Protocol):
     device: torch.device
+    train_net: nn.Module  # ``net`` as trained (wrapped in data-parallel training)
 
-    def setup(self, n_train: int, epochs: int) -> None: ...
+    @property
+    def net(self) -> nn.Module: ...
+
+    def setup(self, n_train: int, epochs: int, run: Runtime) -> None: ...
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
                     ) -> float: ...
     def locate(self, overviews: torch.Tensor) -> torch.Tensor: ...
@@ -63,8 +68,12 @@ class Localizer(Protocol):
 
 class Classifier(Protocol):
     device: torch.device
+    train_net: nn.Module
 
-    def setup(self, train: Sequence[Example], epochs: int) -> None: ...
+    @property
+    def net(self) -> nn.Module: ...
+
+    def setup(self, train: Sequence[Example], epochs: int, run: Runtime) -> None: ...
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: Callable[[], None]
                     ) -> tuple[float, float]: ...
     def classify(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
@@ -149,11 +158,17 @@ class Pipeline:
     # --- training -----------------------------------------------------------------------------------
 
     def fit(self, train: Sequence[Example], *, seed: int, val: Sequence[Example] = (), fold: int | None = None,
-            on_epoch: OnEpoch | None = None, should_stop: ShouldStop = never_stop) -> None:
+            on_epoch: OnEpoch | None = None, should_stop: ShouldStop = never_stop,
+            runtime: Runtime | None = None) -> None:
         """Train both networks: one pass of each per epoch, ``preset.train.epochs`` epochs.
 
-        The localizer trains in the first ``localizer.epochs_fraction`` of the epochs only.
+        The localizer trains in the first ``localizer.epochs_fraction`` of the epochs only. ``runtime``:
+        mixed precision and this process's shard in data-parallel training (default: one process, float32;
+        see :mod:`annotator.ml.runtime`). Its device must be the pipeline's.
         """
+        run = runtime or Runtime(self.device)
+        if run.device != self.device:
+            raise ValueError(f"runtime on {run.device}, pipeline on {self.device}")
         if len(train) < 2:
             raise ValueError("training needs at least two labelled slices")
         epochs = self.preset.train.epochs
@@ -166,10 +181,11 @@ class Pipeline:
             # built on the CPU from the seeded global RNG, then moved: the same start on every device
             self.localizer = self._rebuild_localizer()
             self.classifier = self._rebuild_classifier()
-            gen = torch.Generator().manual_seed(seed)  # a CPU generator: the same data order on every device
+            # a CPU generator: the same data order on every device (seeded by rank in data-parallel training)
+            gen = torch.Generator().manual_seed(run.generator_seed(seed))
             loc_epochs = self.preset.localizer.epochs(epochs)
-            self.localizer.setup(len(train), loc_epochs)
-            self.classifier.setup(train, epochs)
+            self.localizer.setup(len(train), loc_epochs, run)
+            self.classifier.setup(train, epochs, run)
             loc_loss = float("nan")
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
@@ -180,6 +196,9 @@ class Pipeline:
                 if on_epoch is not None:
                     on_epoch(EpochReport(fold, epoch, epochs, loss, loc_loss, acc, val_acc,
                                          time.perf_counter() - t0))
+            for part in (self.localizer, self.classifier):  # drop the wrappers; plain networks from here on
+                part.train_net = part.net
+            run.release(self.modules().values())
 
     def _rebuild_localizer(self) -> Localizer:
         return type(self.localizer)(self.preset, self.device)  # type: ignore[call-arg]

@@ -22,6 +22,7 @@ from annotator.ml.config import Preset
 from annotator.ml.device import CPU, to_device
 from annotator.ml.nets import CropNet, LocNet, heatmap_loss, local_peak, soft_argmax
 from annotator.ml.preprocess import Example
+from annotator.ml.runtime import Runtime
 
 StopCheck = Callable[[], None]  # raises Cancelled when the user asked to stop
 HEAT_STRIDE = 2  # overview pixels per localizer heat-map cell
@@ -43,8 +44,10 @@ def make_optimiser(module: nn.Module, lr: float, weight_decay: float, total_step
     return opt, sched
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return len(batches(torch.arange(n), batch_size)) if n else 0
+def steps_per_epoch(n: int, batch_size: int, run: Runtime | None = None) -> int:
+    """Optimiser steps in one pass over ``n`` examples (on each rank, in data-parallel training)."""
+    run = run or Runtime()
+    return len(batches(torch.arange(run.shard_size(n)), run.batch_size(batch_size))) if n else 0
 
 
 def class_weights(grades: Sequence[int], n_classes: int, power: float) -> torch.Tensor:
@@ -62,30 +65,36 @@ class HeatmapLocalizer:
         self.preset = preset
         self.device = device
         self.net = LocNet(preset.localizer.width).to(device)
+        self.run = Runtime(device)
+        self.train_net: nn.Module = self.net
 
-    def setup(self, n_train: int, epochs: int) -> None:
+    def setup(self, n_train: int, epochs: int, run: Runtime) -> None:
         cfg = self.preset.localizer
+        self.run = run
+        self.train_net = run.prepare(self.net)
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
-                                              epochs * steps_per_epoch(n_train, cfg.batch_size))
+                                              epochs * steps_per_epoch(n_train, cfg.batch_size, run))
 
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: StopCheck) -> float:
-        cfg, aug = self.preset.localizer, self.preset.augment
-        self.net.train()
+        cfg, aug, run = self.preset.localizer, self.preset.augment, self.run
+        self.train_net.train()
         images = torch.from_numpy(np.stack([e.overview for e in examples]))[:, None]
         points = torch.tensor([e.overview_point for e in examples], dtype=torch.float32)
         total, seen = 0.0, 0
-        for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
+        for idx in batches(run.order([e.key for e in examples], gen), run.batch_size(cfg.batch_size)):
             check()
             x, p = augment.augment_overview(images[idx], points[idx], aug, cfg.translate_mm, cfg.mm_per_px, gen)
             x, p = to_device(x, self.device), to_device(p, self.device)
-            loss = heatmap_loss(self.net(x), p / HEAT_STRIDE, cfg.heatmap_sigma_px)
+            with run.autocast():
+                loss = heatmap_loss(self.train_net(x).float(), p / HEAT_STRIDE, cfg.heatmap_sigma_px)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.sched.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
-        return total / max(seen, 1)
+        total, seen_all = run.sums(total, seen)
+        return total / max(seen_all, 1)
 
     @torch.no_grad()
     def locate(self, overviews: torch.Tensor) -> torch.Tensor:
@@ -113,11 +122,16 @@ class CompactClassifier:
         self.device = device
         self.net = CropNet(n_classes, cfg.width, cfg.dropout).to(device)
         self.heat_px = cfg.crop_px // 4
+        self.run = Runtime(device)
+        self.train_net: nn.Module = self.net
 
-    def setup(self, train: Sequence[Example], epochs: int) -> None:
+    def setup(self, train: Sequence[Example], epochs: int, run: Runtime) -> None:
         cfg, tr = self.preset.classifier, self.preset.train
+        self.run = run
+        # without the offset loss the centre head gets no gradient: DDP must be told
+        self.train_net = run.prepare(self.net, find_unused=cfg.offset_loss_weight <= 0)
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
-                                              epochs * steps_per_epoch(len(train), cfg.batch_size))
+                                              epochs * steps_per_epoch(len(train), cfg.batch_size, run))
         grades = [e.grade for e in train]
         self.weights = class_weights(grades, self.n_classes, 0.0 if tr.balanced_sampling else tr.class_weight_power
                                      ).to(self.device)
@@ -137,22 +151,23 @@ class CompactClassifier:
 
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: StopCheck
                     ) -> tuple[float, float]:
-        cfg, aug = self.preset.classifier, self.preset.augment
-        self.net.train()
+        cfg, aug, run = self.preset.classifier, self.preset.augment, self.run
+        self.train_net.train()
         context = torch.from_numpy(np.stack([e.context for e in examples]))[:, None]
         grades = torch.tensor([e.grade for e in examples])
-        n = len(examples)
-        order = (torch.multinomial(self.sample_w, n, replacement=True, generator=gen)
-                 if self.preset.train.balanced_sampling else torch.randperm(n, generator=gen))
+        order = run.order([e.key for e in examples], gen,
+                          self.sample_w if self.preset.train.balanced_sampling else None)
         total, right, seen = 0.0, 0, 0
-        for idx in batches(order, cfg.batch_size):
+        for idx in batches(order, run.batch_size(cfg.batch_size)):
             check()
             x, offset = augment.augment_crops(context[idx], aug, cfg.crop_px, cfg.crop_mm_per_px, gen)
             x, offset, y = (to_device(t, self.device) for t in (x, offset, grades[idx]))
-            logits, heat = self.net(x)
-            loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
-            if cfg.offset_loss_weight > 0:
-                loss = loss + cfg.offset_loss_weight * heatmap_loss(heat, self._mm_to_heat(offset), 1.0)
+            with run.autocast():
+                logits, heat = self.train_net(x)
+                logits, heat = logits.float(), heat.float()
+                loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
+                if cfg.offset_loss_weight > 0:
+                    loss = loss + cfg.offset_loss_weight * heatmap_loss(heat, self._mm_to_heat(offset), 1.0)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -160,7 +175,8 @@ class CompactClassifier:
             total += float(loss.detach()) * len(idx)
             right += int((logits.argmax(1) == y).sum())
             seen += len(idx)
-        return total / max(seen, 1), right / max(seen, 1)
+        loss_sum, n_right, n_seen = run.sums(total, right, seen)
+        return loss_sum / max(n_seen, 1), n_right / max(n_seen, 1)
 
     @torch.no_grad()
     def classify(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

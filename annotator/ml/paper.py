@@ -27,6 +27,7 @@ from annotator.ml.config import Preset
 from annotator.ml.device import CPU, to_device
 from annotator.ml.fast import StopCheck, batches, center_crops, class_weights, make_optimiser, steps_per_epoch
 from annotator.ml.preprocess import Example
+from annotator.ml.runtime import Runtime
 
 BACKBONES = {"fasterrcnn_mobilenet_v3_large_fpn": 3, "fasterrcnn_resnet50_fpn": 5}  # -> FPN levels
 
@@ -68,34 +69,40 @@ class RCNNLocalizer:
         self.preset = preset
         self.device = device
         self.net = build_detector(preset).to(device)
+        self.run = Runtime(device)
+        self.train_net: nn.Module = self.net
 
-    def setup(self, n_train: int, epochs: int) -> None:
+    def setup(self, n_train: int, epochs: int, run: Runtime) -> None:
         cfg = self.preset.localizer
+        self.run = run
+        self.train_net = run.prepare(self.net)  # its backbone's batch norm is frozen: nothing to synchronise
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
-                                              epochs * steps_per_epoch(n_train, cfg.batch_size))
+                                              epochs * steps_per_epoch(n_train, cfg.batch_size, run))
 
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: StopCheck) -> float:
-        cfg, aug = self.preset.localizer, self.preset.augment
-        self.net.train()
+        cfg, aug, run = self.preset.localizer, self.preset.augment, self.run
+        self.train_net.train()
         images = torch.from_numpy(np.stack([e.overview for e in examples]))[:, None]
         points = torch.tensor([e.overview_point for e in examples], dtype=torch.float32)
         half = cfg.box_mm / cfg.mm_per_px / 2.0
         total, seen = 0.0, 0
-        for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
+        for idx in batches(run.order([e.key for e in examples], gen), run.batch_size(cfg.batch_size)):
             check()
             x, p = augment.augment_overview(images[idx], points[idx], aug, cfg.translate_mm, cfg.mm_per_px, gen)
             x, p = to_device(x, self.device), to_device(p, self.device)
             targets = [{"boxes": torch.cat([q - half, q + half])[None],
                         "labels": torch.ones(1, dtype=torch.int64, device=self.device)} for q in p]
-            losses = self.net([im.expand(3, -1, -1) for im in x], targets)
-            loss = sum(losses.values())
+            with run.autocast():
+                losses = self.train_net([im.expand(3, -1, -1) for im in x], targets)
+                loss = sum(v.float() for v in losses.values())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[union-attr]
             self.opt.step()
             self.sched.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
-        return total / max(seen, 1)
+        total, seen_all = run.sums(total, seen)
+        return total / max(seen_all, 1)
 
     @torch.no_grad()
     def locate(self, overviews: torch.Tensor) -> torch.Tensor:
@@ -123,26 +130,31 @@ class VGGClassifier:
         self.n_classes = n_classes
         self.device = device
         self.net = build_vgg(preset, n_classes).to(device)
+        self.run = Runtime(device)
+        self.train_net: nn.Module = self.net
 
-    def setup(self, train: Sequence[Example], epochs: int) -> None:
+    def setup(self, train: Sequence[Example], epochs: int, run: Runtime) -> None:
         cfg, tr = self.preset.classifier, self.preset.train
+        self.run = run
+        self.train_net = run.prepare(self.net)  # SyncBatchNorm: the grader's statistics over the global batch
         self.opt, self.sched = make_optimiser(self.net, cfg.lr, cfg.weight_decay,
-                                              epochs * steps_per_epoch(len(train), cfg.batch_size))
+                                              epochs * steps_per_epoch(len(train), cfg.batch_size, run))
         self.weights = class_weights([e.grade for e in train], self.n_classes, tr.class_weight_power).to(self.device)
 
     def train_epoch(self, examples: Sequence[Example], gen: torch.Generator, check: StopCheck
                     ) -> tuple[float, float]:
-        cfg, aug = self.preset.classifier, self.preset.augment
-        self.net.train()
+        cfg, aug, run = self.preset.classifier, self.preset.augment, self.run
+        self.train_net.train()
         context = torch.from_numpy(np.stack([e.context for e in examples]))[:, None]
         grades = torch.tensor([e.grade for e in examples])
         total, right, seen = 0.0, 0, 0
-        for idx in batches(torch.randperm(len(examples), generator=gen), cfg.batch_size):
+        for idx in batches(run.order([e.key for e in examples], gen), run.batch_size(cfg.batch_size)):
             check()
             x, _ = augment.augment_crops(context[idx], aug, cfg.crop_px, cfg.crop_mm_per_px, gen)
             x, y = to_device(x, self.device), to_device(grades[idx], self.device)
-            logits = self.net(x)
-            loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
+            with run.autocast():
+                logits = self.train_net(x).float()
+                loss = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=cfg.label_smoothing)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -150,7 +162,8 @@ class VGGClassifier:
             total += float(loss.detach()) * len(idx)
             right += int((logits.argmax(1) == y).sum())
             seen += len(idx)
-        return total / max(seen, 1), right / max(seen, 1)
+        loss_sum, n_right, n_seen = run.sums(total, right, seen)
+        return loss_sum / max(n_seen, 1), n_right / max(n_seen, 1)
 
     @torch.no_grad()
     def classify(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from annotator.ml.config import Preset
     from annotator.ml.engine import EpochReport, Pipeline
     from annotator.ml.preprocess import Example, SliceInput
+    from annotator.ml.runtime import Precision
 
 POLL_S = 0.05
 
@@ -48,6 +49,7 @@ class FoldJob:
     train: list[Example]
     held: list[Example]
     images: list[ImageRef]  # every slice of the held-out patients to predict, sorted by id
+    precision: Precision = "none"  # "bf16" (autocast) or "none", resolved for the run's device
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +91,13 @@ def run_fold(job: FoldJob, device: Any, on_event: OnEvent = no_event,
              should_stop: ShouldStop = never_stop) -> FoldResult:
     """Train the fold's pipeline on its training examples and predict its held-out slices."""
     from annotator.ml.engine import Pipeline
+    from annotator.ml.runtime import Runtime
 
     k = job.fold
     pipeline = Pipeline(job.preset, job.n_classes, device)
     on_event(PhaseStarted(Phase.TRAIN, k))
     pipeline.fit(job.train, seed=job.seed, val=job.held, fold=k, should_stop=should_stop,
-                 on_epoch=lambda r: on_event(epoch_event(r)))
+                 on_epoch=lambda r: on_event(epoch_event(r)), runtime=Runtime(pipeline.device, job.precision))
     preds = predictions(pipeline, job.images, job.class_ordinals, k, on_event, should_stop)
     return FoldResult(k, pipeline.state_tensors(prefix=f"fold{k}."), preds,
                       frozenset(e.patient for e in job.train))

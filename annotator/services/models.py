@@ -49,6 +49,8 @@ def render_card(card: dict[str, Any]) -> str:
         "target": card.get("target", ""), "created_at": card.get("created_at", ""),
         "seed": card.get("seed", ""), "epochs": card.get("epochs", ""),
         "device": card.get("device", "not recorded"),
+        "mixed_precision": card.get("mixed_precision", "not recorded"),
+        "distributed": _distributed_line(card.get("distributed")),
         "n_slices": card.get("n_training_slices", ""), "n_patients": card.get("n_patients", ""),
         "scale": card.get("scale_code", ""), "classes": card.get("class_ordinals", ""),
         "snapshot": card.get("data_snapshot_sha256", ""), "weights_sha256": card.get("weights_sha256", ""),
@@ -60,6 +62,13 @@ def render_card(card: dict[str, Any]) -> str:
         "description": card.get("hyper_parameters", {}).get("description", ""),
     }
     return string.Template(template).safe_substitute(values)
+
+
+def _distributed_line(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "one"
+    return (f"{d.get('world_size')} data-parallel ranks ({d.get('backend')}, batch per rank "
+            f"{d.get('batch_size_per_rank')}, synchronised batch norm: {d.get('sync_batch_norm')})")
 
 
 def _metric_line(m: dict[str, Any]) -> str:

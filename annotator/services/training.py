@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from annotator.ml.config import Preset
     from annotator.ml.engine import EpochReport, Pipeline
     from annotator.ml.preprocess import Example
+    from annotator.ml.runtime import Precision, Runtime
 
 @dataclass(frozen=True, slots=True)
 class TrainingSet:
@@ -89,6 +90,14 @@ def resolve_device(device: str) -> tuple[Any, str]:
 
     dev = resolve_device(device)
     return dev, describe_device(dev)
+
+
+def resolve_precision(precision: str, dev: Any) -> Precision:
+    """``bf16`` or ``none`` for ``--precision auto|bf16|fp32`` on the torch device ``dev`` (what the model
+    card records as ``mixed_precision``); InputError for bf16 where the device has none."""
+    from annotator.ml.runtime import resolve_precision
+
+    return resolve_precision(precision, dev)
 
 
 def _target_marks(db: Database, target: str) -> dict[int, ReaderMark]:
@@ -135,7 +144,7 @@ def load_training_set(db: Database, target: str, preset: Preset, on_event: OnEve
     return TrainingSet(target, examples, images, ordinals, scale_code, snapshot_hash(rows), skipped)
 
 
-def _require_train(db: Database, actor: Rater | None) -> None:
+def require_train(db: Database, actor: Rater | None) -> None:
     """The acting rater must have the right to train and activate; None acts as the database's owner."""
     if actor is not None:
         project_service.policy(db, actor).require(Action.TRAIN)
@@ -181,10 +190,13 @@ def _in_plane(image: ImageRef, plane: str | None) -> bool:
 
 
 def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None = None, seed: int = 0,
-          threads: int | None = None, device: str = "auto", predict_all: bool = False, activate: bool = False,
-          on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
+          threads: int | None = None, device: str = "auto", precision: str = "auto", predict_all: bool = False,
+          activate: bool = False, on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
           actor: Rater | None = None) -> ModelVersion:
     """Train one model on all of the target's labelled slices and register it (kind ``train``).
+
+    ``precision``: ``auto`` trains with bf16 autocast on a CUDA GPU that supports it and in float32
+    elsewhere (the CPU path is unchanged), ``fp32`` always in float32, ``bf16`` or an InputError.
 
     With ``predict_all``, then predict every slice with it. With ``activate``, predict every slice and
     then make it the active model, in that order, so the moment it is active its predictions are there.
@@ -192,13 +204,32 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
     says so. ``actor``: the rater starting the run, who needs the right to train (checked before anything
     is read) and is audited; None: the database's owner (a script).
     """
-    _require_train(db, actor)  # before torch is even imported
+    require_train(db, actor)  # before torch is even imported
     from annotator.ml.engine import Pipeline
+    from annotator.ml.runtime import Runtime
 
     dev, dev_name = resolve_device(device)
+    mixed = resolve_precision(precision, dev)
     cfg = resolve_preset(preset, epochs, threads)
     data = load_training_set(db, target, cfg, on_event, should_stop)
     pipeline = Pipeline(cfg, len(data.class_ordinals), dev)
+    fitted = fit_full(pipeline, data, seed, Runtime(dev, mixed), on_event, should_stop)
+    card = trained_card(data, cfg, seed, fitted, dev_name, mixed)
+    version = publish_trained(db, pipeline, card, actor, on_event)
+    return finish_trained(db, version, pipeline, predict_all=predict_all, activate=activate, on_event=on_event,
+                          should_stop=should_stop, actor=actor)
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    seconds: float
+    last_train_accuracy: float | None
+
+
+def fit_full(pipeline: Pipeline, data: TrainingSet, seed: int, runtime: Runtime, on_event: OnEvent,
+             should_stop: ShouldStop) -> Fitted:
+    """Fit ``pipeline`` on every example of ``data`` with ``runtime`` (precision; this rank's shard),
+    reporting each epoch; Cancelled (nothing saved) on a stop."""
     t0 = time.perf_counter()
     last: list[EpochReport] = []
 
@@ -207,19 +238,36 @@ def train(db: Database, target: str, *, preset: str = "fast", epochs: int | None
         on_event(cv_folds.epoch_event(r))
 
     on_event(PhaseStarted(Phase.TRAIN))
-    pipeline.fit(data.examples, seed=seed, on_epoch=on_epoch, should_stop=should_stop)
+    pipeline.fit(data.examples, seed=seed, on_epoch=on_epoch, should_stop=should_stop, runtime=runtime)
     if should_stop():
         raise Cancelled("training cancelled; nothing was saved")
+    return Fitted(time.perf_counter() - t0, last[0].train_accuracy if last else None)
+
+
+def trained_card(data: TrainingSet, cfg: Preset, seed: int, fitted: Fitted, dev_name: str,
+                 mixed_precision: str) -> dict[str, Any]:
     card = _base_card(data, cfg, seed)
-    card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    card["training_seconds"] = round(fitted.seconds, 1)
     card["device"] = dev_name
+    card["mixed_precision"] = mixed_precision
     card["folds"] = None
-    card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": round(last[0].train_accuracy, 4)
-                       if last else None}
+    card["metrics"] = {"held_out": None, "last_epoch_train_accuracy": None if fitted.last_train_accuracy is None
+                       else round(fitted.last_train_accuracy, 4)}
+    return card
+
+
+def publish_trained(db: Database, pipeline: Pipeline, card: dict[str, Any], actor: Rater | None,
+                    on_event: OnEvent) -> ModelVersion:
     published = model_service.publish(db, tensors=pipeline.state_tensors(), card=card, kind=ModelKind.TRAIN,
                                       actor_id=_id(actor))
     version = published.version
     on_event(ModelSaved(version.id, version.name, version.kind))
+    return version
+
+
+def finish_trained(db: Database, version: ModelVersion, pipeline: Pipeline, *, predict_all: bool, activate: bool,
+                   on_event: OnEvent, should_stop: ShouldStop, actor: Rater | None) -> ModelVersion:
+    """After a training is registered: predict every slice and activate, as asked; then ``Done``."""
     if predict_all or activate:
         try:
             _predict_all(db, version, pipeline, on_event, should_stop)
@@ -294,7 +342,7 @@ def activate_model(db: Database, model_id: int, *, predict: bool = False, device
     is predicted) and is audited; None: the database's owner (a script). A stop before activation leaves
     the model inactive, with whatever predictions were written; the Cancelled message says so.
     """
-    _require_train(db, actor)
+    require_train(db, actor)
     version = model_service.get_model(db, model_id)
     if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {version.id} is a {version.kind} model (out-of-fold predictions only); "
@@ -346,8 +394,8 @@ def _figures(examples: Sequence[Example], preds: dict[int, Prediction], ordinals
 
 def cross_validate(db: Database, target: str, *, n_folds: int | None = None, preset: str = "fast",
                    epochs: int | None = None, seed: int = 0, threads: int | None = None, device: str = "auto",
-                   jobs: int | None = 1, on_event: OnEvent = no_event, should_stop: ShouldStop = never_stop,
-                   actor: Rater | None = None) -> ModelVersion:
+                   precision: str = "auto", jobs: int | None = 1, on_event: OnEvent = no_event,
+                   should_stop: ShouldStop = never_stop, actor: Rater | None = None) -> ModelVersion:
     """Patient-level k-fold CV on the project's stored folds; one ``cv`` model holds every fold.
 
     Every slice of the held-out patients gets an out-of-fold prediction (with its fold), so the CV
@@ -355,10 +403,12 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
     figures against the target. ``jobs``: folds trained at once, each in its own child process
     (:mod:`annotator.services.cv_folds`); 1 trains them one after another in this process; None: one per
     GPU, else the CPU cores over the preset's threads. On the CPU the weights and predictions do not
-    depend on ``jobs``. Nothing is published unless every fold ends.
+    depend on ``jobs``. ``precision`` as for ``train`` (every fold alike). Nothing is published unless
+    every fold ends.
     """
-    _require_train(db, actor)  # before torch is even imported
+    require_train(db, actor)  # before torch is even imported
     dev, dev_name = resolve_device(device)
+    mixed = resolve_precision(precision, dev)
     n_folds = n_folds if n_folds is not None else people.get_settings(db).cv_folds
     if n_folds < 2:
         raise InputError(f"--folds must be >= 2, got {n_folds}")
@@ -381,7 +431,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
         if len(train) < 2:
             raise InputError(f"fold {k}: fewer than 2 labelled training slices outside the fold")
         fold_jobs.append(cv_folds.FoldJob(k, cfg, len(data.class_ordinals), data.class_ordinals, seed + k, train,
-                                          held, sorted(images, key=lambda im: im.id)))
+                                          held, sorted(images, key=lambda im: im.id), mixed))
     held_of = {job.fold: job.held for job in fold_jobs}
     per_fold: dict[int, dict[str, Any]] = {k: {"fold": k, "grades": {"n": 0}, "points": {"n": 0}}
                                            for k in range(n_folds)}
@@ -409,6 +459,7 @@ def cross_validate(db: Database, target: str, *, n_folds: int | None = None, pre
     card = _base_card(data, cfg, seed)
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
     card["device"] = dev_name
+    card["mixed_precision"] = mixed
     card["jobs"] = min(jobs, max(1, len(fold_jobs)))
     card["folds"] = {"n_folds": n_folds, "unit": "patient", "seed_per_fold": "seed + fold",
                      "assignment_sha256": hashlib.sha256(repr(sorted(assignment.items())).encode()).hexdigest(),
