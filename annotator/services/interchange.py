@@ -219,5 +219,7 @@ def import_labels(db: Database, path: Path, *, fmt: ExportFormat | str | None = 
     chosen = registry.parse(fmt) if fmt is not None else guess_format(path)
     if chosen in TABLE_FORMATS:
         return labelsets.import_labels(db, table_file(path, chosen.value), reader=reader, actor=actor)
+    if reader is not None and reader.startswith("rater:"):
+        reader = ReaderRef.parse(reader).key  # the other formats' readers take a rater's name
     parsed = registry.reader(chosen)(db, path, reader=reader)
     return labelsets.apply_imported(db, parsed, source=str(path))
