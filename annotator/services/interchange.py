@@ -212,14 +212,21 @@ def guess_format(path: Path) -> ExportFormat:
 
 
 def import_labels(db: Database, path: Path, *, fmt: ExportFormat | str | None = None, reader: str | None = None,
-                  actor: Rater | None = None) -> labelsets.ImportReport:
-    """Import a label file or bundle: every row checked, then all stored in one transaction, or none."""
+                  actor: Rater | None = None, should_stop: ShouldStop = never_stop) -> labelsets.ImportReport:
+    """Import a label file or bundle: every row checked, then all stored in one transaction, or none.
+    ``actor``: the rater importing, who needs the right to import labels; None: the database's owner (a
+    script). ``should_stop`` is asked once the file is read and checked, before anything is stored."""
+    if actor is not None:
+        policy(db, actor).require(Action.IMPORT_LABELS)
     if not path.exists():
         raise InputError(f"{path} does not exist")
     chosen = registry.parse(fmt) if fmt is not None else guess_format(path)
     if chosen in TABLE_FORMATS:
-        return labelsets.import_labels(db, table_file(path, chosen.value), reader=reader, actor=actor)
+        return labelsets.import_labels(db, table_file(path, chosen.value), reader=reader, actor=actor,
+                                       should_stop=should_stop)
     if reader is not None and reader.startswith("rater:"):
         reader = ReaderRef.parse(reader).key  # the other formats' readers take a rater's name
     parsed = registry.reader(chosen)(db, path, reader=reader)
+    if should_stop():
+        raise Cancelled("import cancelled: nothing was imported")
     return labelsets.apply_imported(db, parsed, source=str(path))

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from annotator.domain.entities import Rater, Role
-from annotator.domain.errors import InputError, NotFound
+from annotator.domain.errors import Cancelled, InputError, NotFound
 from annotator.domain.policy import Action
+from annotator.domain.progress import ShouldStop, never_stop
 from annotator.domain.readers import ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.domain.studies import VertebralLevel
@@ -96,15 +97,20 @@ _read_rows = read_rows
 _num = number
 
 
-def import_labels(db: Database, path: Path, *, reader: str | None = None, actor: Rater | None = None) -> ImportReport:
+def import_labels(db: Database, path: Path, *, reader: str | None = None, actor: Rater | None = None,
+                  should_stop: ShouldStop = never_stop) -> ImportReport:
     """Check every row, then apply all of them in one transaction, or none if any row is bad. A file of
     reader-study reads (a ``study`` column, from ``export --study``) rebuilds its studies (``actor``: an admin)."""
     rows = _read_rows(path)
+    if should_stop():
+        raise Cancelled("import cancelled: nothing was imported")
     if any(str(r.get("study") or "").strip() for _, r in rows):
         from annotator.services import study_io
 
         return ImportReport(*study_io.import_rows(db, actor, path, rows))
     parsed, errors = _parse_rows(db, path, rows, reader)
+    if should_stop():
+        raise Cancelled("import cancelled: nothing was imported")
     return apply_imported(db, parsed, source=str(path), problems=errors)
 
 
