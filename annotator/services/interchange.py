@@ -230,3 +230,26 @@ def import_labels(db: Database, path: Path, *, fmt: ExportFormat | str | None = 
     if should_stop():
         raise Cancelled("import cancelled: nothing was imported")
     return labelsets.apply_imported(db, parsed, source=str(path))
+
+
+# ----------------------------------------------------------------------------------------------- choices
+@dataclass(frozen=True)
+class ExportChoices:
+    """What the export dialog offers a rater."""
+
+    formats: tuple[tuple[ExportFormat, bool], ...]  # every format, and whether this installation writes it
+    readers: tuple[str, ...]  # the readers she may export (all checked by default)
+    studies: tuple[str, ...]  # the reader studies whose reads she may export
+
+
+def export_choices(db: Database, rater: Rater) -> ExportChoices:
+    rules = policy(db, rater)
+    rules.require(Action.EXPORT)
+    installed = set(registry.available())
+    readers = tuple(str(r) for r in reader_service.readers_visible_to(db, rater))
+    studies: tuple[str, ...] = ()
+    if rules.may_see_study_progress:
+        from annotator.services.studies import list_studies
+
+        studies = tuple(s.name for s in list_studies(db, rater))
+    return ExportChoices(tuple((f, f in installed) for f in ExportFormat), readers, studies)
