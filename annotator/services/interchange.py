@@ -127,18 +127,27 @@ def _bundle(db: Database, fmt: ExportFormat, items: list[ExportItem], scale: Gra
     writer = registry.writer(fmt)  # a missing format fails before anything is written
     slices = _slices(items)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    copy_n = len(slices) if request.deidentify else 0
+    write_n = max(len(slices), 1)
+    overall = copy_n + write_n + 1  # copies, the format's files, the manifest
+
+    def writing(done: int, total: int, message: str) -> None:
+        progress(copy_n + write_n * min(done, total) // max(total, 1), overall, message)
+
     try:
-        progress(0, len(slices) + 1, "starting the export")
+        progress(0, overall, "starting the export")
         ids: IdentityMap = PlainIdentity()
         burned: list[deidentify.BurnedIn] = []
         if request.deidentify:
             ids, burned = deidentify.copy_deidentified(
                 slices, tmp / DICOM_FOLDER, secret_repo.deid_salt(db),
-                progress=lambda done, _total, msg: progress(done, len(slices) + 1, msg), should_stop=should_stop)
+                progress=lambda done, _total, msg: progress(done, overall, msg), should_stop=should_stop)
         if should_stop():
             raise Cancelled("export cancelled: nothing was written")
-        ctx = ExportContext(db=db, items=items, out_dir=tmp, scale=scale, ids=ids, should_stop=should_stop)
+        ctx = ExportContext(db=db, items=items, out_dir=tmp, scale=scale, ids=ids, progress=writing,
+                            should_stop=should_stop)
         writer(ctx)
+        writing(1, 1, f"wrote the {fmt.value} files")
         if should_stop():
             raise Cancelled("export cancelled: nothing was written")
         warnings = tuple(f"{b.sop_uid}: {b.reason}" for b in burned)
@@ -147,11 +156,12 @@ def _bundle(db: Database, fmt: ExportFormat, items: list[ExportItem], scale: Gra
         manifest = _manifest(fmt, items, slices, scale, readers, request, files, burned, counts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         deidentify.fsync_tree(tmp)
-        os.rename(tmp, out)  # atomic on one file system; refuses a folder that appeared meanwhile
+        os.rename(tmp, out)  # atomic on one file system; fails on a non-empty folder that appeared meanwhile
+        deidentify.fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    progress(len(slices) + 1, len(slices) + 1, f"wrote {out.name}")
+    progress(overall, overall, f"wrote {out.name}")
     copies = sum(f.startswith(f"{DICOM_FOLDER}/") for f in files)
     return ExportSummary(out, fmt, True, len(items), len(slices), readers, tuple(sorted([*files, MANIFEST])),
                          copies, warnings, counts)
