@@ -30,6 +30,7 @@ copy holds, from the same anonymizer applied to a one-element dataset.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,10 @@ def copy_deidentified(images: Sequence[ImageRef], folder: Path, salt: str, *,
             raise InputError(f"{image.path}: cannot read the slice to de-identify it ({exc})") from exc
         before = {k: str(ds.get(k, "")) for k in UID_KEYWORDS}
         burned_in = str(ds.get("BurnedInAnnotation", "")).strip().upper()
+        if not str(ds.get("PatientID", "")).strip():  # else every patient without an id shares one pseudonym
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the key may exceed LO's 64 characters until it is replaced
+                ds.PatientID = image.patient_key
         deid.apply(ds)
         sop = str(ds.SOPInstanceUID)
         ds.file_meta = _file_meta(ds)

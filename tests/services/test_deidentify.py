@@ -185,3 +185,33 @@ def test_a_missing_format_module_is_a_clear_error(project: DeidProject, tmp_path
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="--format 'xlsx': use one of csv, json, sr, rsna, coco"):
         _export(project, tmp_path / "b", "xlsx")
+
+
+def test_patients_without_an_id_keep_apart(tmp_path: Path) -> None:
+    """Two studies without PatientID (catalogued under their study UID) get two pseudonymous ids, and the
+    label file names each copy's."""
+    from pydicom.data import get_testdata_file
+
+    from annotator.domain.entities import Role
+    from annotator.services import project as project_service
+    from annotator.services.importing import import_paths
+    from annotator.services.labelling import LabelService
+
+    for i in range(2):
+        ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+        del ds.PatientID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.2.{i}", f"1.2.826.0.1.3680043.2.{i}.1"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.2.{i}.1.1"
+        (tmp_path / "in").mkdir(exist_ok=True)
+        ds.save_as(tmp_path / "in" / f"{i}.dcm")
+    db = project_service.open_project(f"sqlite:///{tmp_path / 'p.db'}")
+    assert all(r.status.value == "imported" for r in import_paths(db, [tmp_path / "in"]))
+    ann = project_service.add_rater(db, "ann", Role.ANNOTATOR)
+    for im in catalog.images(db):
+        LabelService(db, ann).set_label(im.id, 10.0, 10.0, 1)
+    interchange.export(db, interchange.ExportRequest("csv", tmp_path / "b", ("rater:ann",), None, True))
+    copies = {str(pydicom.dcmread(f).SOPInstanceUID): str(pydicom.dcmread(f).PatientID)
+              for f in (tmp_path / "b" / "dicom").iterdir()}
+    rows = _label_rows(tmp_path / "b", "csv")
+    assert len(set(copies.values())) == 2 and {r["sop_uid"]: r["patient_key"] for r in rows} == copies
+    db.close()
