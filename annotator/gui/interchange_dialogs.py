@@ -190,8 +190,9 @@ class ExportDialog(_RunDialog):
             self.out.setText(path)
 
     def request(self) -> interchange.ExportRequest:
-        readers = tuple(self.readers.item(i).text() for i in range(self.readers.count())
+        checked = tuple(self.readers.item(i).text() for i in range(self.readers.count())
                         if self.readers.item(i).checkState() == Qt.CheckState.Checked)
+        readers = () if len(checked) == self.readers.count() else checked  # all: every reader (of a study too)
         return interchange.ExportRequest(str(self.format.currentData()), Path(self.out.text().strip()), readers,
                                          self.study.currentData(), self.deidentify.isChecked())
 
@@ -200,6 +201,9 @@ class ExportDialog(_RunDialog):
             return
         if not self.out.text().strip():
             self.status.setText("Choose where to save the export.")
+            return
+        if not any(self.readers.item(i).checkState() == Qt.CheckState.Checked for i in range(self.readers.count())):
+            self.status.setText("Choose at least one reader.")
             return
         request, db, rater = self.request(), self.db, self.rater
         job = self._begin()
