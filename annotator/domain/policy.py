@@ -25,6 +25,8 @@ The rights, and why each is what it is:
   own name is always her own. Audit entries and stored references keep the real ids.
 - **adjudicate**, **train and activate models**, **export label sets**: reviewers and admins.
 - **manage raters and project settings**, **create reader studies and set slice levels**: admins.
+- **import labels** made elsewhere: admins (an import writes label versions under raters' names and creates
+  the raters a file names).
 - **reader studies**: a rater sees only the studies she is assigned to read (reviewers and admins see
   every study, its design and every reader's progress) and reads only where she is assigned, whatever
   her role. While reading, nobody sees whether an item is a first or a repeat read, and a repeat shows
@@ -61,6 +63,7 @@ class Action(enum.StrEnum):
     MANAGE_RATERS = "manage raters"
     MANAGE_SETTINGS = "change project settings"
     MANAGE_STUDIES = "create reader studies and set slice levels"
+    IMPORT_LABELS = "import labels"
 
 
 _ACTION_ROLES: dict[Action, frozenset[Role]] = {
@@ -70,6 +73,7 @@ _ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_RATERS: frozenset({Role.ADMIN}),
     Action.MANAGE_SETTINGS: frozenset({Role.ADMIN}),
     Action.MANAGE_STUDIES: frozenset({Role.ADMIN}),
+    Action.IMPORT_LABELS: frozenset({Role.ADMIN}),
 }
 
 

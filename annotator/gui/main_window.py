@@ -30,6 +30,7 @@ from annotator.gui.background import BackgroundOp
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
+from annotator.gui.interchange_dialogs import InterchangeMenu
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self._add_agreement_action()
         self._add_review_actions()
         self.study_menu = StudyMenu(self)
+        self.interchange = InterchangeMenu(self)  # File > Export…, Import labels…
         self._connect()
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
@@ -454,6 +456,7 @@ class MainWindow(QMainWindow):
             self.review_window.shutdown()
             self.review_window.close()
         self.study_menu.close()
+        self.interchange.close()
         self.save_state()
         self.session.close()
         super().closeEvent(event)

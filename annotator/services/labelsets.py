@@ -6,54 +6,49 @@ every row first and reports problems line by line; a file with any bad row chang
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from annotator.domain.entities import Rater, Role
-from annotator.domain.errors import InputError, NotFound
+from annotator.domain.errors import Cancelled, InputError, NotFound
 from annotator.domain.policy import Action
-from annotator.domain.readers import ReaderKind, ReaderRef
+from annotator.domain.progress import ShouldStop, never_stop
+from annotator.domain.readers import ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.domain.studies import VertebralLevel
 from annotator.services import readers as reader_service
-from annotator.services.formats import ImportedLabel
+from annotator.services.formats import ExportItem, ImportedLabel
+from annotator.services.formats.table import COLUMNS, item_row, number, read_rows, render, row_label
 from annotator.services.project import policy
 from annotator.storage import catalog, labels, people
 from annotator.storage import levels as level_repo
 from annotator.storage.database import Database
 
-COLUMNS = ("patient_key", "study_uid", "series_uid", "sop_uid", "instance_number", "reader", "x_px", "y_px",
-           "grade", "grade_label", "scale", "version", "labelled_at", "level")
 
-
-def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[str, Any]]:
-    scale = load_scale(people.get_settings(db).scale_code)
+def export_items(db: Database, readers: Sequence[ReaderRef | str]) -> list[ExportItem]:
+    """One item per slice and reader that has a point or a grade, by reader, then in catalogue order."""
     images = catalog.images(db)
-    rows: list[dict[str, Any]] = []
+    items: list[ExportItem] = []
     for reader in readers:
         ref = ReaderRef.parse(reader) if isinstance(reader, str) else reader
         marks = reader_service.marks(db, ref)
+        label = reader_service.reader_label(db, ref)
         for im in images:
             m = marks.get(im.id)
             if m is None or (m.grade is None and m.x_px is None):
                 continue
-            rows.append({
-                "patient_key": im.patient_key, "study_uid": im.study_instance_uid,
-                "series_uid": im.series_instance_uid, "sop_uid": im.sop_instance_uid,
-                "instance_number": im.instance_number, "reader": str(ref), "x_px": m.x_px, "y_px": m.y_px,
-                "grade": m.grade, "grade_label": scale.label(m.grade) if m.grade is not None else None,
-                "scale": scale.code, "version": m.version, "labelled_at": m.labelled_at, "level": im.level,
-            })
-    return rows
+            items.append(ExportItem(image=im, reader=ref, reader_label=label, mark=m))
+    return items
+
+
+def export_rows(db: Database, readers: Sequence[ReaderRef | str]) -> list[dict[str, Any]]:
+    scale = load_scale(people.get_settings(db).scale_code)
+    return [item_row(item, scale) for item in export_items(db, readers)]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -87,20 +82,8 @@ def export(db: Database, readers: Sequence[ReaderRef | str], out: Path, fmt: str
 
 def write_rows(out: Path, columns: Sequence[str], rows: list[dict[str, Any]], fmt: str) -> None:
     """Write rows as CSV (empty cell for None, booleans as true/false) or JSON ({"columns", "rows"}),
-    atomically; the one writer of every label-set and study export."""
-    if fmt == "json":
-        text = json.dumps({"columns": list(columns), "rows": rows}, indent=1)
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool) else r[k])
-                        for k in columns})
-        text = buf.getvalue()
-    else:
-        raise InputError(f"--format {fmt!r}: use csv or json")
-    _atomic_write(out, text)
+    atomically; the one writer of every single-file label-set and study export."""
+    _atomic_write(out, render(columns, rows, fmt))
 
 
 @dataclass(frozen=True)
@@ -110,76 +93,48 @@ class ImportReport:
     created_raters: list[str]
 
 
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from a CSV (header line 1) or JSON label file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-        rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise InputError(f"{path}: expected a list of row objects or {{\"rows\": [...]}}")
-        return [(i + 1, r) for i, r in enumerate(rows)]
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "sop_uid" not in reader.fieldnames:
-        raise InputError(f"{path}: line 1: the header must name at least sop_uid and reader (or use --reader)")
-    return [(i + 2, r) for i, r in enumerate(reader)]
+_read_rows = read_rows
+_num = number
 
 
-def _num(value: Any, field: str) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{field} {value!r} is not a number") from None
-
-
-def import_labels(db: Database, path: Path, *, reader: str | None = None, actor: Rater | None = None) -> ImportReport:
+def import_labels(db: Database, path: Path, *, reader: str | None = None, actor: Rater | None = None,
+                  should_stop: ShouldStop = never_stop) -> ImportReport:
     """Check every row, then apply all of them in one transaction, or none if any row is bad. A file of
     reader-study reads (a ``study`` column, from ``export --study``) rebuilds its studies (``actor``: an admin)."""
     rows = _read_rows(path)
+    if should_stop():
+        raise Cancelled("import cancelled: nothing was imported")
     if any(str(r.get("study") or "").strip() for _, r in rows):
         from annotator.services import study_io
 
         return ImportReport(*study_io.import_rows(db, actor, path, rows))
+    parsed, errors = _parse_rows(db, path, rows, reader)
+    if should_stop():
+        raise Cancelled("import cancelled: nothing was imported")
+    return apply_imported(db, parsed, source=str(path), problems=errors)
+
+
+def _parse_rows(db: Database, path: Path, rows: Sequence[tuple[int, dict[str, Any]]],
+                reader: str | None) -> tuple[list[ImportedLabel], list[str]]:
     scale = load_scale(people.get_settings(db).scale_code)
     parsed: list[ImportedLabel] = []
     errors: list[str] = []
     for line, row in rows:
         where = f"{path.name}: line {line}"
         try:
-            parsed.append(_row_label(where, row, reader, scale.code, scale.parse))
+            parsed.append(row_label(where, row, reader, scale.code, scale.parse))
         except (InputError, ValueError) as exc:
             errors.append(f"{where}: {exc}")
-    return apply_imported(db, parsed, source=str(path), problems=errors)
+    return parsed, errors
 
 
-def _row_label(where: str, row: dict[str, Any], reader: str | None, scale_code: str,
-               parse_grade: Callable[[str], int]) -> ImportedLabel:
-    """One CSV/JSON row of ``export``'s columns as an imported label (InputError: what is wrong)."""
-    ref = ReaderRef.parse(str(reader or row.get("reader") or ""))
-    if ref.kind is not ReaderKind.RATER:
-        raise InputError(f"reader {ref}: only rater labels can be imported")
-    x, y = _num(row.get("x_px"), "x_px"), _num(row.get("y_px"), "y_px")
-    grade = None
-    grade_text = row.get("grade")
-    if grade_text not in (None, ""):
-        file_scale = str(row.get("scale") or scale_code)
-        if file_scale != scale_code:
-            raise InputError(f"scale {file_scale!r} differs from the project's {scale_code!r}")
-        grade = parse_grade(str(grade_text))
-    version = _num(row.get("version"), "version")
-    when = row.get("labelled_at") or None
-    return ImportedLabel(where=where, sop_uid=str(row.get("sop_uid") or "").strip(), reader=ref.key, x_px=x, y_px=y,
-                         grade=grade, level=str(row.get("level") or "").strip() or None,
-                         version=int(version) if version else None,
-                         created_at=datetime.fromisoformat(str(when)) if when else None)
+def parse_labels(db: Database, path: Path, *, reader: str | None = None) -> list[ImportedLabel]:
+    """A CSV or JSON label file's rows as imported labels (the csv/json formats' reader); InputError with
+    every bad row, by line, if any row is bad."""
+    parsed, errors = _parse_rows(db, path, _read_rows(path), reader)
+    if errors:
+        raise InputError("\n".join(errors))
+    return parsed
 
 
 def _in_file_order(error: str) -> tuple[str, int, str]:

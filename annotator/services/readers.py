@@ -26,6 +26,15 @@ def marks(db: Database, reader: ReaderRef | str) -> dict[int, ReaderMark]:
     return consensus_marks(db)
 
 
+def reader_label(db: Database, ref: ReaderRef) -> str:
+    """How export files name a reader: a rater's name, "model NAME (id N)", "consensus"."""
+    if ref.kind is ReaderKind.RATER:
+        return ref.key
+    if ref.kind is ReaderKind.MODEL:
+        return f"model {models_repo.get(db, int(ref.key)).name} (id {ref.key})"
+    return "consensus"
+
+
 def all_readers(db: Database) -> list[ReaderRef]:
     """Every reader the project knows: its raters, then its model versions."""
     out = [ReaderRef(ReaderKind.RATER, r.name) for r in people.list_raters(db)]

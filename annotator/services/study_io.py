@@ -17,8 +17,8 @@ from typing import Any
 from annotator.domain.entities import Rater, Role
 from annotator.domain.errors import InputError, NotFound, PermissionDenied
 from annotator.domain.policy import Action
-from annotator.domain.readers import ReaderKind, ReaderRef
-from annotator.domain.scales import load_scale
+from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
+from annotator.domain.scales import GradingScale, load_scale
 from annotator.domain.studies import (
     Answer,
     CannotGrade,
@@ -29,18 +29,18 @@ from annotator.domain.studies import (
     SelectionRule,
     StudyDefinition,
 )
-from annotator.services.labelsets import COLUMNS, _num, write_rows
+from annotator.services.formats.table import STUDY_COLUMNS, StudyReadItem, item_row
+from annotator.services.labelsets import _num, write_rows
 from annotator.services.project import policy
 from annotator.services.studies import study_for
 from annotator.storage import catalog, people
 from annotator.storage import studies as repo
 from annotator.storage.database import Database
 
-STUDY_COLUMNS = (*COLUMNS, "study", "read", "calibration", "seconds", "cannot_grade", "comment")
 
-
-def export_rows(db: Database, viewer: Rater, name: str) -> list[dict[str, Any]]:
-    """One row per read of the study (calibration reads flagged), by reader and sequence."""
+def export_items(db: Database, viewer: Rater, name: str) -> tuple[list[StudyReadItem], GradingScale]:
+    """One item per read of the study (calibration reads flagged), by reader and sequence, and the scale the
+    study's reads are graded on. Needs the right to export and to see the study's progress."""
     rules = policy(db, viewer)
     rules.require(Action.EXPORT)
     study = study_for(db, viewer, name)
@@ -49,20 +49,23 @@ def export_rows(db: Database, viewer: Rater, name: str) -> list[dict[str, Any]]:
     scale = load_scale(repo.scale_code(db, study.id))
     images = {im.id: im for im in catalog.images(db)}
     names = repo.reader_names(db, study.id)
-    rows = []
+    items = []
     for r in repo.reads(db, study.id):
-        im = images[r.image_id]
-        rows.append({
-            "patient_key": im.patient_key, "study_uid": im.study_instance_uid, "series_uid": im.series_instance_uid,
-            "sop_uid": im.sop_instance_uid, "instance_number": im.instance_number,
-            "reader": str(ReaderRef(ReaderKind.RATER, names[r.rater_id])), "x_px": r.x_px, "y_px": r.y_px,
-            "grade": r.grade, "grade_label": scale.label(r.grade) if r.grade is not None else None,
-            "scale": scale.code, "version": None,
-            "labelled_at": r.created_at.isoformat() if r.created_at is not None else None, "level": im.level,
-            "study": study.name, "read": 2 if r.kind is ReadKind.REPEAT else 1,
-            "calibration": r.kind is ReadKind.CALIBRATION, "seconds": r.seconds,
-            "cannot_grade": r.cannot_grade.value if r.cannot_grade else None, "comment": r.comment})
-    return rows
+        ref = ReaderRef(ReaderKind.RATER, names[r.rater_id])
+        mark = ReaderMark(r.image_id, r.x_px, r.y_px, r.grade, None, None,
+                          r.created_at.isoformat() if r.created_at is not None else None)
+        items.append(StudyReadItem(
+            image=images[r.image_id], reader=ref, reader_label=ref.key, mark=mark,
+            cannot_grade=r.cannot_grade.value if r.cannot_grade else None, study=study.name,
+            read=2 if r.kind is ReadKind.REPEAT else 1, calibration=r.kind is ReadKind.CALIBRATION,
+            seconds=r.seconds, comment=r.comment))
+    return items, scale
+
+
+def export_rows(db: Database, viewer: Rater, name: str) -> list[dict[str, Any]]:
+    """One row per read of the study (calibration reads flagged), by reader and sequence."""
+    items, scale = export_items(db, viewer, name)
+    return [item_row(item, scale) for item in items]
 
 
 def export(db: Database, viewer: Rater, name: str, out: Path, fmt: str = "csv") -> int:

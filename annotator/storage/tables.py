@@ -296,3 +296,13 @@ def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:
 for _cls in (AnnotationRow, AuditRow, AdjudicationRow, ReadRow):
     event.listen(_cls, "before_update", _refuse_change)
     event.listen(_cls, "before_delete", _refuse_change)
+
+
+class ProjectSecretRow(Base):
+    """One row (id = 1): the project's secret salt for de-identification, created on first use. Kept apart
+    from the settings, which are shown, exported and audited; the salt never leaves the database."""
+
+    __tablename__ = "project_secrets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deid_salt: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from annotator.domain.entities import ProjectSettings, Rater, Role
 from annotator.domain.errors import DatabaseError, InputError, NotFound, PermissionDenied
 from annotator.domain.policy import Action, Policy
-from annotator.storage import audit, convert, people
+from annotator.storage import audit, convert, people, secrets
 from annotator.storage.database import Database
 from annotator.storage.tables import Base, RaterRow
 
@@ -77,6 +77,9 @@ ACT_WRITES: dict[Action, tuple[tuple[str, str], ...]] = {
                             ("series", "UPDATE"), ("images", "INSERT"), ("images", "UPDATE")),
 }
 """The table writes each act needs; a group gets them when the policy lets its role do the act."""
+
+READ_FOR_ACT: dict[str, Action] = {"project_secrets": Action.EXPORT}
+"""Tables only the roles that may do an act read at all: the de-identification salt is for exporters."""
 
 _ME = "(SELECT annotator_me())"
 
@@ -257,6 +260,10 @@ def init(db: Database) -> TeamSetup:
         _q(conn, f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema_ident} TO {everyone}")
         for table, privilege in EVERYONE_WRITES:
             _q(conn, f"GRANT {privilege} ON {_ident(table)} TO {everyone}")
+        for table, act in READ_FOR_ACT.items():
+            _q(conn, f"REVOKE SELECT ON {_ident(table)} FROM {everyone}")
+            for role in act_groups()[act]:
+                _q(conn, f"GRANT SELECT ON {_ident(table)} TO {_ident(groups[role])}")
         for action, roles in act_groups().items():
             for role in roles:
                 for table, privilege in ACT_WRITES[action]:
@@ -285,6 +292,7 @@ def init(db: Database) -> TeamSetup:
             with Session(bind=conn) as s:
                 people.ensure_settings(s)
                 s.flush()
+    secrets.deid_salt(db)  # created by the owner: exporters only read it (READ_FOR_ACT)
     return TeamSetup(database, groups, len(set(SELECT_RULES) | set(INSERT_RULES)), len(rights_rows()))
 
 

@@ -57,14 +57,15 @@ NAMES = {
     (D, False, False): True, (D, False, True): True, (D, True, False): True, (D, True, True): True,
 }
 
-# role -> adjudicate, train (and activate), export, manage raters, change settings, manage reader studies
+# role -> adjudicate, train (and activate), export, manage raters, change settings, manage reader studies,
+#   import labels
 ACTING = {
-    A: (False, False, False, False, False, False),
-    R: (True, True, True, False, False, False),
-    D: (True, True, True, True, True, True),
+    A: (False, False, False, False, False, False, False),
+    R: (True, True, True, False, False, False, False),
+    D: (True, True, True, True, True, True, True),
 }
 ACTIONS = (Action.ADJUDICATE, Action.TRAIN, Action.EXPORT, Action.MANAGE_RATERS, Action.MANAGE_SETTINGS,
-           Action.MANAGE_STUDIES)
+           Action.MANAGE_STUDIES, Action.IMPORT_LABELS)
 
 # role -> see an assigned study, see an unassigned study, see a study's design and progress,
 #   read where assigned, read where not assigned

@@ -245,7 +245,11 @@ def _forbidden(p: Project, who: str) -> list[str]:
         "DELETE FROM predictions",
         "DELETE FROM model_versions",
         "DELETE FROM reader_studies",
+        "DELETE FROM project_secrets",
+        "UPDATE project_secrets SET deid_salt = 'x'",
     ]
+    if not Policy.of(p.raters[who], people.get_settings(p.db)).may(Action.EXPORT):
+        out.append("SELECT deid_salt FROM project_secrets")  # the salt is for exporters only
     return out
 
 
@@ -284,3 +288,16 @@ def test_the_server_answer_follows_a_settings_change_at_once(project: Project) -
         assert _count(conn, "SELECT count(*) FROM annotations") > before
         people.update_settings(project.db, None, show_other_raters_to_annotators=False)
         assert _count(conn, "SELECT count(*) FROM annotations") == before
+
+
+@pytest.mark.parametrize("who", ["ann", "rev", "adm"])
+def test_only_exporters_read_the_de_identification_salt(project: Project, who: str) -> None:
+    from annotator.storage import secrets
+
+    salt = secrets.deid_salt(project.db)  # team init created it, as the owner
+    may_export = Policy.of(project.raters[who], people.get_settings(project.db)).may(Action.EXPORT)
+    with project.connect(who) as conn:
+        got = _attempt(conn, "SELECT deid_salt FROM project_secrets")
+        assert got == ("ok" if may_export else "refused")
+        if may_export:
+            assert conn.execute("SELECT deid_salt FROM project_secrets").fetchone() == (salt,)
