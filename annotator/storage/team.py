@@ -66,6 +66,9 @@ ACT_WRITES: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.TRAIN: (("model_versions", "INSERT"), ("model_versions", "UPDATE"), ("predictions", "INSERT"),
                    ("cv_folds", "INSERT")),
     Action.EXPORT: (),
+    # Labels in other raters' names break "every insert names the connecting rater": on a team database
+    # importing labels is the owner's job (README, Team set-up), so the act grants no writes.
+    Action.IMPORT_LABELS: (),
     Action.MANAGE_SETTINGS: (("project_settings", "INSERT"), ("project_settings", "UPDATE")),
     # Never the login column (nor the role, which decides the group): which rater a connection is, and
     # with what rights, stays the owner's business (`team add-rater`); an insert must leave it empty.
