@@ -71,6 +71,13 @@ def record(db: Database, *, image_id: int, reviewer_id: int, expected_version: i
                             "their decision is shown", current) from exc
 
 
+def by_key(db: Database, key: str) -> Adjudication | None:
+    """The decision an earlier commit of the action ``key`` stored, if any."""
+    with db.read() as s:
+        row = s.scalar(select(AdjudicationRow).where(AdjudicationRow.action_key == key))
+        return convert.adjudication(row) if row is not None else None
+
+
 def latest(db: Database, image_id: int) -> Adjudication | None:
     with db.read() as s:
         row = _latest(s, image_id)
