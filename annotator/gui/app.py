@@ -21,6 +21,7 @@ from annotator.gui.errors import install_excepthooks, show_error, uninstall_exce
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog
 from annotator.gui.theme import apply_dark_theme
+from annotator.services import connection
 from annotator.services.project import Database, open_project
 
 
@@ -105,6 +106,7 @@ def run_app(db_url: str | None) -> int:
         except AnnotatorError as exc:
             show_error(None, exc, blocking=True)
             return 1
+        connection.set_reconnect_time(db, connection.INTERACTIVE_RECONNECT_S)  # a person waits for each click
         station = Workstation(db, user_settings())
         try:
             if not station.start():
