@@ -143,7 +143,7 @@ class MainWindow(QMainWindow):
         s.errorRaised.connect(lambda exc: show_error(self, exc))
         s.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         s.pendingChanged.connect(lambda _pending: self._show_connection(connection.status(s.db)))
-        self._relay.changed.connect(self._on_connection)
+        self._relay.changed.connect(self._on_connection, Qt.ConnectionType.QueuedConnection)  # never mid-write
         self._tell_relay = self._relay.changed.emit  # kept: the same callable unsubscribes on close
         connection.watch(s.db, self._tell_relay)
         self._show_connection(connection.status(s.db))
