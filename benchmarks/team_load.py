@@ -24,6 +24,7 @@ import glob
 import hashlib
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -79,6 +80,12 @@ class Server:
     def version(self) -> str:
         out = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True, text=True)
         return out.stdout.strip()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server's exited backends used (the postmaster's reaped children)."""
+        pid = (self.root / "data" / "postmaster.pid").read_text().split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg://postgres@/{dbname}?host={self.root}"
@@ -221,7 +228,12 @@ def _check(url: str, outcomes: list[Outcome]) -> tuple[int, int, int]:
     return lost, duplicated + gaps, unacknowledged
 
 
-def run(admin_url: str, workstations: int, writes: int) -> bool:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(admin_url: str, workstations: int, writes: int, server: Server | None) -> bool:
     url = _create_database(admin_url)
     _project(url, workstations)
     ctx = mp.get_context("fork")  # the children share the imported modules; each opens its own engine
@@ -231,12 +243,16 @@ def run(admin_url: str, workstations: int, writes: int) -> bool:
         p.start()
     time.sleep(1.0 + workstations * 0.05)  # let every workstation open its database before the start
     load_before = os.getloadavg()[0]
+    cpu_before = (_children_cpu_s(), server.cpu_s() if server is not None else 0.0)
     began = time.perf_counter()
     start.set()
     outcomes = [out.get(timeout=3600) for _ in procs]
     took = time.perf_counter() - began
     for p in procs:
         p.join(60)
+    time.sleep(0.5)  # the backends of the closed connections exit
+    client_cpu = _children_cpu_s() - cpu_before[0]
+    server_cpu = server.cpu_s() - cpu_before[1] if server is not None else float("nan")
     lost, duplicated, unacked = _check(url, outcomes)
     commits = [t for o in outcomes for t in o.commit_s]
     worklists = [t for o in outcomes for t in o.worklist_s]
@@ -252,6 +268,8 @@ def run(admin_url: str, workstations: int, writes: int) -> bool:
           f"mean {1000 * statistics.fmean(commits):.1f}")
     print(f"  worklist read ms: p50 {1000 * _pct(worklists, 50):.0f}  p95 {1000 * _pct(worklists, 95):.0f};  "
           f"queue read ms: p50 {1000 * _pct(queues, 50):.0f}  p95 {1000 * _pct(queues, 95):.0f}")
+    print(f"  CPU per write, its share of the reads included: workstations {1000 * client_cpu / total:.2f} ms, "
+          f"server {1000 * server_cpu / total:.2f} ms")
     print(f"  load average 1 min: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     for e in errors[:5]:
         print(f"  error: {e}")
@@ -284,7 +302,7 @@ def main() -> int:
     ok = True
     try:
         for n in args.workstations:
-            ok = run(admin_url, n, args.writes) and ok
+            ok = run(admin_url, n, args.writes, server) and ok
     finally:
         if server is not None:
             server.stop()
