@@ -173,11 +173,13 @@ class MainWindow(QMainWindow):
 
     # ----- connection -------------------------------------------------------------------------
     def _on_connection(self, status: ConnectionStatus) -> None:
-        """Render the state; while offline, probe the server; once connected, store the pending action."""
+        """Render the state; until connected again, probe the server (nothing else may be asking it);
+        once connected, store the pending action."""
         self._show_connection(status)
-        if status.state is ConnectionState.OFFLINE:
-            self._probe.start()
-        elif status.state is ConnectionState.CONNECTED:
+        if status.state is not ConnectionState.CONNECTED:
+            if not self._probe.isActive():
+                self._probe.start()
+        else:
             self._probe.stop()
             if self.session.pending is not None:
                 self._guarded(self.session.retry_pending)
