@@ -47,14 +47,24 @@ class PgServer:
         subprocess.run(_as_postgres([str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                                      "-U", "postgres", "--no-sync", "-E", "UTF8"]),
                        check=True, capture_output=True)
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the server on its existing data folder (-F: no fsync, for speed; -w: wait until it accepts)."""
         opts = f"-k {self.sock} -c listen_addresses='' -F"
         subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
                                      "-l", str(self.root / "log"), "-w", "start"]),
                        check=True, capture_output=True)
 
-    def stop(self) -> None:
-        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: like a crash (recovery on the next start); ``fast``: roll back, disconnect, shut down."""
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode,
                                      "-w", "stop"]), capture_output=True)
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop the server (clients lose their connections) and start it again with the same data."""
+        self.stop(mode)
+        self.start_again()
 
     def create_database(self) -> str:
         import psycopg
@@ -65,8 +75,7 @@ class PgServer:
         return self.url(name)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+def _new_pg_server() -> Iterator[PgServer]:
     bindir = _pg_bin()
     if bindir is None:
         message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
@@ -86,6 +95,17 @@ def pg_server() -> Iterator[PgServer]:
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    yield from _new_pg_server()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of the test's own, which it may stop and restart without disturbing others."""
+    yield from _new_pg_server()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -147,6 +147,7 @@ class Label:
     scale_code: str
     created_at: datetime
     action: LabelAction = LabelAction.SET
+    key: str | None = None  # the idempotency key of the action that stored it (None: stored without one)
 
     @property
     def has_point(self) -> bool:

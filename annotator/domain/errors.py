@@ -48,6 +48,24 @@ class PasswordRequired(DatabaseError):
     """The database server wants a password the URL does not give (a team workstation signing in)."""
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The database server could not be reached (restarting, connection lost) within the reconnect time."""
+
+
+class NotCommitted(DatabaseUnavailable):
+    """An action the database did not confirm; the user is told, and the action can be repeated.
+
+    ``certain`` is True when it was definitely not stored, False when the connection broke while it was
+    committing (it may be stored). ``key`` is the action's idempotency key, when it has one: repeating the
+    action with that key stores it at most once either way.
+    """
+
+    def __init__(self, message: str, *, certain: bool, key: str | None = None) -> None:
+        super().__init__(message)
+        self.certain = certain
+        self.key = key
+
+
 class DatabaseTooNew(DatabaseError):
     """The database was written by a newer version of the application."""
 

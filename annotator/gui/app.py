@@ -21,7 +21,7 @@ from annotator.gui.errors import install_excepthooks, show_error, uninstall_exce
 from annotator.gui.main_window import MainWindow
 from annotator.gui.signin import SignInDialog, ask_database_password
 from annotator.gui.theme import apply_dark_theme
-from annotator.services import team
+from annotator.services import connection, team
 from annotator.services.project import Database, open_project, with_password
 
 
@@ -121,6 +121,7 @@ def run_app(db_url: str | None) -> int:
         if opened is None:
             return 0
         db = opened
+        connection.set_reconnect_time(db, connection.INTERACTIVE_RECONNECT_S)  # a person waits for each click
         station = Workstation(db, user_settings())
         try:
             if not station.start():

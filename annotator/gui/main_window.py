@@ -8,7 +8,7 @@ come from the database through the services.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.domain.connection import ConnectionState, ConnectionStatus
 from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
@@ -33,17 +34,25 @@ from annotator.gui.grade_panel import GradePanel
 from annotator.gui.interchange_dialogs import InterchangeMenu
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
-from annotator.gui.session import AnnotationSession
+from annotator.gui.session import AnnotationSession, PendingAction
 from annotator.gui.slice_view import SliceView
 from annotator.gui.study_menu import StudyMenu
 from annotator.gui.training_panel import TrainingPanel
 from annotator.gui.view_sync import ViewSync
 from annotator.gui.worklist_panel import WorklistPanel, positions
+from annotator.services import connection
 from annotator.services.project import Database
 from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
 from annotator.services.worklist import SliceState, Worklist, WorklistFilter
 
 ZOOM_STEP = 1.25
+PROBE_MS = 2000  # while offline, ask the server this often whether it is back
+
+
+class _ConnectionRelay(QObject):
+    """Lives on the GUI thread; the storage layer's callback (any thread) is queued to it as a signal."""
+
+    changed = Signal(object)  # ConnectionStatus
 
 
 class MainWindow(QMainWindow):
@@ -87,7 +96,15 @@ class MainWindow(QMainWindow):
                                        | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
         self.who = QLabel(self._who_text(rater, rules.scale.name))
+        self.connection = QLabel()
+        self.connection.setObjectName("connectionState")
+        self.statusBar().addPermanentWidget(self.connection)
         self.statusBar().addPermanentWidget(self.who)
+        self._relay = _ConnectionRelay(self)
+        self._probe = QTimer(self)
+        self._probe.setInterval(PROBE_MS)
+        self._probe.timeout.connect(self._probe_server)
+        self._probing = False
 
         self.actions = build_actions(self, rules.scale, {
             "switch_rater": self.switchRaterRequested.emit, "refresh": self.refresh, "quit": self.close,
@@ -127,6 +144,11 @@ class MainWindow(QMainWindow):
         s.loadFailed.connect(self._on_load_failed)
         s.errorRaised.connect(lambda exc: show_error(self, exc))
         s.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        s.pendingChanged.connect(lambda _pending: self._show_connection(connection.status(s.db)))
+        self._relay.changed.connect(self._on_connection, Qt.ConnectionType.QueuedConnection)  # never mid-write
+        self._tell_relay = self._relay.changed.emit  # kept: the same callable unsubscribes on close
+        connection.watch(s.db, self._tell_relay)
+        self._show_connection(connection.status(s.db))
         for v in (self.view, self.compare.view):
             v.windowDragged.connect(s.drag_window)
             v.sliceStepRequested.connect(s.step)
@@ -150,6 +172,42 @@ class MainWindow(QMainWindow):
         except AnnotatorError as exc:
             show_error(self, exc)
             return None
+
+    # ----- connection -------------------------------------------------------------------------
+    def _on_connection(self, status: ConnectionStatus) -> None:
+        """Render the state; until connected again, probe the server (nothing else may be asking it);
+        once connected, store the pending action."""
+        self._show_connection(status)
+        if status.state is not ConnectionState.CONNECTED:
+            if not self._probe.isActive():
+                self._probe.start()
+        else:
+            self._probe.stop()
+            if self.session.pending is not None:
+                self._guarded(self.session.retry_pending)
+
+    def _show_connection(self, status: ConnectionStatus) -> None:
+        pending: PendingAction | None = self.session.pending
+        text = status.describe()
+        if pending is not None:
+            text += f"  ·  not stored yet: {pending.what}"
+        self.connection.setText(text)
+        self.connection.setProperty("state", status.state.value)
+        alarm = status.state is not ConnectionState.CONNECTED or pending is not None
+        self.connection.setStyleSheet("color: #e0a030;" if alarm else "")
+        self.connection.setVisible(alarm or self.session.db.dialect != "sqlite")
+
+    def _probe_server(self) -> None:
+        if self._probing:
+            return
+        self._probing = True
+        db = self.session.db
+
+        def done(*_args: object) -> None:
+            self._probing = False
+
+        BackgroundOp(self, lambda: connection.probe(db), lambda _ok: None, key="probe",
+                     label="Checking the database connection…", on_settled=done).run()
 
     # ----- session -> widgets ------------------------------------------------------------------
     def _on_slice_changed(self, image: ImageRef, index: int, total: int) -> None:
@@ -450,6 +508,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        connection.unwatch(self.session.db, self._tell_relay)
+        self._probe.stop()
         if self.training_dock is not None:
             self.training_dock.widget().shutdown()  # type: ignore[attr-defined]  # no orphan child process
         if self.review_window is not None:

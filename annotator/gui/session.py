@@ -15,13 +15,14 @@ is one write transaction and no read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from annotator.domain.connection import new_action_key
 from annotator.domain.entities import ImageRef, Label, Rater
-from annotator.domain.errors import ConflictError, InputError, NotFound
+from annotator.domain.errors import ConflictError, InputError, NotCommitted, NotFound
 from annotator.domain.policy import Policy
 from annotator.domain.scales import GradingScale
 from annotator.gui import window_level
@@ -38,6 +39,18 @@ T = TypeVar("T")
 SeriesRead = tuple[dict[int, SliceOverlays], dict[int, list[Label]]]  # overlays and own histories by image id
 
 
+@dataclass(frozen=True, slots=True)
+class PendingAction:
+    """A label action the database did not confirm (NotCommitted), kept with its idempotency key.
+
+    ``run`` repeats it with the same key, so it is stored once whether or not the first try was.
+    """
+
+    image: ImageRef
+    what: str  # "grade 2 on slice 7", for the status bar
+    run: Callable[[], Label | None]
+
+
 class AnnotationSession(QObject):
     sliceChanged = Signal(object, int, int)  # ImageRef, index in series, series length
     pixelsShown = Signal(object)  # DecodedSlice of the current slice, now displayable
@@ -48,6 +61,7 @@ class AnnotationSession(QObject):
     loadFailed = Signal(object, object)  # ImageRef, exception
     errorRaised = Signal(object)  # an exception from background work (opening a series) for the error dialog
     message = Signal(str)
+    pendingChanged = Signal(object)  # PendingAction not stored yet (to repeat once connected), or None
 
     def __init__(self, db: Database, rater: Rater, *, loader: PixelLoader | None = None,
                  parent: QObject | None = None) -> None:
@@ -76,6 +90,7 @@ class AnnotationSession(QObject):
         self._fit_next = True
         self._moves = 0  # navigations so far: a series read in the background opens only if none came since
         self._opening = 0
+        self.pending: PendingAction | None = None  # the action the database did not confirm, kept to repeat
 
     # ----- state -------------------------------------------------------------------------------
     @property
@@ -299,17 +314,23 @@ class AnnotationSession(QObject):
         ov = self._overlays.get(image.id)
         return Shown(image, ov.own, self.scale) if ov is not None else None
 
+    # Each user action gets its idempotency key once, here; a repeat of it (retry_pending) reuses the key.
     def place_point(self, x: float, y: float) -> Label:
-        image = self._target()
-        return self._stored(image, lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image)))
+        image, key = self._target(), new_action_key()
+        return self._stored(image, f"point on slice {self._number(image)}",
+                            lambda: self.labels.set_point(image.id, x, y, shown=self._shown(image), key=key))
 
     def set_grade(self, ordinal: int) -> Label:
-        image = self._target()
-        return self._stored(image, lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image)))
+        image, key = self._target(), new_action_key()
+        return self._stored(image, f"grade {self.scale.grade(ordinal).label} on slice {self._number(image)}",
+                            lambda: self.labels.set_grade(image.id, ordinal, shown=self._shown(image), key=key))
 
-    def _stored(self, image: ImageRef, action: Callable[[], Label]) -> Label:
+    def _number(self, image: ImageRef) -> str:
+        return str(image.instance_number if image.instance_number is not None else image.slice_index + 1)
+
+    def _stored(self, image: ImageRef, what: str, action: Callable[[], Label]) -> Label:
         """An action that always stores a version (a point, a grade), through :meth:`_committed`."""
-        label = self._committed(image, action)
+        label = self._committed(image, what, action)
         if label is None:
             raise AssertionError("a point or a grade always stores a version")
         return label
@@ -319,29 +340,52 @@ class AnnotationSession(QObject):
         return self.set_grade(ordinal) if ordinal is not None else None
 
     def undo(self) -> Label | None:
-        image = self._target()
-        label = self._committed(image, lambda: self.labels.undo(image.id))
+        image, key = self._target(), new_action_key()
+        label = self._committed(image, f"undo on slice {self._number(image)}",
+                                lambda: self.labels.undo(image.id, key=key))
         if label is None:
             self.message.emit("Nothing to undo on this slice.")
         return label
 
     def redo(self) -> Label | None:
-        image = self._target()
-        label = self._committed(image, lambda: self.labels.redo(image.id))
+        image, key = self._target(), new_action_key()
+        label = self._committed(image, f"redo on slice {self._number(image)}",
+                                lambda: self.labels.redo(image.id, key=key))
         if label is None:
             self.message.emit("Nothing to redo on this slice.")
         return label
 
-    def _committed(self, image: ImageRef, action: Callable[[], Label | None]) -> Label | None:
+    def retry_pending(self) -> Label | None:
+        """Repeat the action the database did not confirm, with its key (stored once either way).
+
+        Raises NotCommitted again (and keeps it) while the database is still unreachable."""
+        pending = self.pending
+        if pending is None:
+            return None
+        self._set_pending(None)
+        return self._committed(pending.image, pending.what, pending.run)
+
+    def _set_pending(self, pending: PendingAction | None) -> None:
+        self.pending = pending
+        self.pendingChanged.emit(pending)
+
+    def _committed(self, image: ImageRef, what: str, action: Callable[[], Label | None]) -> Label | None:
         """Run one label action (already committed by the service when it returns), then update views.
 
         The new own label is what the service returned, so the overlays, the history and the undo state
         are derived from it instead of read back (the service itself reads the history for undo/redo).
+        An action the database did not confirm is kept as :attr:`pending` (with its key) and the error
+        raised for the dialog; an action while one is pending first repeats that one, so they keep order.
         """
+        if self.pending is not None:
+            self.retry_pending()  # raises NotCommitted while the database is unreachable: nothing new is tried
         before = self._overlays.get(image.id)
         prev_state = slice_state(before.own if before is not None else None)
         try:
             label = action()
+        except NotCommitted:
+            self._set_pending(PendingAction(image, what, action))
+            raise
         except ConflictError as exc:
             self._on_conflict(image.id, before, exc)  # show what is stored now, then let the caller report
             raise

@@ -108,23 +108,26 @@ class LabelService:
         return shown.image.geometry, shown.own, shown.scale
 
     def _commit(self, image_id: int, prev: Label | None, x: float | None, y: float | None, grade: int | None,
-                scale_code: str, action: LabelAction) -> Label:
+                scale_code: str, action: LabelAction, key: str | None) -> Label:
         return labels.add_version_after(self.db, prev, image_id=image_id, rater_id=self.rater.id, x_px=x, y_px=y,
-                                        grade=grade, scale_code=scale_code, action=action)
+                                        grade=grade, scale_code=scale_code, action=action, key=key)
 
-    def set_point(self, image_id: int, x: float, y: float, *, shown: Shown | None = None) -> Label:
+    # ``key`` (every action below): the action's idempotency key, kept by a caller that may repeat the action
+    # after a NotCommitted; repeated with the same key, an action that had been stored returns that version.
+    def set_point(self, image_id: int, x: float, y: float, *, shown: Shown | None = None,
+                  key: str | None = None) -> Label:
         geometry, prev, scale = self._context(image_id, shown)
         _check_point(geometry, x, y)
-        return self._commit(image_id, prev, x, y, prev.grade if prev else None, scale.code, LabelAction.POINT)
+        return self._commit(image_id, prev, x, y, prev.grade if prev else None, scale.code, LabelAction.POINT, key)
 
-    def set_grade(self, image_id: int, grade: int, *, shown: Shown | None = None) -> Label:
+    def set_grade(self, image_id: int, grade: int, *, shown: Shown | None = None, key: str | None = None) -> Label:
         _, prev, scale = self._context(image_id, shown)
         scale.grade(grade)  # raises on an out-of-scale grade
         return self._commit(image_id, prev, prev.x_px if prev else None, prev.y_px if prev else None, grade,
-                            scale.code, LabelAction.GRADE)
+                            scale.code, LabelAction.GRADE, key)
 
     def set_label(self, image_id: int, x: float | None, y: float | None, grade: int | None,
-                  action: LabelAction = LabelAction.SET) -> Label:
+                  action: LabelAction = LabelAction.SET, *, key: str | None = None) -> Label:
         if (x is None) != (y is None):
             raise InputError("a point needs both x_px and y_px")
         geometry, prev, scale = self._context(image_id, None)
@@ -132,7 +135,7 @@ class LabelService:
             _check_point(geometry, x, y)
         if grade is not None:
             scale.grade(grade)
-        return self._commit(image_id, prev, x, y, grade, scale.code, LabelAction(action))
+        return self._commit(image_id, prev, x, y, grade, scale.code, LabelAction(action), key)
 
     def set_many(self, items: list[tuple[int, float, float, int]], action: LabelAction = LabelAction.SET) -> int:
         """Many complete labels (image_id, x, y, grade), each checked as ``set_label`` checks it, then
@@ -148,9 +151,9 @@ class LabelService:
         return labels.add_versions_bulk(self.db, [(i, self.rater.id, x, y, g) for i, x, y, g in items],
                                         scale_code=scale.code, action=LabelAction(action))
 
-    def clear(self, image_id: int, *, shown: Shown | None = None) -> Label:
+    def clear(self, image_id: int, *, shown: Shown | None = None, key: str | None = None) -> Label:
         _, prev, scale = self._context(image_id, shown)
-        return self._commit(image_id, prev, None, None, None, scale.code, LabelAction.CLEAR)
+        return self._commit(image_id, prev, None, None, None, scale.code, LabelAction.CLEAR, key)
 
     def my_labels(self, image_ids: Collection[int] | None = None) -> list[Label]:
         return labels.current(self.db, rater_ids=[self.rater.id], image_ids=image_ids)
@@ -172,7 +175,9 @@ class LabelService:
         """(can undo, can redo) for this rater on one slice."""
         return undo_redo(self.history(image_id))
 
-    def _restore(self, image_id: int, step: int, action: LabelAction) -> Label | None:
+    def _restore(self, image_id: int, step: int, action: LabelAction, key: str | None) -> Label | None:
+        if key is not None and (earlier := labels.by_key(self.db, key)) is not None:
+            return earlier  # repeated after it was stored: the history has moved on since, so look it up
         hist = self.history(image_id)
         states, cursor = undo_timeline(hist)
         target = cursor + step
@@ -180,15 +185,15 @@ class LabelService:
             return None
         st = states[target]
         return self._commit(image_id, hist[-1] if hist else None, st.x_px, st.y_px, st.grade,
-                            st.scale_code or self.scale.code, action)
+                            st.scale_code or self.scale.code, action, key)
 
-    def undo(self, image_id: int) -> Label | None:
+    def undo(self, image_id: int, *, key: str | None = None) -> Label | None:
         """Commit a new version restoring the state before the latest action not yet undone.
 
         Returns None (and commits nothing) when there is nothing left to undo on this slice.
         """
-        return self._restore(image_id, -1, LabelAction.UNDO)
+        return self._restore(image_id, -1, LabelAction.UNDO, key)
 
-    def redo(self, image_id: int) -> Label | None:
+    def redo(self, image_id: int, *, key: str | None = None) -> Label | None:
         """Commit a new version re-applying the latest undone action; None when there is none."""
-        return self._restore(image_id, +1, LabelAction.REDO)
+        return self._restore(image_id, +1, LabelAction.REDO, key)

@@ -210,13 +210,18 @@ class ReviewService:
         return {_rater(names[lab.rater_id]): _mark(lab) for lab in labels.current(self.db, image_ids=[image_id])}
 
     def _record(self, image_id: int, expected_version: int, status: AdjudicationStatus, source: ReaderRef | None,
-                x: float | None, y: float | None, grade: int | None, reason: str) -> Adjudication:
+                x: float | None, y: float | None, grade: int | None, reason: str, key: str | None) -> Adjudication:
         return review.record(self.db, image_id=image_id, reviewer_id=self.reviewer.id,
                              expected_version=expected_version, status=status, source=source, x_px=x, y_px=y,
-                             grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip())
+                             grade=grade, scale_code=people.get_settings(self.db).scale_code, reason=reason.strip(),
+                             key=key)
+
+    def _earlier(self, key: str | None) -> Adjudication | None:
+        """The decision stored by an earlier try of the action ``key`` (a repeat after NotCommitted)."""
+        return review.by_key(self.db, key) if key is not None else None
 
     def accept(self, image_id: int, reader: ReaderRef | str, expected_version: int, reason: str = "",
-               label_version: int | None = None) -> Adjudication:
+               label_version: int | None = None, *, key: str | None = None) -> Adjudication:
         """Adopt one reader's label (point and grade) as the decision.
 
         ``reader`` is a rater or a model (that model's prediction); text (``rater:NAME``, ``model:ID``,
@@ -226,8 +231,11 @@ class ReviewService:
         grade no rater gave overrides every rater, so it needs a reason like an own decision.
         ``label_version`` is the version of the rater's label the reviewer saw: if the rater has changed
         it since, nothing is stored and a ConflictError carries the label as it is now (a screen passes
-        it, so a reviewer never adopts a label they have not seen).
+        it, so a reviewer never adopts a label they have not seen). ``key``: the decision's idempotency key;
+        repeated with it, a decision that had been stored is returned (likewise for decide and reopen).
         """
+        if (earlier := self._earlier(key)) is not None:
+            return earlier
         ref = self.names.resolve(reader) if isinstance(reader, str) else reader
         marks = self._marks(image_id)
         if ref.kind is ReaderKind.MODEL:
@@ -247,7 +255,7 @@ class ReviewService:
                     "look at it again before accepting", now[0] if now else None)
         if mark is None or mark.grade is None:
             raise InputError(f"{self.names.reader(ref)} has no graded label on this slice to accept")
-        return self._record(image_id, expected_version, DECIDED, ref, mark.x_px, mark.y_px, mark.grade, reason)
+        return self._record(image_id, expected_version, DECIDED, ref, mark.x_px, mark.y_px, mark.grade, reason, key)
 
     def _model_mark(self, image_id: int, model_id: int) -> ReaderMark | None:
         version = models_repo.get(self.db, model_id)  # NotFound names the id
@@ -262,23 +270,27 @@ class ReviewService:
         return ReaderMark(image_id, p.x_px, p.y_px, p.grade, p.probabilities)
 
     def decide(self, image_id: int, x: float, y: float, grade: int, expected_version: int,
-               reason: str = "") -> Adjudication:
+               reason: str = "", *, key: str | None = None) -> Adjudication:
         """Set the reviewer's own point and grade; overriding every reader's grade needs a reason."""
+        if (earlier := self._earlier(key)) is not None:
+            return earlier
         load_scale(people.get_settings(self.db).scale_code).grade(grade)
         if not catalog.image_by_id(self.db, image_id).geometry.contains(x, y):
             raise InputError(f"point ({x:.1f}, {y:.1f}) lies outside the image")
         grades = {m.grade for m in self._marks(image_id).values() if m.grade is not None}
         if grade not in grades and not reason.strip():
             raise InputError("a reason is required when the decision overrides every reader's grade")
-        return self._record(image_id, expected_version, DECIDED, None, x, y, grade, reason)
+        return self._record(image_id, expected_version, DECIDED, None, x, y, grade, reason, key)
 
-    def reopen(self, image_id: int, reason: str, expected_version: int) -> Adjudication:
+    def reopen(self, image_id: int, reason: str, expected_version: int, *, key: str | None = None) -> Adjudication:
+        if (earlier := self._earlier(key)) is not None:
+            return earlier
         if not reason.strip():
             raise InputError("a reason is required to reopen a decision")
         current = review.latest(self.db, image_id)
         if current is None or current.status is not DECIDED:
             raise InputError("only a decided slice can be reopened")
-        return self._record(image_id, expected_version, REOPENED, current.source, None, None, None, reason)
+        return self._record(image_id, expected_version, REOPENED, current.source, None, None, None, reason, key)
 
     def history(self, image_id: int) -> list[Adjudication]:
         return review.history(self.db, image_id)

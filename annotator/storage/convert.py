@@ -83,7 +83,7 @@ def image(row: ImageRow, patient_key: str = "", study_uid: str = "", series_uid:
 def label(row: AnnotationRow) -> Label:
     return Label(id=row.id, image_id=row.image_id, rater_id=row.rater_id, version=row.version,
                  x_px=row.x_px, y_px=row.y_px, grade=row.grade, scale_code=row.scale_code,
-                 created_at=aware(row.created_at), action=LabelAction(row.action))
+                 created_at=aware(row.created_at), action=LabelAction(row.action), key=row.action_key)
 
 
 def label_state(row: AnnotationRow | Label | None) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annotator.domain.connection import new_action_key
 from annotator.domain.entities import Label, LabelAction
 from annotator.domain.errors import AnnotatorError, ConflictError, InputError, NotFound
 from annotator.storage import audit, convert
@@ -24,19 +25,33 @@ def _latest_row(s: Session, image_id: int, rater_id: int) -> AnnotationRow | Non
 
 def _append(s: Session, *, image_id: int, rater_id: int, version: int, x_px: float | None, y_px: float | None,
             grade: int | None, scale_code: str, action: LabelAction, before: AnnotationRow | Label | None,
-            actor_id: int | None, source: str | None = None, created_at: datetime | None = None) -> AnnotationRow:
+            actor_id: int | None, source: str | None = None, created_at: datetime | None = None,
+            key: str | None = None) -> AnnotationRow:
     """THE way a label version is written: the row and its audit entry, in the caller's transaction."""
     row = AnnotationRow(image_id=image_id, rater_id=rater_id, version=version, x_px=x_px, y_px=y_px, grade=grade,
-                        scale_code=scale_code, action=LabelAction(action).value)
+                        scale_code=scale_code, action=LabelAction(action).value, action_key=key)
     if created_at is not None:
         row.created_at = created_at
     s.add(row)
     s.flush()  # the unique (image, rater, version) key refuses a version someone else took
     after = convert.label_state(row)
+    if key is not None and after is not None:
+        after["key"] = key
     audit.record(s, rater_id=actor_id, action=f"label.{row.action}", entity="annotation",
                  entity_id=f"{image_id}:{rater_id}", before=convert.label_state(before),
                  after={**(after or {}), "source": source} if source is not None else after)
     return row
+
+
+def _by_key(s: Session, key: str) -> Label | None:
+    """The version an earlier commit of the action ``key`` stored (None: that action stored none)."""
+    row = s.scalar(select(AnnotationRow).where(AnnotationRow.action_key == key))
+    return convert.label(row) if row is not None else None
+
+
+def by_key(db: Database, key: str) -> Label | None:
+    with db.read() as s:
+        return _by_key(s, key)
 
 
 def _refused(db: Database, image_id: int, rater_id: int) -> AnnotatorError:
@@ -53,13 +68,16 @@ def _refused(db: Database, image_id: int, rater_id: int) -> AnnotatorError:
 
 def add_version(db: Database, *, image_id: int, rater_id: int, x_px: float | None, y_px: float | None,
                 grade: int | None, scale_code: str, action: LabelAction | str,
-                expected_version: int | None = None) -> Label:
+                expected_version: int | None = None, key: str | None = None) -> Label:
     """Commit one new version (and its audit entry) in one transaction, after the newest one stored.
 
     ``expected_version`` (the version the caller last saw, 0 for none) turns a concurrent edit by the
-    same rater elsewhere into a ConflictError instead of a silent overwrite.
+    same rater elsewhere into a ConflictError instead of a silent overwrite. ``key``: the action's
+    idempotency key (None: a fresh one, so a commit whose outcome the connection lost is still retried
+    safely); an action repeated with it returns the version its first commit stored.
     """
     action = LabelAction(action)
+    key = key or new_action_key()
 
     def work(s: Session) -> Label:
         prev = _latest_row(s, image_id, rater_id)
@@ -69,24 +87,26 @@ def add_version(db: Database, *, image_id: int, rater_id: int, x_px: float | Non
                                 f"expected {expected_version})", convert.label(prev) if prev else None)
         return convert.label(_append(s, image_id=image_id, rater_id=rater_id, version=prev_version + 1, x_px=x_px,
                                      y_px=y_px, grade=grade, scale_code=scale_code, action=action, before=prev,
-                                     actor_id=rater_id))
+                                     actor_id=rater_id, key=key))
 
     try:
-        return db.write(work)
+        return db.write(work, replay=lambda s: _by_key(s, key), key=key)
     except IntegrityError as exc:  # a missing image or rater, or another writer took this version first
         raise _refused(db, image_id, rater_id) from exc
 
 
 def add_version_after(db: Database, shown: Label | None, *, image_id: int, rater_id: int, x_px: float | None,
-                      y_px: float | None, grade: int | None, scale_code: str, action: LabelAction) -> Label:
+                      y_px: float | None, grade: int | None, scale_code: str, action: LabelAction,
+                      key: str | None = None) -> Label:
     """Commit the version that follows ``shown``, the newest version the caller holds (None: it holds none).
 
     The write path of an interactive action: one write transaction that reads nothing when ``shown`` is
     given (the unique version key refuses a version someone else took, which becomes a ConflictError);
     with ``shown`` None the newest stored version is read inside the same transaction, and a non-empty
-    one (a label the caller never saw) is a ConflictError too.
+    one (a label the caller never saw) is a ConflictError too. ``key``: as for :func:`add_version`.
     """
     action = LabelAction(action)
+    key = key or new_action_key()
     if shown is not None and (shown.image_id, shown.rater_id) != (image_id, rater_id):
         raise InputError(f"label version {shown.version} is rater {shown.rater_id}'s on image {shown.image_id}, "
                          f"not rater {rater_id}'s on image {image_id}")
@@ -101,10 +121,10 @@ def add_version_after(db: Database, shown: Label | None, *, image_id: int, rater
         version = before.version + 1 if before is not None else 1
         return convert.label(_append(s, image_id=image_id, rater_id=rater_id, version=version, x_px=x_px, y_px=y_px,
                                      grade=grade, scale_code=scale_code, action=action, before=before,
-                                     actor_id=rater_id))
+                                     actor_id=rater_id, key=key))
 
     try:
-        return db.write(work)
+        return db.write(work, replay=lambda s: _by_key(s, key), key=key)
     except IntegrityError as exc:
         raise _refused(db, image_id, rater_id) from exc
 

@@ -15,6 +15,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annotator.domain.connection import new_action_key
 from annotator.domain.errors import ConflictError, InputError, NotFound
 from annotator.domain.studies import (
     Answer,
@@ -254,9 +255,12 @@ def _read(row: ReadRow, seq: int, kind: str) -> Read:
 
 
 def record_read(db: Database, study_id: int, rater_id: int, sop_uid: str, answer: Answer, *,
-                scale_code: str) -> Read:
+                scale_code: str, key: str | None = None) -> Read:
     """Store the answer to the reader's CURRENT item, which must show ``sop_uid``: one transaction, one
-    read and its audit entry. A second answer to the same item (another window) is a ConflictError."""
+    read and its audit entry. A second answer to the same item (another window) is a ConflictError.
+    ``key``: the answer's idempotency key (None: a fresh one); an answer repeated with it returns the
+    read its first commit stored."""
+    key = key or new_action_key()
 
     def work(s: Session) -> Read:
         hit = _item(s, study_id, rater_id, _done(s, study_id, rater_id) + 1)
@@ -269,7 +273,7 @@ def record_read(db: Database, study_id: int, rater_id: int, sop_uid: str, answer
         row = ReadRow(plan_item_id=item.id, study_id=study_id, rater_id=rater_id, image_id=item.image_id,
                       x_px=answer.x_px, y_px=answer.y_px, grade=answer.grade,
                       cannot_grade=answer.cannot_grade.value if answer.cannot_grade else None,
-                      seconds=answer.seconds, comment=answer.comment, scale_code=scale_code)
+                      seconds=answer.seconds, comment=answer.comment, scale_code=scale_code, action_key=key)
         s.add(row)
         s.flush()
         audit.record(s, rater_id=rater_id, action="read.answer", entity="read", entity_id=row.id,
@@ -278,8 +282,14 @@ def record_read(db: Database, study_id: int, rater_id: int, sop_uid: str, answer
                             "seconds": answer.seconds, "comment": answer.comment})
         return _read(row, item.seq, item.kind)
 
+    def replay(s: Session) -> Read | None:
+        hit = s.execute(select(ReadRow, PlanItemRow.seq, PlanItemRow.kind)
+                        .join(PlanItemRow, PlanItemRow.id == ReadRow.plan_item_id)
+                        .where(ReadRow.action_key == key)).first()
+        return None if hit is None else _read(hit[0], hit[1], hit[2])
+
     try:
-        return db.write(work)
+        return db.write(work, replay=replay, key=key)
     except IntegrityError as exc:
         raise ConflictError(f"SOPInstanceUID {sop_uid} was answered elsewhere meanwhile; ask `read next` again") \
             from exc

@@ -149,6 +149,8 @@ class AnnotationRow(Base):
     scale_code: Mapped[str] = mapped_column(String(40))
     action: Mapped[str] = mapped_column(String(40), default="set")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the idempotency key of the user action that stored it: repeating the action finds it, never a second row
+    action_key: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True, index=True)
 
 
 class AuditRow(Base):
@@ -208,6 +210,8 @@ class AdjudicationRow(Base):
     scale_code: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the idempotency key of the user action that stored it: repeating the action finds it, never a second row
+    action_key: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True, index=True)
 
 
 class FoldRow(Base):
@@ -287,6 +291,8 @@ class ReadRow(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     scale_code: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the idempotency key of the user action that stored it: repeating the action finds it, never a second row
+    action_key: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True, index=True)
 
 
 def _refuse_change(mapper: Any, connection: Any, target: Any) -> None:
