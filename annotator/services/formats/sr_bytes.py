@@ -78,6 +78,14 @@ def fl(tag: int, values: Iterable[float]) -> bytes:
     return _short(tag, b"FL", struct.pack(f"<{len(vals)}f", *vals))
 
 
+def ul(tag: int, value: int) -> bytes:
+    return _short(tag, b"UL", struct.pack("<I", value))
+
+
+def fd(tag: int, value: float) -> bytes:
+    return _short(tag, b"FD", struct.pack("<d", value))
+
+
 def sq(tag: int, items: Iterable[bytes]) -> bytes:
     """A sequence of undefined length holding encoded items."""
     return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, b"SQ", 0, 0xFFFFFFFF) + b"".join(items) + _SEQ_END
@@ -88,10 +96,28 @@ def wrap(elements_bytes: bytes) -> bytes:
     return _ITEM + elements_bytes + _ITEM_END
 
 
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
 def by_tag(ds: Dataset) -> dict[int, bytes]:
-    """Each element of a dataset encoded on its own, by tag (to be joined in tag order); values are
+    """Each element of a dataset encoded, by tag (to be joined in tag order with others); values are
     decoded with the dataset's own character set first, then encoded as UTF-8."""
-    return {int(tag): elements(Dataset({tag: ds[tag]})) for tag in ds.keys()}  # noqa: SIM118
+    blob = elements(Dataset({tag: ds[tag] for tag in ds.keys()}))  # noqa: SIM118
+    out: dict[int, bytes] = {}
+    pos = 0
+    while pos < len(blob):
+        group, elem, vr = struct.unpack_from("<HH2s", blob, pos)
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack_from("<I", blob, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", blob, pos + 6)
+            start = pos + 8
+        if length == 0xFFFFFFFF:  # undefined length: encode this dataset element by element instead
+            return {int(tag): elements(Dataset({tag: ds[tag]})) for tag in ds.keys()}  # noqa: SIM118
+        out[(group << 16) | elem] = blob[pos:start + length]
+        pos = start + length
+    return out
 
 
 def joined(parts: dict[int, bytes]) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import highdicom as hd
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.valuerep import DS
 
 from annotator.services.formats import sr_bytes
@@ -34,6 +35,7 @@ _NUM: dict[str, Callable[[Dataset], Any]] = {
     "110908": lambda h: h.ImageOrientationPatient[4], "110909": lambda h: h.ImageOrientationPatient[5],
 }
 _MODALITY, _FRAME = "121139", "112227"
+_MEASURED, _UNITS, _NUMERIC, _FLOAT = 0x0040A300, 0x004008EA, 0x0040A30A, 0x0040A161
 _OPTIONAL = ("FrameOfReferenceUID", "PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient",
              "SliceThickness", "SpacingBetweenSlices", "ImagerPixelSpacing", "PatientOrientation")
 
@@ -49,6 +51,7 @@ class LibraryBuilder:
         self._layouts: dict[tuple[str, ...], tuple[Dataset, list[Dataset]] | None] = {}
         self._items: dict[tuple[str, str, str], bytes] = {}
         self._group_head: bytes | None = None
+        self._num_parts: dict[str, tuple[sr_bytes.Spliced, dict[int, bytes]]] = {}
 
     def groups(self, headers: Sequence[Dataset]) -> list[bytes]:
         """The library's Image Library Group items: one per (modality, frame of reference), in the
@@ -112,13 +115,17 @@ class LibraryBuilder:
         concept = str(template.ConceptNameCodeSequence[0].CodeValue)
         key = (concept, type(value).__name__, str(value))
         if key not in self._items:
-            measured = template.MeasuredValueSequence[0]
-            measured.NumericValue = DS(value, auto_format=True)
+            if concept not in self._num_parts:
+                measured = template.MeasuredValueSequence[0]
+                units = {_UNITS: sr_bytes.elements(Dataset({Tag(_UNITS): measured[_UNITS]}))}
+                self._num_parts[concept] = (sr_bytes.Spliced(template), units)
+            spliced, units = self._num_parts[concept]
+            numeric = Dataset()
+            numeric.NumericValue = DS(value, auto_format=True)
+            parts = {**units, _NUMERIC: sr_bytes.elements(numeric)}
             if isinstance(value, float):
-                measured.FloatingPointValue = value
-            elif "FloatingPointValue" in measured:
-                del measured.FloatingPointValue
-            self._items[key] = sr_bytes.item(template)
+                parts[_FLOAT] = sr_bytes.fd(_FLOAT, value)
+            self._items[key] = spliced({_MEASURED: sr_bytes.sq(_MEASURED, [sr_bytes.wrap(sr_bytes.joined(parts))])})
         return self._items[key]
 
 

@@ -15,7 +15,6 @@ filled in; a test proves the result equals highdicom's own document for the same
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import io
@@ -29,9 +28,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pydicom.errors
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
@@ -296,10 +293,7 @@ class _Writer:
                                        it.mark.grade, it.cannot_grade, it.image.level, it.study)
                                       for it in items]).encode())
         sop_uid = generate_uid(entropy_srcs=[series_uid, digest.hexdigest()])
-        meta = copy.copy(stamp.meta)
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        buf = DicomBytesIO()
-        write_file_meta_info(buf, meta, enforce_standard=True)
+        meta = sr_bytes.joined({**stamp.meta, _META_INSTANCE: sr_bytes.ui(_META_INSTANCE, sop_uid)})
         equipment = [part.scanner, stamp.highdicom] if part.scanner is not None else [stamp.highdicom]
         top = {**stamp.parts, **part.parts, _SOP_INSTANCE: sr_bytes.ui(_SOP_INSTANCE, sop_uid),
                _SERIES_INSTANCE: sr_bytes.ui(_SERIES_INSTANCE, series_uid), _EQUIPMENT_SEQ: sr_bytes.sq(
@@ -308,12 +302,14 @@ class _Writer:
         root = [sr_bytes.container(stamp.library_head, part.library) if piece is _LIBRARY
                 else sr_bytes.container(stamp.groups_head, groups) if piece is _GROUPS
                 else piece for piece in stamp.root]
-        return (b"\0" * 128 + b"DICM" + bytes(buf.getvalue()) + sr_bytes.joined(top) + sr_bytes.content(root))
+        return (b"\0" * 128 + b"DICM" + sr_bytes.ul(_META_LENGTH, len(meta)) + meta + sr_bytes.joined(top)
+                + sr_bytes.content(root))
 
 
 _LIBRARY = b"library"  # markers in a document stamp's root items
 _GROUPS = b"groups"
 _SOP_INSTANCE, _SERIES_INSTANCE = 0x00080018, 0x0020000E
+_META_LENGTH, _META_INSTANCE = 0x00020000, 0x00020003
 _EQUIPMENT_SEQ = 0x0018A001
 _REF_SOP, _REF_CLASS, _REF_INSTANCE = 0x00081199, 0x00081150, 0x00081155
 _TEXT, _UID, _GRAPHIC = 0x0040A160, 0x0040A124, 0x00700022
@@ -347,7 +343,7 @@ class _GroupStamp:
 class _DocStamp:
     """A reader's document: its top-level elements encoded (less the study's), and its root items."""
 
-    meta: FileMetaDataset
+    meta: dict[int, bytes]  # the file meta elements but its group length and the SOP instance
     parts: dict[int, bytes]
     highdicom: bytes  # highdicom's contributing-equipment item
     root: list[bytes]
@@ -374,7 +370,9 @@ class _DocStamp:
                 del plain_doc[tag]
         if any(tag > sr_bytes.CONTENT_SEQUENCE for tag in plain_doc.keys()):  # noqa: SIM118
             raise ValueError("an SR document with elements after its Content Sequence")
-        return cls(plain_doc.file_meta, sr_bytes.by_tag(plain_doc), highdicom, root, heads[_SEQ_LIBRARY],
+        meta = Dataset({tag: plain_doc.file_meta[tag] for tag in plain_doc.file_meta.keys()  # noqa: SIM118
+                        if tag not in (_META_LENGTH, _META_INSTANCE)})
+        return cls(sr_bytes.by_tag(meta), sr_bytes.by_tag(plain_doc), highdicom, root, heads[_SEQ_LIBRARY],
                    heads[_SEQ_GROUPS])
 
 
