@@ -142,9 +142,27 @@ def test_one_report_per_study_and_reader_that_highdicom_parses(project: Project,
     for path in paths:
         doc = hd.sr.srread(path)
         assert isinstance(doc, hd.sr.Comprehensive3DSR)
+        meta = pydicom.dcmread(path).file_meta  # a DICOM file: preamble, DICM, meta with its group length
+        assert meta.MediaStorageSOPInstanceUID == doc.SOPInstanceUID and meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert meta.FileMetaInformationGroupLength == len(meta_bytes(path))
         report = hd.sr.MeasurementReport.from_sequence(doc.content)
         assert doc.ConceptNameCodeSequence[0].CodeValue == "126000"
         assert report.get_image_measurement_groups() or report.get_planar_roi_measurement_groups()
+
+
+def meta_bytes(path: Path) -> bytes:
+    """The file meta elements after the group length element, as written."""
+    blob = path.read_bytes()
+    assert blob[128:132] == b"DICM"
+    pos = 132 + 12  # the group length element: tag, VR, length (2), value (4)
+    end = pos
+    while blob[end:end + 2] == b"\x02\x00":  # group 0002
+        vr = blob[end + 4:end + 6]
+        if vr in (b"OB", b"UN", b"UT", b"SQ"):
+            end += 12 + int.from_bytes(blob[end + 8:end + 12], "little")
+        else:
+            end += 8 + int.from_bytes(blob[end + 6:end + 8], "little")
+    return blob[pos:end]
 
 
 def _by_reader(items: list[ExportItem]) -> dict[str, list[ExportItem]]:
