@@ -9,13 +9,16 @@ test.
 
 from __future__ import annotations
 
+import io
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import pydicom
 import pydicom.charset
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
+from pydicom.sequence import Sequence as DicomSequence
 
 CONTENT_SEQUENCE = 0x0040A730
 _UTF8 = pydicom.charset.convert_encodings(["ISO_IR 192"])
@@ -132,3 +135,19 @@ class Spliced:
 
     def __call__(self, varying: dict[int, bytes]) -> bytes:
         return wrap(joined({**self.parts, **varying}))
+
+
+def encode_items(items: Sequence[Dataset]) -> bytes:
+    """Content items as bytes (Explicit VR Little Endian, the SR's transfer syntax)."""
+    wrapper = Dataset()
+    wrapper.SpecificCharacterSet = "ISO_IR 192"
+    wrapper.ContentSequence = DicomSequence(list(items))
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, wrapper, implicit_vr=False, little_endian=True)
+    return buf.getvalue()
+
+
+def decode_items(blob: bytes) -> list[Dataset]:
+    """Content items parsed back from :func:`encode_items`'s bytes: plain pydicom datasets, which encode
+    much faster than highdicom's content item objects."""
+    return list(pydicom.dcmread(io.BytesIO(blob), force=True).ContentSequence)

@@ -8,9 +8,15 @@ POINT on the slice (TID 1410; a grade without a point: TID 1501 with the slice a
 finding sites spinal canal and the slice's level, the grade or "cannot grade" as a qualitative
 evaluation (codes: :mod:`sr_codes`).
 
-Speed: highdicom builds every distinct piece once (a document per reader, a measurement group per shape,
-an image library per study) and each report is a copy of those with its identifiers and coordinates
-filled in; a test proves the result equals highdicom's own document for the same labels.
+Identifiers: the slice's SOP, series and study UIDs go through ``ctx.ids.uid``; everything else the
+report takes from a slice (patient and study attributes, frame of reference, geometry) comes from
+``ctx.ids.source(image)``, the bundle's (de-identified) copy of the file.
+
+Speed: building each report with highdicom takes tens of milliseconds (73 s for the study's 542 slices
+x 3 readers), so highdicom builds every distinct piece once (a reader's document, a measurement group
+per shape, the image library's descriptors per value: :mod:`sr_library`) and each report is joined from
+those pieces as bytes (:mod:`sr_bytes`) with its slices' identifiers and coordinates; a test proves the
+file equals highdicom's own document for the same labels, element by element.
 """
 
 from __future__ import annotations
@@ -325,7 +331,7 @@ class _GroupStamp:
 
     @classmethod
     def of(cls, group: Dataset) -> _GroupStamp:
-        [plain_group] = _decode(_encode([group]))
+        [plain_group] = sr_bytes.decode_items(sr_bytes.encode_items([group]))
         children: list[tuple[str, bytes | sr_bytes.Spliced]] = []
         selected_from = None
         for child in plain_group.ContentSequence:
@@ -417,19 +423,3 @@ def _evidence(headers: Iterable[Dataset]) -> DicomSequence:
     item.ReferencedSeriesSequence = DicomSequence(series)
     item.StudyInstanceUID = study
     return DicomSequence([item])
-
-
-def _encode(items: Sequence[Dataset]) -> bytes:
-    """Content items as bytes (Explicit VR Little Endian, the SR's transfer syntax)."""
-    wrapper = Dataset()
-    wrapper.SpecificCharacterSet = "ISO_IR 192"
-    wrapper.ContentSequence = DicomSequence(list(items))
-    buf = io.BytesIO()
-    pydicom.dcmwrite(buf, wrapper, implicit_vr=False, little_endian=True)
-    return buf.getvalue()
-
-
-def _decode(blob: bytes) -> list[Dataset]:
-    """Content items parsed lazily from :func:`_encode`'s bytes: untouched elements stay raw, so copying
-    and writing them costs next to nothing (building and encoding element by element is what is slow)."""
-    return list(pydicom.dcmread(io.BytesIO(blob), force=True).ContentSequence)
