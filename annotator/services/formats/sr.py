@@ -4,7 +4,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from annotator.services.formats.sr_read import read
 from annotator.services.formats.sr_write import write
 
 __all__ = ["read", "write"]
+
+if TYPE_CHECKING:  # the contract of annotator.services.formats, checked by mypy
+    from annotator.services.formats import FormatReader, FormatWriter
+
+    _writer: FormatWriter = write
+    _reader: FormatReader = read

@@ -93,7 +93,7 @@ def read_groups(path: Path, scale: GradingScale) -> list[SrGroup]:
 
 def _dicom(path: Path, *, quiet: bool) -> Dataset | None:
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, stop_before_pixels=True)
     except (OSError, pydicom.errors.InvalidDicomError, ValueError) as exc:
         if quiet:
             return None
