@@ -179,7 +179,6 @@ def test_groups_carry_point_grade_site_level_and_observer(project: Project, tmp_
     seen = 0
     for path in paths:
         doc = hd.sr.srread(path)
-        source = pydicom.dcmread(project.axial[0].path, stop_before_pixels=True)
         report = hd.sr.MeasurementReport.from_sequence(doc.content)
         [person] = report.get_observer_contexts(observer_type=codes.cid270.Person) or [None]
         [device] = report.get_observer_contexts(observer_type=codes.cid270.Device) or [None]
@@ -190,7 +189,11 @@ def test_groups_carry_point_grade_site_level_and_observer(project: Project, tmp_
             label = device.observer_identifying_attributes[1].value  # Device Observer Name
         library = [it for it in doc.ContentSequence if it.ConceptNameCodeSequence[0].CodeValue == "111028"]
         assert len(library) == 1  # OHIF reads the image library unguarded
+        in_library = {img.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+                      for grp in library[0].ContentSequence for img in grp.ContentSequence}
         groups = report.get_planar_roi_measurement_groups() + report.get_image_measurement_groups()
+        assert len({g.tracking_uid for g in groups}) == len(groups) and all(g.tracking_identifier for g in groups)
+        grouped = set()
         for g in groups:
             if isinstance(g, hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations):
                 assert g.roi is not None and g.roi.graphic_type == hd.sr.GraphicTypeValues.POINT
@@ -203,7 +206,10 @@ def test_groups_carry_point_grade_site_level_and_observer(project: Project, tmp_
                 it = expected[(label, sop)]
                 assert it.mark.x_px is None
             seen += 1
-            assert doc.PatientID == source.PatientID or doc.PatientID  # from the slice's file
+            grouped.add(sop)
+            source = pydicom.dcmread(it.image.path, stop_before_pixels=True)  # patient and study from the file
+            assert (doc.PatientID, doc.PatientName, doc.StudyDate, doc.AccessionNumber) == (
+                source.PatientID, source.PatientName, source.StudyDate, source.AccessionNumber)
             assert str(doc.StudyInstanceUID) == it.image.study_instance_uid
             sites = [s.value for s in g.finding_sites]
             assert sites[0] == c.SPINAL_CANAL and sites[1] == c.LEVEL_CODES[it.image.level]  # type: ignore[index]
@@ -216,7 +222,7 @@ def test_groups_carry_point_grade_site_level_and_observer(project: Project, tmp_
             assert bool(algorithm) == (it.reader.kind is ReaderKind.MODEL)
             if algorithm:
                 assert algorithm[0].TextValue == MODEL_NAME
-        assert g.tracking_uid and g.tracking_identifier
+        assert in_library == grouped  # the library lists exactly the report's slices
     assert seen == len(items)
 
 
