@@ -514,3 +514,18 @@ def test_a_folder_with_images_and_reports_reads_only_the_reports(project: Projec
     _export(project.db, items, tmp_path)
     shutil.copy(project.axial[0].path, tmp_path / "sr" / "an_image.dcm")
     assert len(sr.read(project.db, tmp_path / "sr", reader=None)) == len(items)
+
+
+def test_import_sets_the_level_of_slices_that_have_none(project: Project, tmp_path: Path) -> None:
+    from annotator.storage import levels as level_repo
+
+    items = _items(project.db, _readers(project)[:1])
+    _export(project.db, items, tmp_path)
+    fresh = _fresh(tmp_path / "d.db", project.dicom)
+    level_repo.set_level(fresh, [im.id for im in catalog.images(fresh)], None, actor_id=None, source="test")
+    assert all(im.level is None for im in catalog.images(fresh))
+    report = apply_imported(fresh, sr.read(fresh, tmp_path / "sr", reader=None), source="sr")
+    assert report.errors == []
+    want = {it.image.sop_instance_uid: it.image.level for it in items}
+    assert {im.sop_instance_uid: im.level for im in catalog.images(fresh) if im.sop_instance_uid in want} == want
+    fresh.close()
