@@ -286,6 +286,8 @@ def test_round_trip_raters_consensus_and_model_into_a_fresh_project(project: Pro
     fresh = _fresh(tmp_path / "b.db", project.dicom)
     labels = sr.read(fresh, tmp_path / "one" / "sr", reader=None)
     assert len(labels) == len(items)
+    study_dirs = {p.name for p in (tmp_path / "one" / "sr").iterdir()}
+    assert all(lab.where.split("/")[0] in study_dirs and ".dcm: item " in lab.where for lab in labels)
     report = apply_imported(fresh, labels, source="sr")
     model_label = f"model {MODEL_NAME} (id {project.model_id})"
     assert report.errors == [] and report.applied == len(items)

@@ -88,7 +88,8 @@ def read_groups(path: Path, scale: GradingScale) -> list[SrGroup]:
         if str(ds.get("SOPClassUID", "")) not in _SR_CLASSES:
             raise InputError(f"{path}: not a DICOM SR document (SOP class {ds.get('SOPClassUID', 'missing')})")
         reports = [(path, ds)]
-    return [g for f, ds in reports for g in _report_groups(f, ds, scale)]
+    root = path if path.is_dir() else path.parent
+    return [g for f, ds in reports for g in _report_groups(f, str(f.relative_to(root)), ds, scale)]
 
 
 def _dicom(path: Path, *, quiet: bool) -> Dataset | None:
@@ -137,7 +138,9 @@ def _observer(items: list[Dataset], default: str | None) -> str | None:
     return name.replace(":", "-").replace(",", " ")  # what a rater's name may not contain
 
 
-def _report_groups(path: Path, ds: Dataset, scale: GradingScale) -> list[SrGroup]:
+def _report_groups(path: Path, name: str, ds: Dataset, scale: GradingScale) -> list[SrGroup]:
+    """``name``: the file as messages name it (its path under the folder read, so that every reader's
+    ``expert1.dcm`` of every study is told apart)."""
     if _name(ds) != c.key(c.REPORT_TITLE) and not any(
             str(t.get("TemplateIdentifier", "")) == "1500" for t in ds.get("ContentTemplateSequence") or []):
         raise InputError(f"{path}: not a TID 1500 measurement report (its root concept is {_name(ds)})")
@@ -146,7 +149,7 @@ def _report_groups(path: Path, ds: Dataset, scale: GradingScale) -> list[SrGroup
     groups = [g for box in containers for g in _children(box) if _name(g) == c.MEASUREMENT_GROUP]
     out = []
     for k, group in enumerate(groups, start=1):
-        where = f"{path.name}: item {k}"
+        where = f"{name}: item {k}"
         try:
             out.append(_group(where, group, scale, root_observer))
         except InputError as exc:
