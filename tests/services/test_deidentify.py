@@ -20,7 +20,7 @@ from annotator.storage import secrets as secret_repo
 from tests.deid_factories import DeidProject, build
 
 FORMATS = ["csv", "json"]  # the label tables (labels.csv / labels.json)
-ALL_FORMATS = [*FORMATS, "rsna", "coco"]
+ALL_FORMATS = [*FORMATS, "sr", "rsna", "coco"]
 
 
 @pytest.fixture(scope="module")
