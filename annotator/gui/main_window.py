@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.domain.changes import ChangeKind
 from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import AnnotatorError
 from annotator.gui import readout, window_level
@@ -30,6 +31,7 @@ from annotator.gui.background import BackgroundOp
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
+from annotator.gui.live_updates import LiveUpdates
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession
@@ -43,14 +45,20 @@ from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
 from annotator.services.worklist import SliceState, Worklist, WorklistFilter
 
 ZOOM_STEP = 1.25
+# what the worklist, the slice's overlays and the compare pane show; what the review queue shows
+SHOWN_KINDS = {ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS,
+               ChangeKind.CATALOGUE}
+REVIEW_KINDS = {ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS}
 
 
 class MainWindow(QMainWindow):
     switchRaterRequested = Signal()
     worklistLoaded = Signal()  # noqa: N815 (Qt naming) - the worklist asked for last is listed
+    liveRefreshed = Signal(object)  # noqa: N815 - frozenset[ChangeKind] committed elsewhere, re-read now
 
     def __init__(self, db: Database, rater: Rater, settings: QSettings, *, loader: PixelLoader | None = None,
-                 open_first: bool = True) -> None:
+                 open_first: bool = True, live: bool = True) -> None:
+        """``live``: re-read what other workstations commit (labels, decisions, models) as they do it."""
         super().__init__()
         self.settings = settings
         self.session = AnnotationSession(db, rater, loader=loader, parent=self)
@@ -109,7 +117,12 @@ class MainWindow(QMainWindow):
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
         self._restore_strategy()
+        self._commits = 0  # this window's label commits: a worklist read begun before the last one is old
         self.reload_worklist()
+        self.live: LiveUpdates | None = None
+        if live and not db.in_memory:
+            self.live = LiveUpdates(db, self)
+            self.live.changed.connect(self._on_live_change)
         if open_first:
             QTimer.singleShot(0, self._open_first)
 
@@ -184,6 +197,7 @@ class MainWindow(QMainWindow):
         self.view.set_corner_text("top_right", window_level.describe(window))
 
     def _on_committed(self, label: Label, before: SliceState) -> None:
+        self._commits += 1
         cur = self.session.current
         if cur is not None and cur.id == label.image_id:
             self.worklist.update_slice(cur, before, self.session.state_of_current())
@@ -246,6 +260,43 @@ class MainWindow(QMainWindow):
             self.worklistLoaded.emit()
 
         self._background(load, listed, key="worklist", label="Loading the worklist…")
+
+    def _on_live_change(self, kinds: frozenset[ChangeKind]) -> None:
+        """Another workstation (or this one) committed: re-read, in the background, the screens that show
+        those kinds; each keeps what the user has chosen (slice, row, filters, input)."""
+        if kinds & SHOWN_KINDS:
+            self._refresh_worklist()
+            self.session.refresh()
+            if self.agreement_dock is not None and kinds & {ChangeKind.MODELS, ChangeKind.PREDICTIONS}:
+                self.agreement_panel().reload_readers()
+        review = self.review_window
+        if review is not None and not review.closed and kinds & REVIEW_KINDS:
+            review.presenter.refresh()
+        if self.training_dock is not None and ChangeKind.MODELS in kinds:
+            self.training_dock.widget().refresh()  # type: ignore[attr-defined]
+        dashboard = self.study_menu.dashboard
+        if dashboard is not None and ChangeKind.READS in kinds:
+            dashboard.refresh()
+        self.liveRefreshed.emit(kinds)
+
+    def _refresh_worklist(self) -> None:
+        """Read the worklist again and show its states in place (the list anew only if it changed)."""
+        service, flt, commits = self.session.worklist, self.worklist.current_filter, self._commits
+
+        def load() -> tuple[Worklist, dict[int, str]]:
+            wl = service.load(flt)
+            return wl, positions(wl)
+
+        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
+            if commits != self._commits:
+                return  # labelled here meanwhile: that commit's own notice reads the list again
+            wl, texts = result
+            if not self.worklist.refresh_states(wl, texts):
+                cur = self.session.current
+                self.worklist.set_worklist(wl, cur.id if cur is not None else None, texts=texts)
+            self.worklistLoaded.emit()
+
+        self._background(load, listed, key="worklist", label="Updating the worklist…")
 
     def refresh(self) -> None:
         """Read again what others may have changed (F5; a model trained, activated or predicting): the
@@ -448,6 +499,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.live is not None:
+            self.live.close()
         if self.training_dock is not None:
             self.training_dock.widget().shutdown()  # type: ignore[attr-defined]  # no orphan child process
         if self.review_window is not None:

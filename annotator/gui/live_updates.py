@@ -1,0 +1,67 @@
+"""Live across workstations, for the screens: a widget-free QObject that says what others committed.
+
+It owns a :class:`~annotator.services.live.ChangeWatcher` (its own thread and database connection) and
+asks it every :data:`TICK_MS` on the GUI thread (``poll()`` only swaps a set: it never waits on the
+database). Kinds that arrive within :data:`SETTLE_MS` of each other are told as one ``changed`` signal,
+so a burst of commits (an import, a batch of predictions) costs the screens one re-read, not one each.
+The screens re-read in the background (:class:`~annotator.gui.background.BackgroundOp`); this object
+only tells them when.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from annotator.domain.changes import ChangeKind
+from annotator.services.live import ChangeWatcher, watch_changes
+from annotator.services.project import Database
+
+log = logging.getLogger(__name__)
+TICK_MS = 50
+SETTLE_MS = 60
+
+
+class LiveUpdates(QObject):
+    changed = Signal(object)  # frozenset[ChangeKind] committed since the last signal
+
+    def __init__(self, db: Database, parent: QObject | None = None, *, interval_s: float | None = None) -> None:
+        super().__init__(parent)
+        self._watcher: ChangeWatcher | None = watch_changes(db, interval_s=interval_s)
+        self._gathered: set[ChangeKind] = set()
+        self._tick = QTimer(self)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self._poll)
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._tell)
+        self._tick.start()
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.running
+
+    def _poll(self) -> None:
+        if self._watcher is None:
+            return
+        kinds = self._watcher.poll()
+        if kinds:
+            self._gathered |= kinds
+            if not self._settle.isActive():
+                self._settle.start()
+
+    def _tell(self) -> None:
+        kinds, self._gathered = frozenset(self._gathered), set()
+        if kinds:
+            self.changed.emit(kinds)
+
+    def close(self) -> None:
+        """Stop watching (the watcher's thread and connection end); nothing is signalled afterwards."""
+        self._tick.stop()
+        self._settle.stop()
+        self._gathered.clear()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
