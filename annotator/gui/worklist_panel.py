@@ -68,6 +68,11 @@ def _level(image: ImageRef) -> str:
     return f"  {image.level}" if image.level else ""
 
 
+def _set_text(item: QTreeWidgetItem, column: int, text: str) -> None:
+    if item.text(column) != text:
+        item.setText(column, text)
+
+
 @functools.cache
 def _brush(colour: str) -> QBrush:
     return QBrush(QColor(colour))
@@ -190,25 +195,29 @@ class WorklistPanel(QWidget):
         if worklist.ranked:
             for r in worklist.ranked:
                 item = self._slices[r.slice.image.id]
-                self._mark(item, r.slice.state)
-                item.setText(0, self._ranked_text(r))
-                item.setText(2, "" if r.score is None else f"{r.score:.2f}")
+                self._restate(item, r.slice.state, self._ranked_text(r))
+                _set_text(item, 2, "" if r.score is None else f"{r.score:.2f}")
             return True
-        study_items = {self.tree.topLevelItem(i).data(0, ROLE)[1]: self.tree.topLevelItem(i)
-                       for i in range(self.tree.topLevelItemCount())}
-        for study in worklist.studies:
-            st_item = study_items[study.study_id]
+        for i in range(self.tree.topLevelItemCount()):
+            st_item = self.tree.topLevelItem(i)
+            study = worklist.studies[i]  # same layout: same studies in the same order
             self._study_progress[id(st_item)] = study.progress
-            st_item.setText(1, str(study.progress))
+            _set_text(st_item, 1, str(study.progress))
             for ser in study.series:
                 self._progress[ser.series.id] = ser.progress
-                self._series[ser.series.id].setText(1, str(ser.progress))
+                _set_text(self._series[ser.series.id], 1, str(ser.progress))
                 for sl in ser.slices:
                     item = self._slices[sl.image.id]
-                    self._mark(item, sl.state)
-                    item.setData(0, ROLE, ("slice", sl.image))
-                    item.setText(0, self._slice_text(sl.image))
+                    if item.data(0, ROLE)[1] != sl.image:  # its level was set, or its file moved
+                        item.setData(0, ROLE, ("slice", sl.image))
+                    self._restate(item, sl.state, self._slice_text(sl.image))
         return True
+
+    def _restate(self, item: QTreeWidgetItem, state: SliceState, text: str) -> None:
+        """Touch only what changed: a refresh of 2,000 unchanged slices costs comparisons, not repaints."""
+        if item.data(1, ROLE) != state.value:
+            self._mark(item, state)
+        _set_text(item, 0, text)
 
     def _ranked_text(self, r: RankedSlice) -> str:
         return f"{r.rank}. {r.patient_key}  slice {r.slice.image.slice_index + 1}{_level(r.slice.image)}"

@@ -158,3 +158,19 @@ def _images(shared: Project) -> list:  # type: ignore[type-arg]
     from annotator.storage import catalog
 
     return catalog.images(shared.db)  # type: ignore[arg-type]
+
+
+def test_the_worklist_is_updated_in_place(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A change elsewhere re-marks the listed rows without rebuilding the list: rows, selection and the
+    rater's scroll position stay."""
+    from annotator.services.labelling import LabelService
+
+    w = open_window(project.alice)
+    ids = [im.id for im in _images(project)]
+    rows = {i: w.worklist.slice_item(i) for i in ids}
+    chosen = w.worklist.tree.currentItem()
+    LabelService(project.db, project.alice).set_label(ids[2], 20, 20, 3)  # on another connection of the file
+    qtbot.waitUntil(lambda: w.worklist.slice_state(ids[2]) is SliceState.DONE, timeout=WITHIN_MS)
+    assert w.worklist.progress.value() == 1
+    assert all(w.worklist.slice_item(i) is rows[i] for i in ids) and w.worklist.tree.currentItem() is chosen
+    assert "1/3" in {w.worklist.tree.topLevelItem(0).text(1), w.worklist.tree.topLevelItem(0).child(0).text(1)}
