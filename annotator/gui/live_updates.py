@@ -3,7 +3,8 @@
 It owns a :class:`~annotator.services.live.ChangeWatcher` (its own thread and database connection) and
 asks it every :data:`TICK_MS` on the GUI thread (``poll()`` only swaps a set: it never waits on the
 database). Kinds that arrive within :data:`SETTLE_MS` of each other are told as one ``changed`` signal,
-so a burst of commits (an import, a batch of predictions) costs the screens one re-read, not one each.
+and two signals are at least :data:`MIN_GAP_MS` apart, so a stream of commits (an import, a colleague
+labelling fast) costs the screens a few re-reads a second, not one per commit.
 The screens re-read in the background (:class:`~annotator.gui.background.BackgroundOp`); this object
 only tells them when.
 """
@@ -11,6 +12,7 @@ only tells them when.
 from __future__ import annotations
 
 import logging
+import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -21,6 +23,7 @@ from annotator.services.project import Database
 log = logging.getLogger(__name__)
 TICK_MS = 50
 SETTLE_MS = 60
+MIN_GAP_MS = 250
 
 
 class LiveUpdates(QObject):
@@ -35,9 +38,11 @@ class LiveUpdates(QObject):
         self._tick.timeout.connect(self._poll)
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
-        self._settle.setInterval(SETTLE_MS)
         self._settle.timeout.connect(self._tell)
+        self._told_at = 0.0  # time.monotonic() of the last signal
         self._tick.start()
+        watcher = self._watcher
+        self.destroyed.connect(lambda *_: watcher.close())  # deleted without close(): the thread still ends
 
     @property
     def watching(self) -> bool:
@@ -50,11 +55,16 @@ class LiveUpdates(QObject):
         if kinds:
             self._gathered |= kinds
             if not self._settle.isActive():
-                self._settle.start()
+                self._settle.start(SETTLE_MS)
 
     def _tell(self) -> None:
+        wait_ms = MIN_GAP_MS - (time.monotonic() - self._told_at) * 1000
+        if wait_ms > 0:
+            self._settle.start(int(wait_ms) + 1)
+            return
         kinds, self._gathered = frozenset(self._gathered), set()
         if kinds:
+            self._told_at = time.monotonic()
             self.changed.emit(kinds)
 
     def close(self) -> None:

@@ -174,3 +174,27 @@ def test_the_worklist_is_updated_in_place(open_window, project, qtbot) -> None: 
     assert w.worklist.progress.value() == 1
     assert all(w.worklist.slice_item(i) is rows[i] for i in ids) and w.worklist.tree.currentItem() is chosen
     assert "1/3" in {w.worklist.tree.topLevelItem(0).text(1), w.worklist.tree.topLevelItem(0).child(0).text(1)}
+
+
+def test_a_stream_of_commits_costs_a_few_refreshes_not_one_each(project, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from annotator.domain.changes import ChangeKind
+    from annotator.gui.live_updates import MIN_GAP_MS, LiveUpdates
+    from annotator.services.labelling import LabelService
+
+    live = LiveUpdates(project.db)
+    told: list[tuple[float, frozenset[ChangeKind]]] = []
+    live.changed.connect(lambda kinds: told.append((time.monotonic(), kinds)))
+    try:
+        ids = [im.id for im in _images(project)]
+        start = time.monotonic()
+        for n in range(12):  # a colleague labelling very fast: 12 commits in about 0.6 s
+            LabelService(project.db, project.alice).set_label(ids[n % 3], 20 + n, 20, n % 4)
+            qtbot.wait(50)
+        qtbot.waitUntil(lambda: told and told[-1][0] > start + 0.6, timeout=2000)
+        qtbot.wait(MIN_GAP_MS + 300)
+    finally:
+        live.close()
+    assert all(ChangeKind.LABELS in kinds for _, kinds in told)
+    gaps = [b - a for (a, _), (b, _) in zip(told, told[1:], strict=False)]
+    assert 2 <= len(told) <= 5 and all(g >= MIN_GAP_MS / 1000 - 0.01 for g in gaps), told
+    assert not live.watching
