@@ -264,14 +264,14 @@ class MainWindow(QMainWindow):
     def _on_live_change(self, kinds: frozenset[ChangeKind]) -> None:
         """Another workstation (or this one) committed: re-read, in the background, the screens that show
         those kinds; each keeps what the user has chosen (slice, row, filters, input)."""
-        if kinds & SHOWN_KINDS:
-            self._refresh_worklist()
-            self.session.refresh()
-            if self.agreement_dock is not None and kinds & {ChangeKind.MODELS, ChangeKind.PREDICTIONS}:
-                self.agreement_panel().reload_readers()
-        review = self.review_window
+        review = self.review_window  # first: the background pool has two workers, the reviewer looks here
         if review is not None and not review.closed and kinds & REVIEW_KINDS:
             review.presenter.refresh()
+        if kinds & SHOWN_KINDS:
+            self.session.refresh()
+            self._refresh_worklist()
+            if self.agreement_dock is not None and kinds & {ChangeKind.MODELS, ChangeKind.PREDICTIONS}:
+                self.agreement_panel().reload_readers()
         if self.training_dock is not None and ChangeKind.MODELS in kinds:
             self.training_dock.widget().refresh()  # type: ignore[attr-defined]
         dashboard = self.study_menu.dashboard

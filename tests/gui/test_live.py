@@ -32,18 +32,83 @@ for line in sys.stdin:
     LabelService(db, raters[name]).set_label(int(image_id), float(x), float(y), int(grade))
     print(time.time(), flush=True)
 """
+# The other workstation as the whole app: a MainWindow signed in as RATER (offscreen) in its own process;
+# "open IMAGE_ID" opens that slice (answers "shown" once its pixels are on screen); "label X Y GRADE" then
+# clicks the canal centre and presses the grade key's action (answers the time of the commit).
+OTHER_WINDOW = """
+import os, queue, sys, threading, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from annotator.gui.main_window import MainWindow
+from annotator.services import project
+app = QApplication([])
+db = project.open_project(sys.argv[1])
+w = MainWindow(db, project.rater_by_name(db, sys.argv[2]), QSettings(sys.argv[3], QSettings.Format.IniFormat))
+w.show()
+lines, todo, ready = queue.Queue(), [], []
+threading.Thread(target=lambda: [*map(lines.put, sys.stdin), lines.put(None)], daemon=True).start()
+def tick():
+    s = w.session
+    if not ready:
+        if s.showing_current and not w.busy:
+            ready.append(True)
+            print("ready", flush=True)
+        return
+    if todo:
+        if s.current is not None and s.current.id == todo[0] and s.showing_current:
+            todo.pop(0)
+            print("shown", flush=True)
+        return
+    try:
+        line = lines.get_nowait()
+    except queue.Empty:
+        return
+    if line is None:
+        w.close()
+        app.quit()
+        return
+    command, *args = line.split()
+    if command == "open":
+        todo.append(int(args[0]))
+        s.go_to(s.worklist.image(int(args[0])))
+    else:
+        s.place_point(float(args[0]), float(args[1]))
+        s.set_grade(int(args[2]))
+        print(time.time(), flush=True)
+timer = QTimer()
+timer.timeout.connect(tick)
+timer.start(5)
+app.exec()
+db.close()
+"""
 WITHIN_MS = 1000
 
 
 class OtherWorkstation:
-    def __init__(self, url: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", OTHER_APP, url], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+    """Another app instance on the same database: the services (``rater`` None) or a whole window."""
+
+    def __init__(self, url: str, rater: str | None = None, settings: Path | None = None) -> None:
+        args = ["-c", OTHER_APP, url] if rater is None else ["-c", OTHER_WINDOW, url, rater, str(settings)]
+        self.rater = rater
+        self.proc = subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     def label(self, rater: str, image_id: int, x: float, y: float, grade: int) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{rater} {image_id} {x} {y} {grade}\n")
+        assert self.rater in (None, rater), f"this window is signed in as {self.rater}"
+        if self.rater is None:
+            self.proc.stdin.write(f"{rater} {image_id} {x} {y} {grade}\n")
+        else:  # the slice is opened first (the other user's own pace), then labelled
+            self._send(f"open {image_id}")
+            assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "shown"
+            self.proc.stdin.write(f"label {x} {y} {grade}\n")
+        self.proc.stdin.flush()
+
+    def _send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def committed_at(self) -> float:
@@ -105,7 +170,8 @@ def test_a_label_from_another_workstation_shows_within_a_second(qtbot, shared, q
     assert image is not None and rev.session.current is not None and rev.session.current.id == image.id
     chosen = mine.worklist.tree.currentItem()
     assert mine.worklist.progress.value() == 0
-    other = OtherWorkstation(shared.url)
+    other = OtherWorkstation(shared.url, "alice", shared.folder / "other-alice.ini")  # a second app, a window
+    other_bob = OtherWorkstation(shared.url, "bob", shared.folder / "other-bob.ini")  # and a third
     try:
         other.label("alice", image.id, 40, 40, 1)
         latency_worklist = _arrives(qtbot, other, lambda: mine.worklist.slice_state(image.id) is SliceState.DONE
@@ -117,12 +183,13 @@ def test_a_label_from_another_workstation_shows_within_a_second(qtbot, shared, q
         assert mine.worklist.tree.currentItem() is chosen and mine.session.current.id == image.id
         assert rev.session.current.id == image.id
 
-        other.label("bob", image.id, 60, 62, 3)  # bob disagrees: the slice enters the review queue
-        latency_queue = _arrives(qtbot, other, lambda: [it.image_id for it in panel.items] == [image.id]
+        other_bob.label("bob", image.id, 60, 62, 3)  # bob disagrees: the slice enters the review queue
+        latency_queue = _arrives(qtbot, other_bob, lambda: [it.image_id for it in panel.items] == [image.id]
                                  and "bob: 3" in rev.compare.legend_names)
         qtbot.waitUntil(lambda: panel.current is not None and panel.current.image_id == image.id, timeout=WITHIN_MS)
     finally:
         other.close()
+        other_bob.close()
     print(f"\n{shared.db.dialect}: commit -> worklist and side-by-side {latency_worklist * 1000:.0f} ms, "
           f"-> review queue {latency_queue * 1000:.0f} ms")
     assert latency_worklist < 1.0 and latency_queue < 1.0
