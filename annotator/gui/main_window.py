@@ -31,7 +31,7 @@ from annotator.gui.background import BackgroundOp
 from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
-from annotator.gui.live_updates import LiveUpdates
+from annotator.gui.live_updates import REVIEW_KINDS, SHOWN_KINDS, LiveUpdates
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession
@@ -45,10 +45,6 @@ from annotator.services.viewing import DecodedSlice, SliceOverlays, Window
 from annotator.services.worklist import SliceState, Worklist, WorklistFilter
 
 ZOOM_STEP = 1.25
-# what the worklist, the slice's overlays and the compare pane show; what the review queue shows
-SHOWN_KINDS = {ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS,
-               ChangeKind.CATALOGUE}
-REVIEW_KINDS = {ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS}
 
 
 class MainWindow(QMainWindow):
@@ -246,17 +242,22 @@ class MainWindow(QMainWindow):
     def _settled(self) -> None:
         self._loading -= 1
 
-    def reload_worklist(self) -> None:
-        """Read the worklist in the background (a newer reload drops an older one's answer)."""
-        service, flt = self.session.worklist, self.worklist.current_filter
+    def reload_worklist(self, *, in_place: bool = False) -> None:
+        """Read the worklist in the background (a newer reload drops an older one's answer). ``in_place``
+        (a change elsewhere): show the states where the same slices are listed, keeping the selection and
+        scroll; an answer read before this window's latest label is dropped (that label's notice re-reads)."""
+        service, flt, commits = self.session.worklist, self.worklist.current_filter, self._commits
 
         def load() -> tuple[Worklist, dict[int, str]]:
             wl = service.load(flt)
             return wl, positions(wl)
 
         def listed(result: tuple[Worklist, dict[int, str]]) -> None:
-            cur = self.session.current
-            self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
+            if in_place and commits != self._commits:
+                return
+            if not (in_place and self.worklist.refresh_states(*result)):
+                cur = self.session.current
+                self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
             self.worklistLoaded.emit()
 
         self._background(load, listed, key="worklist", label="Loading the worklist…")
@@ -269,7 +270,7 @@ class MainWindow(QMainWindow):
             review.presenter.refresh()
         if kinds & SHOWN_KINDS:
             self.session.refresh()
-            self._refresh_worklist()
+            self.reload_worklist(in_place=True)
             if self.agreement_dock is not None and kinds & {ChangeKind.MODELS, ChangeKind.PREDICTIONS}:
                 self.agreement_panel().reload_readers()
         if self.training_dock is not None and ChangeKind.MODELS in kinds:
@@ -278,25 +279,6 @@ class MainWindow(QMainWindow):
         if dashboard is not None and ChangeKind.READS in kinds:
             dashboard.refresh()
         self.liveRefreshed.emit(kinds)
-
-    def _refresh_worklist(self) -> None:
-        """Read the worklist again and show its states in place (the list anew only if it changed)."""
-        service, flt, commits = self.session.worklist, self.worklist.current_filter, self._commits
-
-        def load() -> tuple[Worklist, dict[int, str]]:
-            wl = service.load(flt)
-            return wl, positions(wl)
-
-        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
-            if commits != self._commits:
-                return  # labelled here meanwhile: that commit's own notice reads the list again
-            wl, texts = result
-            if not self.worklist.refresh_states(wl, texts):
-                cur = self.session.current
-                self.worklist.set_worklist(wl, cur.id if cur is not None else None, texts=texts)
-            self.worklistLoaded.emit()
-
-        self._background(load, listed, key="worklist", label="Updating the worklist…")
 
     def refresh(self) -> None:
         """Read again what others may have changed (F5; a model trained, activated or predicting): the
