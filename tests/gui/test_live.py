@@ -257,11 +257,13 @@ def test_a_stream_of_commits_costs_a_few_refreshes_not_one_each(project, qtbot) 
         for n in range(12):  # a colleague labelling very fast: 12 commits in about 0.6 s
             LabelService(project.db, project.alice).set_label(ids[n % 3], 20 + n, 20, n % 4)
             qtbot.wait(50)
-        qtbot.waitUntil(lambda: told and told[-1][0] > start + 0.6, timeout=2000)
+        took = time.monotonic() - start  # about 0.6 s, more on a loaded machine
+        qtbot.waitUntil(lambda: told and told[-1][0] > start + took, timeout=2000)
         qtbot.wait(MIN_GAP_MS + 300)
     finally:
         live.close()
     assert all(ChangeKind.LABELS in kinds for _, kinds in told)
     gaps = [b - a for (a, _), (b, _) in zip(told, told[1:], strict=False)]
-    assert 2 <= len(told) <= 5 and all(g >= MIN_GAP_MS / 1000 - 0.01 for g in gaps), told
+    assert all(g >= MIN_GAP_MS / 1000 - 0.01 for g in gaps), told
+    assert 2 <= len(told) <= min(11, took / (MIN_GAP_MS / 1000) + 2), (took, told)
     assert not live.watching
