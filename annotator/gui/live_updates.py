@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 TICK_MS = 50
 SETTLE_MS = 60
 MIN_GAP_MS = 250
-# what the worklist, the open series' overlays and the compare pane show; what the review queue shows
-SHOWN_KINDS = frozenset({ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS,
-                         ChangeKind.CATALOGUE})
+# what the worklist, the open series' overlays and the compare pane show (no decisions); what the queue shows
+SHOWN_KINDS = frozenset({ChangeKind.LABELS, ChangeKind.PREDICTIONS, ChangeKind.MODELS, ChangeKind.CATALOGUE})
 REVIEW_KINDS = frozenset({ChangeKind.LABELS, ChangeKind.ADJUDICATIONS, ChangeKind.PREDICTIONS, ChangeKind.MODELS})
 
 

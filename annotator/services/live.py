@@ -7,10 +7,10 @@ notifications, SQLite's ``data_version``) is the storage layer's business.
 from __future__ import annotations
 
 from annotator.domain.changes import ChangeKind
-from annotator.storage.changes import ChangeWatcher, OnChange
+from annotator.storage.changes import ChangeWatcher, OnChange, fingerprint
 from annotator.storage.database import Database
 
-__all__ = ["ChangeKind", "ChangeWatcher", "watch_changes"]
+__all__ = ["ChangeKind", "ChangeWatcher", "fingerprint", "watch_changes"]
 
 
 def watch_changes(db: Database, *, on_change: OnChange | None = None, interval_s: float | None = None) -> ChangeWatcher:

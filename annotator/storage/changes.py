@@ -25,8 +25,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import func, select
+
 from annotator.domain.changes import ChangeKind
 from annotator.storage.database import Database
+from annotator.storage.tables import (
+    AdjudicationRow,
+    AnnotationRow,
+    ImageRow,
+    ModelVersionRow,
+    PredictionRow,
+    ProjectSettingsRow,
+    ReadRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +204,21 @@ class ChangeWatcher:
             if conn is not None:
                 conn.close()
             self._ready.set()
+
+
+def fingerprint(db: Database) -> tuple[object, ...]:
+    """A cheap summary of the project that changes with every commit a screen could show: the row counts
+    of the insert-only tables (a count, unlike the largest id, also grows when a transaction that took a
+    smaller id commits last), the model versions and the active one, the slices and how many have a
+    level, the rules' last change. Read it BEFORE reading what a screen shows: an equal fingerprint later
+    means nothing it shows was committed in between."""
+    def count(column: Any) -> Any:
+        return select(func.count(column)).scalar_subquery()
+
+    query = select(count(AnnotationRow.id), count(AdjudicationRow.id), count(ReadRow.id), count(PredictionRow.id),
+                   count(ModelVersionRow.id),
+                   select(func.max(ModelVersionRow.id)).where(ModelVersionRow.active.is_(True)).scalar_subquery(),
+                   count(ImageRow.id), count(ImageRow.level),
+                   select(func.max(ProjectSettingsRow.updated_at)).scalar_subquery())
+    with db.read() as s:
+        return tuple(s.execute(query).one())

@@ -267,3 +267,30 @@ def test_a_stream_of_commits_costs_a_few_refreshes_not_one_each(project, qtbot) 
     assert all(g >= MIN_GAP_MS / 1000 - 0.01 for g in gaps), told
     assert 2 <= len(told) <= min(11, took / (MIN_GAP_MS / 1000) + 2), (took, told)
     assert not live.watching
+
+
+def test_the_reviewers_own_decision_is_not_read_twice(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Her decision is stored and the queue read back in one job; the notice of that commit then finds
+    the project's fingerprint unchanged and reads nothing more. A colleague's label is read."""
+    from annotator.domain.readers import ReaderKind, ReaderRef
+    from annotator.services.labelling import LabelService
+
+    ids = [im.id for im in _images(project)]
+    for image_id in ids[:2]:
+        LabelService(project.db, project.alice).set_label(image_id, 40, 40, 1)
+        LabelService(project.db, project.bob).set_label(image_id, 60, 60, 3)
+    w = open_window(project.rev)
+    panel = w.show_review()
+    qtbot.waitUntil(lambda: not panel.presenter.busy and len(panel.items) == 2 and panel.showing is not None,
+                    timeout=10000)
+    with qtbot.waitSignal(panel.presenter.adjudicated, timeout=5000):
+        panel.accept(ReaderRef(ReaderKind.RATER, "alice"))
+    qtbot.waitUntil(lambda: not panel.presenter.busy)
+    after_decision = panel.presenter.data
+    with qtbot.waitSignal(w.liveRefreshed, timeout=2000):
+        pass  # the notice of her own decision arrives...
+    qtbot.wait(300)
+    assert panel.presenter.data is after_decision, "...and the queue is not read again"
+    LabelService(project.db, project.alice).set_label(ids[2], 10, 10, 0)
+    LabelService(project.db, project.bob).set_label(ids[2], 90, 90, 3)
+    qtbot.waitUntil(lambda: panel.presenter.data is not after_decision and len(panel.items) == 3, timeout=WITHIN_MS)

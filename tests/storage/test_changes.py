@@ -100,3 +100,56 @@ def test_an_in_memory_database_cannot_be_watched() -> None:
             ChangeWatcher(db)
     finally:
         db.close()
+
+
+def test_the_fingerprint_changes_with_each_commit_and_only_then(db) -> None:  # type: ignore[no-untyped-def]
+    from annotator.storage.changes import fingerprint
+
+    [res] = catalog.import_instances(db, [instance(0)])
+    alice = people.add_rater(db, "alice", Role.ANNOTATOR)
+    image_id = catalog.image_by_sop(db, res.sop_instance_uid).id
+    seen = [fingerprint(db)]
+    labels.current(db)
+    assert fingerprint(db) == seen[-1], "a read changes nothing"
+    labels.add_version(db, image_id=image_id, rater_id=alice.id, x_px=1.0, y_px=1.0, grade=1, scale_code="lee",
+                       action=LabelAction.SET)
+    seen.append(fingerprint(db))
+    v = models_repo.register(db, name="m", preset="fast", target="rater:alice", kind=ModelKind.TRAIN,
+                             weights_path="/nowhere", weights_sha256="0" * 64, card={})
+    seen.append(fingerprint(db))
+    models_repo.activate(db, v.id)
+    seen.append(fingerprint(db))
+    people.update_settings(db, None, disagreement_threshold_mm=5.0)
+    seen.append(fingerprint(db))
+    assert len(set(seen)) == len(seen)
+
+
+@pytest.mark.postgres
+def test_the_fingerprint_sees_a_commit_that_took_a_smaller_id_last(pg_server) -> None:  # type: ignore[no-untyped-def]
+    """Two workstations label at once: the one that took the smaller id commits last. A largest-id
+    summary would not move; the fingerprint does."""
+    from sqlalchemy import insert
+
+    from annotator.storage.changes import fingerprint
+    from annotator.storage.tables import AnnotationRow
+
+    db = open_database(pg_server.create_database())
+    try:
+        [res] = catalog.import_instances(db, [instance(0)])
+        image_id = catalog.image_by_sop(db, res.sop_instance_uid).id
+        a, b = (people.add_rater(db, n, Role.ANNOTATOR) for n in ("a", "b"))
+
+        def row(rater_id: int) -> dict[str, object]:
+            return dict(image_id=image_id, rater_id=rater_id, version=1, x_px=1.0, y_px=1.0, grade=1,
+                        scale_code="lee", action="set")
+
+        with db.engine.connect() as slow:
+            slow.begin()
+            slow.execute(insert(AnnotationRow).values(**row(a.id)))  # takes the smaller id, commits last
+            with db.engine.begin() as fast:
+                fast.execute(insert(AnnotationRow).values(**row(b.id)))
+            before = fingerprint(db)
+            slow.commit()
+        assert fingerprint(db) != before
+    finally:
+        db.close()
