@@ -69,6 +69,8 @@ def _cmd_db(args: argparse.Namespace) -> int:
         print(f"schema {before or '(empty)'} -> {after}" if before != after else f"schema already at {after}")
         if backup is not None:
             print(f"backup of the database before the upgrade: {backup}")
+    elif args.db_command == "copy":
+        return _cmd_db_copy(args)
     elif args.db_command == "check":
         revision = project.check_schema(args.db)
         print(f"schema {revision}: the tables and the migrations agree")
@@ -76,6 +78,31 @@ def _cmd_db(args: argparse.Namespace) -> int:
         url, current, head = project.schema_status(args.db)
         state = "up to date" if current == head else ("empty" if current is None else f"behind head {head}")
         print(f"{url}\nrevision {current or '(none)'} ({state})")
+    return 0
+
+
+def _cmd_db_copy(args: argparse.Namespace) -> int:
+    from annotator.services import transfer
+
+    outcome = transfer.copy_project(args.src, args.dst, skip_missing_weights=args.skip_missing_weights,
+                                    on_progress=_quiet if args.json else _Bar("copy"))
+    r = outcome.report
+    if args.json:
+        print(json.dumps({"source": r.source, "destination": r.destination, "revision": r.revision,
+                          "rows": r.rows, "weights_added": r.weights_added, "skipped_models": outcome.skipped_models,
+                          "tables": [{"table": t.table, "rows": t.rows, "sha256": t.checksum,
+                                      "copied_rows": t.copied_rows, "copied_sha256": t.copied_checksum}
+                                     for t in r.tables]}, indent=2))
+        return 0
+    width = max(len(t.table) for t in r.tables)
+    for t in r.tables:
+        print(f"{t.table:<{width}}  {t.rows:>8} rows  sha256 {t.checksum[:16]}  verified")
+    print(f"copied {r.rows} rows from {r.source} to {r.destination} (schema {r.revision}); every table's row "
+          f"count and checksum match")
+    if r.weights_added:
+        print(f"stored the weights of {r.weights_added} model(s) in the destination database")
+    for line in outcome.skipped_models:
+        print(f"without weights: {line}")
     return 0
 
 
@@ -143,11 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true", help="print every file, not only rejections and warnings")
     s.set_defaults(func=_cmd_import)
 
-    s = sub.add_parser("db", help="schema: upgrade or show the current revision")
+    s = sub.add_parser("db", help="schema: upgrade, check or show the revision; copy a project")
     dbsub = s.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="upgrade the schema to this version of annotator")
     dbsub.add_parser("current", help="show the schema revision")
     dbsub.add_parser("check", help="upgrade, then fail if the tables and the migrations disagree (alembic check)")
+    c = dbsub.add_parser("copy", help="copy a whole project into a new, empty database (SQLite <-> PostgreSQL), "
+                                      "verified by row counts and a checksum per table")
+    c.add_argument("src", metavar="SRC_URL", help="the project to copy (file path or URL)")
+    c.add_argument("dst", metavar="DST_URL", help="an empty database: a new SQLite file or an empty PostgreSQL "
+                                                 "database")
+    c.add_argument("--skip-missing-weights", action="store_true",
+                   help="copy a model whose weights file is gone without its weights (default: refuse)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=_cmd_db)
 
     s = sub.add_parser("raters", help="add or list raters")

@@ -159,7 +159,7 @@ def show(name: str, m: dict[str, Any]) -> None:
 
 def inference_speed(db: Database, model_id: int, ctx: dict[str, Any], device: str, n: int = 200) -> float:
     version = model_service.get_model(db, model_id)
-    pipeline = model_service.load_pipeline(version).to(training.resolve_device(device)[0])
+    pipeline = model_service.load_pipeline(db, version).to(training.resolve_device(device)[0])
     ims = list(ctx["images"].values())[:n]
     slices = [SliceInput(im.id, as_monochrome2(load_slice(im.path)), im.geometry.pixel_spacing) for im in ims]
     list(pipeline.predict(slices[:16]))  # warm-up

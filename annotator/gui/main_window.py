@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.domain.changes import ChangeKind
 from annotator.domain.connection import ConnectionState, ConnectionStatus
 from annotator.domain.entities import ImageRef, Label, Rater
 from annotator.domain.errors import AnnotatorError
@@ -32,6 +33,7 @@ from annotator.gui.compare_pane import ComparePane
 from annotator.gui.errors import show_error
 from annotator.gui.grade_panel import GradePanel
 from annotator.gui.interchange_dialogs import InterchangeMenu
+from annotator.gui.live_updates import REVIEW_KINDS, SHOWN_KINDS, LiveUpdates
 from annotator.gui.pixel_loader import PixelLoader
 from annotator.gui.review_panel import ReviewPanel, open_review_panel
 from annotator.gui.session import AnnotationSession, PendingAction
@@ -58,9 +60,11 @@ class _ConnectionRelay(QObject):
 class MainWindow(QMainWindow):
     switchRaterRequested = Signal()
     worklistLoaded = Signal()  # noqa: N815 (Qt naming) - the worklist asked for last is listed
+    liveRefreshed = Signal(object)  # noqa: N815 - frozenset[ChangeKind] committed elsewhere, re-read now
 
     def __init__(self, db: Database, rater: Rater, settings: QSettings, *, loader: PixelLoader | None = None,
-                 open_first: bool = True) -> None:
+                 open_first: bool = True, live: bool = True) -> None:
+        """``live``: re-read what other workstations commit (labels, decisions, models) as they do it."""
         super().__init__()
         self.settings = settings
         self.session = AnnotationSession(db, rater, loader=loader, parent=self)
@@ -128,7 +132,12 @@ class MainWindow(QMainWindow):
         self._restore_state()
         self.worklist.set_filter(WorklistFilter(self.settings.value("worklist/filter", WorklistFilter.ALL.value)))
         self._restore_strategy()
+        self._commits = 0  # this window's label commits: a worklist read begun before the last one is old
         self.reload_worklist()
+        self.live: LiveUpdates | None = None
+        if live and not db.in_memory:
+            self.live = LiveUpdates(db, self)
+            self.live.changed.connect(self._on_live_change)
         if open_first:
             QTimer.singleShot(0, self._open_first)
 
@@ -244,6 +253,7 @@ class MainWindow(QMainWindow):
         self.view.set_corner_text("top_right", window_level.describe(window))
 
     def _on_committed(self, label: Label, before: SliceState) -> None:
+        self._commits += 1
         cur = self.session.current
         if cur is not None and cur.id == label.image_id:
             self.worklist.update_slice(cur, before, self.session.state_of_current())
@@ -292,20 +302,43 @@ class MainWindow(QMainWindow):
     def _settled(self) -> None:
         self._loading -= 1
 
-    def reload_worklist(self) -> None:
-        """Read the worklist in the background (a newer reload drops an older one's answer)."""
-        service, flt = self.session.worklist, self.worklist.current_filter
+    def reload_worklist(self, *, in_place: bool = False) -> None:
+        """Read the worklist in the background (a newer reload drops an older one's answer). ``in_place``
+        (a change elsewhere): show the states where the same slices are listed, keeping the selection and
+        scroll; an answer read before this window's latest label is dropped (that label's notice re-reads)."""
+        service, flt, commits = self.session.worklist, self.worklist.current_filter, self._commits
 
         def load() -> tuple[Worklist, dict[int, str]]:
             wl = service.load(flt)
             return wl, positions(wl)
 
         def listed(result: tuple[Worklist, dict[int, str]]) -> None:
-            cur = self.session.current
-            self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
+            if in_place and commits != self._commits:
+                return
+            if not (in_place and self.worklist.refresh_states(*result)):
+                cur = self.session.current
+                self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
             self.worklistLoaded.emit()
 
         self._background(load, listed, key="worklist", label="Loading the worklist…")
+
+    def _on_live_change(self, kinds: frozenset[ChangeKind]) -> None:
+        """Another workstation (or this one) committed: re-read, in the background, the screens that show
+        those kinds; each keeps what the user has chosen (slice, row, filters, input)."""
+        review = self.review_window  # first: the background pool has two workers, the reviewer looks here
+        if review is not None and not review.closed and kinds & REVIEW_KINDS:
+            review.presenter.refresh()
+        if kinds & SHOWN_KINDS:
+            self.session.refresh()
+            self.reload_worklist(in_place=True)
+            if self.agreement_dock is not None and kinds & {ChangeKind.MODELS, ChangeKind.PREDICTIONS}:
+                self.agreement_panel().reload_readers()
+        if self.training_dock is not None and ChangeKind.MODELS in kinds:
+            self.training_dock.widget().refresh()  # type: ignore[attr-defined]
+        dashboard = self.study_menu.dashboard
+        if dashboard is not None and ChangeKind.READS in kinds:
+            dashboard.refresh()
+        self.liveRefreshed.emit(kinds)
 
     def refresh(self) -> None:
         """Read again what others may have changed (F5; a model trained, activated or predicting): the
@@ -510,6 +543,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         connection.unwatch(self.session.db, self._tell_relay)
         self._probe.stop()
+        if self.live is not None:
+            self.live.close()
         if self.training_dock is not None:
             self.training_dock.widget().shutdown()  # type: ignore[attr-defined]  # no orphan child process
         if self.review_window is not None:

@@ -51,6 +51,7 @@ from annotator.gui.review_state import (
 )
 from annotator.gui.slice_feed import SliceFeed
 from annotator.gui.theme import MODEL_COLOUR, slice_styles
+from annotator.services.live import fingerprint
 from annotator.services.project import Database
 from annotator.services.review import QueueItem, ReviewService, queue_counts
 from annotator.services.viewing import DecodedSlice, Suggestion, SuggestionStatus, ViewingService
@@ -213,6 +214,40 @@ class ReviewPresenter(QObject):
                 self.select_image(ids[0] if ids else None)
 
         self._run(fetch, shown, key="queue")
+
+    def refresh(self) -> None:
+        """Others committed labels or decisions: read the queue again and keep showing the current slice,
+        with the reviewer's point, grade and reason, while it is in the queue under any filter (else the
+        first row). Skipped while a decision is being saved (its own reload follows it), and nothing is
+        read beyond the project's fingerprint when it is the one read with the queue shown (the change
+        was this reviewer's own decision, already read back)."""
+        if self._acting or self.closed:
+            return
+        include, status, reason = self.include_model, self.status_filter, self.reason_filter
+        was = self.current.image_id if self.current is not None else None
+        known = self.data.fingerprint
+
+        def fetch() -> tuple[QueueData, Details | None] | None:
+            if known and fingerprint(self.db) == known:
+                return None
+            data = fetch_queue(self.db, self.reviewer, include)
+            ids = [it.image_id for it in listed(data, status, reason)[1]]
+            target = was if any(it.image_id == was for it in data.items) else (ids[0] if ids else None)
+            return data, (read_details(self.service, self.viewing, target) if target is not None else None)
+
+        def shown(result: object) -> None:
+            if result is None or self._acting:
+                return  # nothing new; or a decision started meanwhile (the queue it reads after is newer)
+            data, details = cast(tuple[QueueData, Details | None], result)
+            current = self.current.image_id if self.current is not None else None
+            self._apply(data, details)
+            if any(it.image_id == current for it in data.items):
+                self.select_image(current)
+            else:
+                ids = self.queue_image_ids()
+                self.select_image(ids[0] if ids else None)
+
+        self._run(fetch, shown, key="queue", label="Updating the review queue…")
 
     def _apply(self, data: QueueData, details: Details | None = None) -> None:
         """List the queue under the filters; details read before it are dropped (they may be older)."""

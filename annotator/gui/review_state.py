@@ -16,6 +16,7 @@ from annotator.domain.entities import OWN_SOURCE, Adjudication, AdjudicationStat
 from annotator.domain.policy import ReaderNames
 from annotator.domain.readers import ReaderMark, ReaderRef
 from annotator.domain.scales import GradingScale
+from annotator.services.live import fingerprint
 from annotator.services.project import Database, list_raters, reader_names_for
 from annotator.services.review import (
     DECIDED,
@@ -107,19 +108,21 @@ class QueueData:
     raters: dict[str, Rater]
     required: list[str]  # names of the raters every slice should have
     names: ReaderNames = field(default_factory=ReaderNames)  # how the reviewer sees the raters' names
+    fingerprint: tuple[object, ...] = ()  # the project's, read just before the queue (services.live)
 
 
 def fetch_queue(db: Database, reviewer: Rater, include_model: bool,
                 known: Mapping[int, ImageRef] | None = None) -> QueueData:
     """The queue, its slices' catalogue records (``known`` ones are not read again: reading them means
     reading the whole catalogue), the raters and the required raters."""
+    seen = fingerprint(db)  # first: whatever is committed after it makes the next fingerprint differ
     items = disagreement_queue(db, reviewer, include_model=include_model, status=None)
     have = known or {}
     missing = [it.image_id for it in items if it.image_id not in have]
     found = queue_images(db, missing) if missing else {}
     refs = {it.image_id: ref for it in items if (ref := have.get(it.image_id) or found.get(it.image_id))}
     return QueueData(items, refs, {r.name: r for r in list_raters(db)}, [r.name for r in required_raters(db)],
-                     reader_names_for(db, reviewer))
+                     reader_names_for(db, reviewer), seen)
 
 
 def listed(data: QueueData, status: str, reason: str | None) -> tuple[list[QueueItem], list[QueueItem]]:

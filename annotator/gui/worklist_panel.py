@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from annotator.domain.entities import ImageRef
 from annotator.gui.theme import DONE_COLOUR, INCOMPLETE_COLOUR, UNLABELLED_COLOUR
 from annotator.services.strategies import Strategy
-from annotator.services.worklist import Progress, SliceState, Worklist, WorklistFilter
+from annotator.services.worklist import Progress, RankedSlice, SliceState, Worklist, WorklistFilter
 
 ROLE = Qt.ItemDataRole.UserRole
 MARK = {SliceState.DONE: ("✓", DONE_COLOUR), SliceState.INCOMPLETE: ("◐", INCOMPLETE_COLOUR),
@@ -48,6 +48,14 @@ def positions(worklist: Worklist) -> dict[int, str]:
     return {sl.image.id: _position(sl.image) for st in worklist.studies for se in st.series for sl in se.slices}
 
 
+def layout(worklist: Worklist) -> tuple[object, ...]:
+    """What a worklist lists, in order: its slices' ids in their studies and series, or in rank order."""
+    if worklist.ranked:
+        return ("ranked", worklist.strategy, tuple(r.slice.image.id for r in worklist.ranked))
+    return ("tree", tuple((st.study_id, tuple((se.series.id, tuple(sl.image.id for sl in se.slices))
+                                              for se in st.series)) for st in worklist.studies))
+
+
 def _position(image: ImageRef) -> str:
     g = image.geometry
     try:
@@ -58,6 +66,11 @@ def _position(image: ImageRef) -> str:
 
 def _level(image: ImageRef) -> str:
     return f"  {image.level}" if image.level else ""
+
+
+def _set_text(item: QTreeWidgetItem, column: int, text: str) -> None:
+    if item.text(column) != text:
+        item.setText(column, text)
 
 
 @functools.cache
@@ -118,6 +131,7 @@ class WorklistPanel(QWidget):
         self._study_progress: dict[int, Progress] = {}  # by id() of the study item
         self._total = Progress(0, 0)
         self._texts: dict[int, str] = {}
+        self._layout: tuple[object, ...] = ()  # what is listed, in order (see :func:`layout`)
 
     @property
     def current_filter(self) -> WorklistFilter:
@@ -167,7 +181,52 @@ class WorklistPanel(QWidget):
         text = self._texts.get(image.id)
         return text if text is not None else _position(image)
 
+    def refresh_states(self, worklist: Worklist, texts: dict[int, str] | None = None) -> bool:
+        """Show ``worklist``'s states and progress in place when it lists the same slices in the same order
+        (labels committed elsewhere): the selection, scroll position and expanded rows stay. False when
+        the list itself changed (slices imported, a filter's or strategy's order): then nothing is touched
+        and the caller lists it anew."""
+        if layout(worklist) != self._layout:
+            return False
+        if texts:
+            self._texts = texts
+        self._total = worklist.progress
+        self._show_total()
+        if worklist.ranked:
+            for r in worklist.ranked:
+                item = self._slices[r.slice.image.id]
+                self._restate(item, r.slice.state, self._ranked_text(r))
+                _set_text(item, 2, "" if r.score is None else f"{r.score:.2f}")
+            return True
+        for i in range(self.tree.topLevelItemCount()):
+            st_item = self.tree.topLevelItem(i)
+            study = worklist.studies[i]  # same layout: same studies in the same order
+            self._study_progress[id(st_item)] = study.progress
+            _set_text(st_item, 1, str(study.progress))
+            for ser in study.series:
+                self._progress[ser.series.id] = ser.progress
+                _set_text(self._series[ser.series.id], 1, str(ser.progress))
+                for sl in ser.slices:
+                    item = self._slices[sl.image.id]
+                    if item.data(0, ROLE)[1] != sl.image:  # its level was set, or its file moved
+                        item.setData(0, ROLE, ("slice", sl.image))
+                    self._restate(item, sl.state, self._slice_text(sl.image))
+        return True
+
+    def _restate(self, item: QTreeWidgetItem, state: SliceState, text: str) -> None:
+        """Touch only what changed: a refresh of 2,000 unchanged slices costs comparisons, not repaints."""
+        if item.data(1, ROLE) != state.value:
+            self._mark(item, state)
+        _set_text(item, 0, text)
+
+    def _ranked_text(self, r: RankedSlice) -> str:
+        return f"{r.rank}. {r.patient_key}  slice {r.slice.image.slice_index + 1}{_level(r.slice.image)}"
+
+    def _slice_text(self, image: ImageRef) -> str:
+        return f"Slice {image.slice_index + 1}  {self._position(image)}{_level(image)}"
+
     def _fill(self, worklist: Worklist) -> None:
+        self._layout = layout(worklist)
         self.tree.clear()
         self._slices.clear()
         self._series.clear()
@@ -189,9 +248,7 @@ class WorklistPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         for r in worklist.ranked:
             sl = r.slice
-            item = QTreeWidgetItem(self.tree, [f"{r.rank}. {r.patient_key}  slice {sl.image.slice_index + 1}"
-                                               f"{_level(sl.image)}", "",
-                                               "" if r.score is None else f"{r.score:.2f}"])
+            item = QTreeWidgetItem(self.tree, [self._ranked_text(r), "", "" if r.score is None else f"{r.score:.2f}"])
             item.setData(0, ROLE, ("slice", sl.image))
             item.setToolTip(0, f"{self._position(sl.image)}; series {sl.image.series_id}")
             self._slices[sl.image.id] = item
@@ -218,8 +275,7 @@ class WorklistPanel(QWidget):
                 self._study_of_series[s.id] = st_item
                 self._progress[s.id] = ser.progress
                 for sl in ser.slices:
-                    text = f"Slice {sl.image.slice_index + 1}  {self._position(sl.image)}{_level(sl.image)}"
-                    item = QTreeWidgetItem(se_item, [text, ""])
+                    item = QTreeWidgetItem(se_item, [self._slice_text(sl.image), ""])
                     item.setData(0, ROLE, ("slice", sl.image))
                     self._slices[sl.image.id] = item
                     self._mark(item, sl.state)

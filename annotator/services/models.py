@@ -3,13 +3,21 @@
 Model files live in one registry folder per project (``AppSettings.models_dir``, carried by the open
 database); the database holds one row per model version with the path and SHA-256 of its weights. A
 version appears in the database only after its folder is complete on disk, and a folder whose
-registration fails is removed again, so the two never disagree. ``annotator.ml`` (torch) is imported
+registration fails is removed again, so the two never disagree.
+
+Shared by the team: on PostgreSQL the weights file's bytes are also stored in the database, in the
+transaction that registers the version, so a model trained on one workstation loads on every other.
+Where the registered file is not on this machine (another workstation trained it, or the project was
+copied with ``annotator db copy``), :func:`local_weights` writes the stored bytes into
+``<models_dir>/cache/<SHA-256>.safetensors``, checks their SHA-256 against the registered one and
+refuses a mismatch; a cached file is checked again on every load. ``annotator.ml`` (torch) is imported
 inside functions only: importing this module stays cheap for the GUI.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import string
 import uuid
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
     from annotator.ml.engine import Pipeline
 
 CARD_TEMPLATE = "model_card.md"
+CACHE_DIR = "cache"  # in the models folder: weights read from the database, by SHA-256
 
 
 def model_name(preset: str, kind: ModelKind, target: str, now: datetime) -> str:
@@ -102,10 +111,12 @@ def publish(db: Database, *, tensors: dict[str, Any], card: dict[str, Any], kind
     except BaseException:
         staged.discard()
         raise
+    shared = db.dialect == "postgresql"  # every workstation of the team loads it from the database
     try:
         version = models_repo.register(db, name=name, preset=str(card["preset"]), target=str(card["target"]),
                                        kind=kind, weights_path=str(staged.weights_path),
-                                       weights_sha256=staged.sha256, card=staged.card, actor_id=actor_id)
+                                       weights_sha256=staged.sha256, card=staged.card, actor_id=actor_id,
+                                       weights_file=staged.weights_path if shared else None)
     except BaseException:
         registry.remove_published(final)
         raise
@@ -188,7 +199,7 @@ def activate(db: Database, model_id: int, actor: Rater | None = None) -> ModelVe
     if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {model_id} is a {version.kind} model (out-of-fold predictions only); "
                          "activate a model made by `annotator train`")
-    check_files(version)
+    check_files(db, version)
     return models_repo.activate(db, model_id, None if actor is None else actor.id)
 
 
@@ -197,24 +208,70 @@ def has_predictions(db: Database, model_id: int) -> bool:
     return models_repo.prediction_count(db, model_id) > 0
 
 
-def check_files(version: ModelVersion) -> None:
-    """Raise ModelIntegrityError unless the weights file exists and matches the registered hash.
+def check_files(db: Database, version: ModelVersion) -> Path:
+    """The local weights file of ``version``, checked (see :func:`local_weights`); ModelIntegrityError
+    when there is none to be had.
 
-    Hashes with hashlib here rather than through ``annotator.ml.registry`` (which imports torch):
-    the GUI activates models through this function and must never load torch.
+    Hashes with hashlib rather than through ``annotator.ml.registry`` (which imports torch): the GUI
+    activates models through this function and must never load torch."""
+    return local_weights(db, version)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def cached_weights_path(db: Database, version: ModelVersion) -> Path:
+    """Where this workstation keeps a copy of weights it read from the database (named by their hash)."""
+    return db.settings.models_dir / CACHE_DIR / f"{version.weights_sha256}.safetensors"
+
+
+def local_weights(db: Database, version: ModelVersion) -> Path:
+    """A file on this machine holding ``version``'s weights whose SHA-256 matches the registered one.
+
+    The registered file if it is here and intact; else the cached copy if intact; else the bytes stored
+    in the database, written to the cache, hashed on the way and refused (nothing kept) on a mismatch.
     """
     path = Path(version.weights_path)
-    if not path.is_file():
-        raise ModelIntegrityError(f"model {version.id}: weights file {path} is missing")
-    with open(path, "rb") as fh:
-        actual = hashlib.file_digest(fh, "sha256").hexdigest()
-    if actual != version.weights_sha256:
-        raise ModelIntegrityError(f"model {version.id}: weights file {path} has SHA-256 {actual}, "
-                                  f"registered {version.weights_sha256}")
+    here = path.is_file()
+    if here and _sha256(path) == version.weights_sha256:
+        return path
+    cached = cached_weights_path(db, version)
+    if cached.is_file() and _sha256(cached) == version.weights_sha256:
+        return cached
+    if not models_repo.has_weights(db, version.id):
+        if here:
+            raise ModelIntegrityError(f"model {version.id}: weights file {path} has SHA-256 {_sha256(path)}, "
+                                      f"registered {version.weights_sha256}, and the database holds no copy")
+        raise ModelIntegrityError(f"model {version.id}: weights file {path} is missing on this computer and the "
+                                  "database holds no copy (it was trained on another computer of a SQLite "
+                                  "project: copy its folder here, or share the project on PostgreSQL)")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temp = cached.with_name(f".tmp-{uuid.uuid4().hex}-{cached.name}")
+    digest = hashlib.sha256()
+    try:
+        with open(temp, "wb") as fh:
+            def sink(block: bytes) -> None:
+                digest.update(block)
+                fh.write(block)
+
+            models_repo.read_weights(db, version.id, sink)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if digest.hexdigest() != version.weights_sha256:
+            raise ModelIntegrityError(
+                f"model {version.id}: the weights stored in the database have SHA-256 {digest.hexdigest()}, "
+                f"registered {version.weights_sha256}: they were changed or damaged, and are not loaded")
+        os.replace(temp, cached)
+    finally:
+        temp.unlink(missing_ok=True)
+    return cached
 
 
-def load_pipeline(version: ModelVersion, fold: int | None = None) -> Pipeline:
-    """The version's pipeline with its weights, after checking the file's SHA-256 (never unpickles)."""
+def load_pipeline(db: Database, version: ModelVersion, fold: int | None = None) -> Pipeline:
+    """The version's pipeline with its weights, after checking their SHA-256 (never unpickles); from the
+    database where this computer has no file of them (:func:`local_weights`)."""
     from annotator.ml import registry
     from annotator.ml.config import Preset
     from annotator.ml.engine import Pipeline
@@ -225,7 +282,7 @@ def load_pipeline(version: ModelVersion, fold: int | None = None) -> Pipeline:
         n_classes = int(card["n_classes"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelIntegrityError(f"model {version.id}: the card is malformed ({exc})") from None
-    tensors = registry.load_weights(version.weights_path, version.weights_sha256)
+    tensors = registry.load_weights(local_weights(db, version), version.weights_sha256)
     pipeline = Pipeline(preset, n_classes)
     pipeline.load_tensors(tensors, prefix="" if fold is None else f"fold{fold}.")
     return pipeline

@@ -325,7 +325,7 @@ def predict(db: Database, model_id: int | None = None, *, device: str = "auto", 
     if version.kind is not ModelKind.TRAIN:
         raise InputError(f"model {version.id} is a {version.kind} model: its predictions are the out-of-fold "
                          "ones stored by `annotator cv`; predict with a model from `annotator train`")
-    pipeline = model_service.load_pipeline(version).to(dev)  # weights are read to the CPU, then moved
+    pipeline = model_service.load_pipeline(db, version).to(dev)  # weights are read to the CPU, then moved
     n, skipped = _predict_all(db, version, pipeline, on_event, should_stop)
     on_event(Done(version.id, version.name, version.kind, version.active))
     return version, n, skipped
@@ -351,7 +351,7 @@ def activate_model(db: Database, model_id: int, *, predict: bool = False, device
         todo, skipped, other_plane = _unpredicted(db, version)
         if todo:
             dev, _ = resolve_device(device)
-            pipeline = model_service.load_pipeline(version).to(dev)
+            pipeline = model_service.load_pipeline(db, version).to(dev)
             try:
                 _predict_images(db, version, pipeline, todo, skipped, other_plane, on_event, should_stop)
             except Cancelled:

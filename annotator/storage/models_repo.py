@@ -2,31 +2,80 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from annotator.domain.entities import ModelKind, ModelVersion, Prediction
 from annotator.domain.errors import NotFound
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
-from annotator.storage.tables import FoldRow, ModelVersionRow, PatientRow, PredictionRow, utcnow
+from annotator.storage.tables import (
+    FoldRow,
+    ModelVersionRow,
+    ModelWeightsChunkRow,
+    PatientRow,
+    PredictionRow,
+    utcnow,
+)
+
+CHUNK_BYTES = 8 << 20  # weights are stored in 8 MiB rows: no row near PostgreSQL's 1 GB limit, little memory
 
 
 def register(db: Database, *, name: str, preset: str, target: str, kind: ModelKind, weights_path: str,
-             weights_sha256: str, card: dict[str, Any], actor_id: int | None = None) -> ModelVersion:
+             weights_sha256: str, card: dict[str, Any], actor_id: int | None = None,
+             weights_file: Path | None = None) -> ModelVersion:
+    """Register a version; with ``weights_file``, its bytes are stored too, in the same transaction (so a
+    version other workstations can see always has its weights)."""
     def work(s: Session) -> ModelVersion:
         row = ModelVersionRow(name=name, preset=preset, target=target, kind=str(kind), weights_path=weights_path,
                               weights_sha256=weights_sha256, card=card, active=False)
         s.add(row)
         s.flush()
+        if weights_file is not None:
+            store_weights(s, row.id, weights_file)
         audit.record(s, rater_id=actor_id, action="model.register", entity="model_version", entity_id=row.id,
                      after={"name": name, "preset": preset, "target": target, "kind": str(kind)})
         return convert.model_version(row)
 
     return db.write(work)
+
+
+def store_weights(s: Session | Connection, model_id: int, weights_file: Path) -> int:
+    """Store a weights file's bytes for model ``model_id`` (inside the caller's transaction); the chunks."""
+    n = 0
+    with open(weights_file, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            s.execute(insert(ModelWeightsChunkRow).values(model_version_id=model_id, chunk=n, data=block))
+            n += 1
+    return n
+
+
+def has_weights(db: Database, model_id: int) -> bool:
+    """Does the database hold model ``model_id``'s weights?"""
+    with db.read() as s:
+        return s.scalar(select(ModelWeightsChunkRow.chunk).where(ModelWeightsChunkRow.model_version_id == model_id)
+                        .limit(1)) is not None
+
+
+def read_weights(db: Database, model_id: int, sink: Callable[[bytes], object]) -> int:
+    """Hand model ``model_id``'s stored weights to ``sink`` chunk by chunk, in order, from one read
+    transaction (one chunk in memory at a time); the bytes read (0: none stored)."""
+    total = 0
+    with db.read() as s:
+        chunks = list(s.scalars(select(ModelWeightsChunkRow.chunk)
+                                .where(ModelWeightsChunkRow.model_version_id == model_id)
+                                .order_by(ModelWeightsChunkRow.chunk)))
+        for i in chunks:
+            data = s.scalar(select(ModelWeightsChunkRow.data).where(ModelWeightsChunkRow.model_version_id == model_id,
+                                                                    ModelWeightsChunkRow.chunk == i))
+            assert data is not None
+            sink(bytes(data))
+            total += len(data)
+    return total
 
 
 def list_versions(db: Database) -> list[ModelVersion]:

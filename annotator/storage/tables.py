@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -177,6 +178,16 @@ class ModelVersionRow(Base):
     weights_sha256: Mapped[str] = mapped_column(String(64))
     card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ModelWeightsChunkRow(Base):
+    """One slice (``chunk``: 0, 1, ...) of a model version's weights file, stored in the database so every
+    workstation of a team can load the model; the whole file's SHA-256 is the version's ``weights_sha256``."""
+
+    __tablename__ = "model_weight_chunks"
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PredictionRow(Base):

@@ -64,7 +64,7 @@ EVERYONE_WRITES = (("annotations", "INSERT"), ("reads", "INSERT"), ("audit_log",
 ACT_WRITES: dict[Action, tuple[tuple[str, str], ...]] = {
     Action.ADJUDICATE: (("adjudications", "INSERT"),),
     Action.TRAIN: (("model_versions", "INSERT"), ("model_versions", "UPDATE"), ("predictions", "INSERT"),
-                   ("cv_folds", "INSERT")),
+                   ("cv_folds", "INSERT"), ("model_weight_chunks", "INSERT")),
     Action.EXPORT: (),
     # Labels in other raters' names break "every insert names the connecting rater": on a team database
     # importing labels is the owner's job (README, Team set-up), so the act grants no writes.

@@ -48,6 +48,7 @@ def test_worker_thread_exception_reaches_the_dialog_on_the_gui_thread(qtbot) -> 
 
 def test_a_moved_file_is_reported_with_its_path(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
     w = open_window(project.alice)
+    qtbot.waitUntil(lambda: w.session.loader.in_flight == 0)  # a prefetch decoding it now would cache it again
     w.session.loader.cache.clear()
     missing = w.session.images[2]
     Path(missing.path).unlink()

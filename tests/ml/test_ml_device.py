@@ -93,7 +93,7 @@ def test_cpu_is_auto_on_a_cpu_only_machine_and_the_card_says_so(project: Project
     assert torch.are_deterministic_algorithms_enabled() == det_before
     assert torch.backends.cudnn.benchmark == bench_before
     # a model read back onto the CPU: the same weights, and it predicts every slice
-    pipeline = model_service.load_pipeline(a).to("cpu")
+    pipeline = model_service.load_pipeline(project.db, a).to("cpu")
     from annotator.ml.registry import load_weights, tensors_sha256
 
     assert pipeline.device == torch.device("cpu")
