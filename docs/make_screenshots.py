@@ -15,7 +15,8 @@ training panel (a real child process), waits for it to predict and activate, cro
 (the preset's epochs, the project's folds), grabs the panel,
 and opens the review screen on the most severe disagreement with the model included.
 
-docs/screenshot-study.png is the study dashboard of the demo's "L4-L5 axial" study (read by the
+docs/screenshot-export.png is File > Export… after writing a de-identified DICOM SR bundle of the two
+experts' labels. docs/screenshot-study.png is the study dashboard of the demo's "L4-L5 axial" study (read by the
 simulated experts) as the reviewer sees it, kappa against expert1; docs/screenshot-reading.png is the
 reading window just after the reviewer committed a calibration read of a small study made for her.
 """
@@ -33,6 +34,7 @@ TRAINING_OUT = DOCS / "screenshot-training.png"
 REVIEW_OUT = DOCS / "screenshot-review.png"
 STUDY_OUT = DOCS / "screenshot-study.png"
 READING_OUT = DOCS / "screenshot-reading.png"
+EXPORT_OUT = DOCS / "screenshot-export.png"
 
 
 def _spin(app, until, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -68,6 +70,33 @@ def shoot_training(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
     _spin(app, lambda: False, 1.0)
     w.training_dock.grab().save(str(out))
     print(f"wrote {out} (models {panel.model_ids()}: trained, predicted, active; then cross-validated)")
+
+
+def shoot_export(app, w, folder: Path, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """File > Export…: a de-identified DICOM SR bundle of both experts' labels, grabbed when written."""
+    from PySide6.QtCore import Qt
+
+    menu = w.interchange
+    menu.open_export()
+    _spin(app, lambda: menu.export_dialog is not None, 60)  # the choices load in the background
+    d = menu.export_dialog
+    d.format.setCurrentIndex(d.format.findData("sr"))
+    for i in range(d.readers.count()):
+        item = d.readers.item(i)
+        item.setCheckState(Qt.CheckState.Checked if item.text() in ("rater:expert1", "rater:expert2")
+                           else Qt.CheckState.Unchecked)
+    d.deidentify.setChecked(True)
+    d.out.setText(str(folder / "expert-reads-sr"))
+    done: list[object] = []
+    d.exported.connect(done.append)
+    d.start()
+    _spin(app, lambda: bool(done) or not d.running, 600)
+    if not done:
+        raise SystemExit(f"the export ended without a bundle: {d.status.text()}")
+    _spin(app, lambda: False, 0.5)
+    d.grab().save(str(out))
+    print(f"wrote {out} (a de-identified SR bundle in {folder / 'expert-reads-sr'})")
+    d.close()
 
 
 def shoot_review(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
@@ -140,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--review-out", type=Path, default=REVIEW_OUT)
     ap.add_argument("--study-out", type=Path, default=STUDY_OUT)
     ap.add_argument("--reading-out", type=Path, default=READING_OUT)
+    ap.add_argument("--export-out", type=Path, default=EXPORT_OUT)
     ap.add_argument("--only-annotate", action="store_true", help="skip the training and review pictures")
+    ap.add_argument("--only-export", action="store_true", help="only the workstation and export pictures")
     ap.add_argument("--only-study", action="store_true", help="only the dashboard and reading pictures")
     args = ap.parse_args(argv)
 
@@ -201,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     w.grab().save(str(args.out))
     print(f"wrote {args.out} ({QApplication.platformName()}, slice id {image.id}, "
           f"experts graded {a.grade} and {b.grade})")
+    shoot_export(app, w, tmp, args.export_out)
+    if args.only_export:
+        w.close()
+        db.close()
+        return 0
     shoot_study(app, w, args.study_out)
     shoot_reading(app, w, db, raters["admin"], args.reading_out)
     if args.only_study:
