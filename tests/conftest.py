@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import typing
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,23 +76,34 @@ class PgServer:
         return self.url(name)
 
 
-def _new_pg_server() -> Iterator[PgServer]:
+S = typing.TypeVar("S", bound=PgServer)
+
+
+def launch_pg_server(kind: type[S], prefix: str) -> S:
+    """A started server of ``kind`` in a new temp folder owned by ``postgres``; skips (fails in CI, where
+    ANNOTATOR_REQUIRE_POSTGRES is set) when the server binaries are missing."""
     bindir = _pg_bin()
     if bindir is None:
         message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
         if os.environ.get("ANNOTATOR_REQUIRE_POSTGRES"):  # CI: a skipped backend is a failed run
             pytest.fail(message + " and ANNOTATOR_REQUIRE_POSTGRES is set")
         pytest.skip(message)
-    root = Path(tempfile.mkdtemp(prefix="annotator-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o777)
     if os.geteuid() == 0:
         shutil.chown(root, user="postgres")
-    server = PgServer(bindir, root)
+    server = kind(bindir, root)
     try:
         server.start()
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-500:]}")
+    return server
+
+
+def _new_pg_server() -> Iterator[PgServer]:
+    server = launch_pg_server(PgServer, "annotator-pg-")
+    root = server.root
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)

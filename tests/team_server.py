@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import PgServer, _as_postgres, _pg_bin
+from tests.conftest import PgServer, _as_postgres, launch_pg_server
 
 _server: TeamServer | None = None
 
@@ -60,22 +56,8 @@ def team_server() -> TeamServer:
     global _server
     if _server is not None:
         return _server
-    bindir = _pg_bin()
-    if bindir is None:
-        message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
-        if os.environ.get("ANNOTATOR_REQUIRE_POSTGRES"):
-            pytest.fail(message + " and ANNOTATOR_REQUIRE_POSTGRES is set")
-        pytest.skip(message)
-    root = Path(tempfile.mkdtemp(prefix="annotator-team-"))
-    os.chmod(root, 0o777)
-    if os.geteuid() == 0:
-        shutil.chown(root, user="postgres")
-    server = TeamServer(bindir, root)
-    try:
-        server.start()
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-500:]}")
+    server = launch_pg_server(TeamServer, "annotator-team-")
+    root = server.root
 
     def stop() -> None:
         server.stop()
