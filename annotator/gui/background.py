@@ -56,12 +56,16 @@ T = TypeVar("T")
 PROGRESS_AFTER_S = 0.5
 MAX_WORKERS = 2
 GUI_SWITCH_INTERVAL_S = 0.001
+FULL_COLLECTION_NEVER = 1 << 30  # the oldest generation's threshold: no full collection on allocation
+FULL_COLLECTION_EVERY_MS = 1000  # how often the GUI thread looks for an idle moment to collect fully
+FULL_COLLECTION_FORCED_AFTER = 2000  # young collections (about 14 million allocations) without a full one
 
 _pool: QThreadPool | None = None
 _ids = itertools.count(1)
 _running: dict[int, BackgroundOp[Any]] = {}  # strong references until the result is delivered
 _latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
 _parents: set[int] = set()  # ids of parents whose destruction clears their entries in _latest
+_collector: QTimer | None = None  # runs collect_when_idle on the GUI thread (keep_gui_thread_responsive)
 
 
 def require_shared_database(db: Database) -> None:
@@ -101,14 +105,53 @@ def pool() -> QThreadPool:
     return _pool
 
 
-def keep_gui_thread_responsive() -> None:
-    """Make a worker running Python code hand the GIL over within 1 ms instead of CPython's 5 ms.
+def keep_gui_thread_responsive() -> Callable[[], None]:
+    """Keep workers running Python code from holding the GIL for long; returns what undoes it.
 
     Every Qt event that reaches Python code (a timer, a paint of a pyqtgraph item, a signal) must take
-    the GIL first; with 5 ms per hand-over, a frame with a few such events waited tens of milliseconds
-    whenever a decode or a query ran on a worker (measured with benchmarks/gui_stalls.py).
+    the GIL first, so:
+
+    - a worker hands the GIL over within 1 ms instead of CPython's 5 ms: with 5 ms per hand-over, a
+      frame with a few such events waited tens of milliseconds whenever a decode or a query ran on a
+      worker (measured with benchmarks/gui_stalls.py);
+    - full garbage collections run only while no background op runs (:func:`collect_when_idle`, every
+      :data:`FULL_COLLECTION_EVERY_MS`), not whenever a thread allocates: a collection walks every
+      object alive, and triggered by a worker reading the review queue (a few hundred thousand objects
+      alive) each took 100-340 ms with the GIL held, several per read. Once the work is done they are
+      garbage and a full collection takes a few milliseconds. Young generations are collected as usual.
     """
+    global _collector
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    gc.set_threshold(thresholds[0], thresholds[1], FULL_COLLECTION_NEVER)
+    if _collector is None:
+        _collector = QTimer()
+        _collector.setObjectName("annotator-idle-collector")
+        _collector.setInterval(FULL_COLLECTION_EVERY_MS)
+        _collector.timeout.connect(collect_when_idle)
+        _collector.start()
+
+    def undo() -> None:
+        global _collector
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
+        if _collector is not None:
+            _collector.stop()
+            _collector.deleteLater()
+            _collector = None
+
+    return undo
+
+
+def collect_when_idle() -> bool:
+    """Run a full garbage collection when no background op runs and objects reached the oldest
+    generation since the last one (or, busy or not, when very many did: memory stays bounded);
+    True when it ran."""
+    promoted = gc.get_count()[2]  # young collections since the last full one
+    if promoted == 0 or (_running and promoted < FULL_COLLECTION_FORCED_AFTER):
+        return False
+    gc.collect()
+    return True
 
 
 def freeze_long_lived() -> None:
