@@ -234,15 +234,24 @@ class MainWindow(QMainWindow):
 
     def reload_worklist(self) -> None:
         """Read the worklist in the background (a newer reload drops an older one's answer)."""
-        service, flt = self.session.worklist, self.worklist.current_filter
+        service, flt, shown = self.session.worklist, self.worklist.current_filter, self.worklist.shown
 
-        def load() -> tuple[Worklist, dict[int, str]]:
+        def load() -> tuple[Worklist, dict[int, str] | None]:
+            """The worklist and its slices' positions; None for them when it is the one listed (a refresh
+            after a model was activated, F5 with nothing new): listing ~5,000 slices again costs the GUI
+            thread over 100 ms for nothing."""
             wl = service.load(flt)
-            return wl, positions(wl)
+            return wl, (None if wl == shown else positions(wl))
 
-        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
+        def listed(result: tuple[Worklist, dict[int, str] | None]) -> None:
             cur = self.session.current
-            self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
+            wl, texts = result
+            if texts is None and self.worklist.shown is shown:  # the same, and nothing listed meanwhile
+                if cur is not None:
+                    self.worklist.select_image(cur.id)
+            else:
+                self.worklist.set_worklist(wl, cur.id if cur is not None else None,
+                                           texts=texts if texts is not None else positions(wl))
             self.worklistLoaded.emit()
 
         self._background(load, listed, key="worklist", label="Loading the worklist…")
