@@ -58,6 +58,7 @@ MAX_WORKERS = 2
 GUI_SWITCH_INTERVAL_S = 0.001
 FULL_COLLECTION_NEVER = 1 << 30  # the oldest generation's threshold: no full collection on allocation
 FULL_COLLECTION_EVERY_MS = 1000  # how often the GUI thread looks for an idle moment to collect fully
+FULL_COLLECTION_AFTER_YOUNG = 10  # young collections since the last full one before another (CPython's own)
 FULL_COLLECTION_FORCED_AFTER = 2000  # young collections (about 14 million allocations) without a full one
 
 _pool: QThreadPool | None = None
@@ -66,6 +67,7 @@ _running: dict[int, BackgroundOp[Any]] = {}  # strong references until the resul
 _latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
 _parents: set[int] = set()  # ids of parents whose destruction clears their entries in _latest
 _collector: QTimer | None = None  # runs collect_when_idle on the GUI thread (keep_gui_thread_responsive)
+_survivors = 0  # objects in the oldest generation after the last full collection collect_when_idle ran
 
 
 def require_shared_database(db: Database) -> None:
@@ -144,13 +146,20 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
 
 
 def collect_when_idle() -> bool:
-    """Run a full garbage collection when no background op runs and objects reached the oldest
-    generation since the last one (or, busy or not, when very many did: memory stays bounded);
-    True when it ran."""
-    promoted = gc.get_count()[2]  # young collections since the last full one
-    if promoted == 0 or (_running and promoted < FULL_COLLECTION_FORCED_AFTER):
+    """Run a full garbage collection when CPython would have run one, but only while no background op
+    runs (busy or not after very many young collections: memory stays bounded); True when it ran.
+
+    As CPython does: once ten young collections ran since the last full one, and the oldest generation
+    grew by a quarter since (a full collection walks all of it: amortized, each object is walked a few
+    times at most, and garbage in cycles stays under a quarter of what is alive)."""
+    global _survivors
+    young = gc.get_count()[2]  # young collections since the last full one
+    if young < FULL_COLLECTION_AFTER_YOUNG or (_running and young < FULL_COLLECTION_FORCED_AFTER):
+        return False
+    if len(gc.get_objects(generation=2)) <= _survivors * 5 // 4:
         return False
     gc.collect()
+    _survivors = len(gc.get_objects(generation=2))
     return True
 
 
@@ -162,9 +171,11 @@ def freeze_long_lived() -> None:
     as ``_collection_gced`` in benchmarks/gui_stalls.py's traces). Call once the main window is built;
     calling it again (a new window) first thaws what the last call froze, so garbage among it is freed.
     """
+    global _survivors
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _survivors = 0
 
 
 def wait_idle(timeout_ms: int = 10000) -> bool:
