@@ -120,7 +120,8 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
       :data:`FULL_COLLECTION_EVERY_MS`), not whenever a thread allocates: a collection walks every
       object alive, and triggered by a worker reading the review queue (a few hundred thousand objects
       alive) each took 100-340 ms with the GIL held, several per read. Once the work is done they are
-      garbage and a full collection takes a few milliseconds. Young generations are collected as usual.
+      garbage, and a full collection walks only what the app keeps. Young generations are collected as
+      usual.
     """
     global _collector
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()

@@ -416,7 +416,7 @@ class ReviewPresenter(QObject):
     # ----- decisions --------------------------------------------------------------------------
     def accept(self, reader: ReaderRef) -> None:
         """Adopt one reader's label (as shown: refused if the rater changed it since); then the queue
-        reloads and moves to the next slice to decide."""
+        shows the decision (read again if anyone else wrote meanwhile) and moves to the next slice to decide."""
         item = self.current
         if item is None:
             return
