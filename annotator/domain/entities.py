@@ -256,6 +256,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """Where the project's writes stood at one moment: every write that changes labels, decisions, raters,
+    settings, images or models adds an audit entry; predictions (written in bulk, unaudited) have ids of
+    their own. Two marks are equal exactly when nothing was written between them."""
+
+    audit_id: int  # the newest audit entry's id (0: none)
+    audit_count: int  # how many entries there are (a late commit with a lower id still shows here)
+    prediction_id: int  # the newest prediction's id (0: none)
+
+
+@dataclass(frozen=True, slots=True)
 class ImportResult:
     path: str
     status: ImportStatus

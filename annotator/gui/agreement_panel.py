@@ -237,6 +237,7 @@ class AgreementPanel(QWidget):
             for c, text in enumerate(cells):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+        self._count_cells(self.scale.n_grades ** 2)  # now, not in the turn the first pair is shown
         self._show_pair(None)
 
     # ----- one pair -----------------------------------------------------------------------------
@@ -250,13 +251,12 @@ class AgreementPanel(QWidget):
     def _show_pair(self, row: int | None) -> None:
         self.cell_slices.clear()
         self.cell_title.setText("Click a confusion cell to list its slices")
-        for t in self._count_items:
-            self.confusion_plot.removeItem(t)
-        self._count_items = []
         self.distance_plot.clear()
         if row is None or self.report is None or self.data is None:
             self.pair = None
             self.confusion_image.clear()
+            for t in self._count_items:
+                t.setVisible(False)
             return
         p = self.report.pairs[row]
         self.pair = p.pair
@@ -268,11 +268,11 @@ class AgreementPanel(QWidget):
         self.confusion_plot.setLabel("left", self.names.reader(p.a))
         self.confusion_plot.setLabel("bottom", self.names.reader(p.b))
         high = 0.6 * max(1.0, conf.max())
-        for (i, j), v in np.ndenumerate(conf):
-            t = pg.TextItem(str(int(v)), color="k" if v > high else "w", anchor=(0.5, 0.5))
+        self._count_cells(conf.size)
+        for t, ((i, j), v) in zip(self._count_items, np.ndenumerate(conf), strict=True):
+            t.setText(str(int(v)), color="k" if v > high else "w")
             t.setPos(j + 0.5, i + 0.5)
-            self.confusion_plot.addItem(t)
-            self._count_items.append(t)
+            t.setVisible(True)
         self.confusion_plot.setRange(xRange=(0, conf.shape[1]), yRange=(0, conf.shape[0]), padding=0.02)
         dist = self.data.click_distances_mm(*self.pair)
         if dist.size:
@@ -282,6 +282,17 @@ class AgreementPanel(QWidget):
             self.distance_plot.addItem(pg.BarGraphItem(x0=edges[:-1], height=counts, width=width,
                                                        brush="#56b4e9"))
         self.distance_plot.setTitle(f"{dist.size} slices with both clicks and pixel spacing")
+
+    def _count_cells(self, n: int) -> None:
+        """``n`` count labels on the confusion plot, reused from pair to pair (making each anew cost
+        the GUI thread a few milliseconds more per pair)."""
+        if len(self._count_items) == n:
+            return
+        for t in self._count_items:
+            self.confusion_plot.removeItem(t)
+        self._count_items = [pg.TextItem("", anchor=(0.5, 0.5)) for _ in range(n)]
+        for t in self._count_items:
+            self.confusion_plot.addItem(t)
 
     def _on_scene_clicked(self, ev: Any) -> None:
         if self.pair is None or ev.button() != Qt.MouseButton.LeftButton:

@@ -109,8 +109,7 @@ def run_app(db_url: str | None) -> int:
     QCoreApplication.setOrganizationName("annotator")
     QCoreApplication.setApplicationName("annotator")
     apply_dark_theme(app)  # type: ignore[arg-type]
-    switch_interval = sys.getswitchinterval()
-    keep_gui_thread_responsive()
+    let_go = keep_gui_thread_responsive()
     install_excepthooks()
     try:
         try:
@@ -133,5 +132,5 @@ def run_app(db_url: str | None) -> int:
             db.close()
     finally:
         uninstall_excepthooks()
-        sys.setswitchinterval(switch_interval)
+        let_go()
         gc.unfreeze()

@@ -37,6 +37,7 @@ import gc
 import itertools
 import logging
 import sys
+import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -56,12 +57,20 @@ T = TypeVar("T")
 PROGRESS_AFTER_S = 0.5
 MAX_WORKERS = 2
 GUI_SWITCH_INTERVAL_S = 0.001
+FULL_COLLECTION_NEVER = 1 << 30  # the oldest generation's threshold: no full collection on allocation
+FULL_COLLECTION_EVERY_MS = 1000  # how often the GUI thread looks for an idle moment to collect fully
+QUIET_BEFORE_COLLECTION_S = 2.0  # no background op started or finished for this long: the user paused
+FULL_COLLECTION_AFTER_YOUNG = 10  # young collections since the last full one before another (CPython's own)
+FULL_COLLECTION_FORCED_AFTER = 2000  # young collections (about 14 million allocations) without a full one
 
 _pool: QThreadPool | None = None
 _ids = itertools.count(1)
 _running: dict[int, BackgroundOp[Any]] = {}  # strong references until the result is delivered
 _latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
 _parents: set[int] = set()  # ids of parents whose destruction clears their entries in _latest
+_collector: QTimer | None = None  # runs collect_when_idle on the GUI thread (keep_gui_thread_responsive)
+_survivors = 0  # objects in the oldest generation after the last full collection collect_when_idle ran
+_last_activity = 0.0  # time.monotonic() when a background op last started or finished
 
 
 def require_shared_database(db: Database) -> None:
@@ -101,14 +110,73 @@ def pool() -> QThreadPool:
     return _pool
 
 
-def keep_gui_thread_responsive() -> None:
-    """Make a worker running Python code hand the GIL over within 1 ms instead of CPython's 5 ms.
+def keep_gui_thread_responsive() -> Callable[[], None]:
+    """Keep workers running Python code from holding the GIL for long; returns what undoes it.
 
     Every Qt event that reaches Python code (a timer, a paint of a pyqtgraph item, a signal) must take
-    the GIL first; with 5 ms per hand-over, a frame with a few such events waited tens of milliseconds
-    whenever a decode or a query ran on a worker (measured with benchmarks/gui_stalls.py).
+    the GIL first, so:
+
+    - a worker hands the GIL over within 1 ms instead of CPython's 5 ms: with 5 ms per hand-over, a
+      frame with a few such events waited tens of milliseconds whenever a decode or a query ran on a
+      worker (measured with benchmarks/gui_stalls.py);
+    - full garbage collections run only once the app is quiet (:func:`collect_when_idle`, looked for
+      every :data:`FULL_COLLECTION_EVERY_MS`), not whenever a thread allocates: a collection walks every
+      object alive, and triggered by a worker reading the review queue (a few hundred thousand objects
+      alive) each took 100-340 ms with the GIL held, several per read. Once the work is done they are
+      garbage, and a full collection walks only what the app keeps. Young generations are collected as
+      usual.
     """
+    global _collector
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    gc.set_threshold(thresholds[0], thresholds[1], FULL_COLLECTION_NEVER)
+    if _collector is None:
+        _collector = QTimer()
+        _collector.setObjectName("annotator-idle-collector")
+        _collector.setInterval(FULL_COLLECTION_EVERY_MS)
+        _collector.timeout.connect(collect_when_idle)
+        _collector.start()
+
+    def undo() -> None:
+        global _collector
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
+        if _collector is not None:
+            _collector.stop()
+            _collector.deleteLater()
+            _collector = None
+
+    return undo
+
+
+def collect_when_idle() -> bool:
+    """Run a full garbage collection when CPython would have run one, but only once the app is quiet:
+    no background op running, none started or finished for :data:`QUIET_BEFORE_COLLECTION_S` (every
+    step through slices, every decision starts one), so the user has paused (busy or not after very
+    many young collections: memory stays bounded); True when it ran.
+
+    As CPython does: once ten young collections ran since the last full one, and the oldest generation
+    grew by a quarter since (a full collection walks all of it: amortized, each object is walked a few
+    times at most, and garbage in cycles stays under a quarter of what is alive). Walking what the app
+    keeps after the window was built (the demo: about 55,000 objects) takes 10-40 ms of the GUI thread,
+    so it waits for a pause rather than land between two steps."""
+    global _survivors
+    young = gc.get_count()[2]  # young collections since the last full one
+    if young < FULL_COLLECTION_AFTER_YOUNG:
+        return False
+    quiet = not _running and time.monotonic() - _last_activity >= QUIET_BEFORE_COLLECTION_S
+    if not quiet and young < FULL_COLLECTION_FORCED_AFTER:
+        return False
+    if len(gc.get_objects(generation=2)) <= _survivors * 5 // 4:
+        return False
+    gc.collect()
+    _survivors = len(gc.get_objects(generation=2))
+    return True
+
+
+def _active() -> None:
+    global _last_activity
+    _last_activity = time.monotonic()
 
 
 def freeze_long_lived() -> None:
@@ -119,9 +187,11 @@ def freeze_long_lived() -> None:
     as ``_collection_gced`` in benchmarks/gui_stalls.py's traces). Call once the main window is built;
     calling it again (a new window) first thaws what the last call froze, so garbage among it is freed.
     """
+    global _survivors
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _survivors = 0
 
 
 def wait_idle(timeout_ms: int = 10000) -> bool:
@@ -249,6 +319,7 @@ class BackgroundOp(Generic[T]):
             if self._slot is not None:
                 _watch_destroyed(self.parent)
         _running[self.id] = self
+        _active()
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._show_progress)
@@ -298,6 +369,7 @@ class BackgroundOp(Generic[T]):
 
     # ----- delivery (GUI thread) --------------------------------------------------------------
     def _finish(self, ok: bool, payload: object) -> None:
+        _active()
         self._hide_progress()
         settle = self.on_settled if not self.orphaned else None
         try:

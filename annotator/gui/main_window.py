@@ -305,19 +305,30 @@ class MainWindow(QMainWindow):
     def reload_worklist(self, *, in_place: bool = False) -> None:
         """Read the worklist in the background (a newer reload drops an older one's answer). ``in_place``
         (a change elsewhere): show the states where the same slices are listed, keeping the selection and
-        scroll; an answer read before this window's latest label is dropped (that label's notice re-reads)."""
+        scroll; an answer read before this window's latest label is dropped (that label's notice re-reads).
+        A worklist equal to the one listed is not listed again."""
         service, flt, commits = self.session.worklist, self.worklist.current_filter, self._commits
+        shown = self.worklist.shown
 
-        def load() -> tuple[Worklist, dict[int, str]]:
+        def load() -> tuple[Worklist, dict[int, str] | None]:
+            """The worklist and its slices' positions; None for them when it is the one listed (a refresh
+            after a model was activated, F5 with nothing new): listing ~5,000 slices again costs the GUI
+            thread over 100 ms for nothing."""
             wl = service.load(flt)
-            return wl, positions(wl)
+            return wl, (None if wl == shown else positions(wl))
 
-        def listed(result: tuple[Worklist, dict[int, str]]) -> None:
+        def listed(result: tuple[Worklist, dict[int, str] | None]) -> None:
             if in_place and commits != self._commits:
                 return
-            if not (in_place and self.worklist.refresh_states(*result)):
-                cur = self.session.current
-                self.worklist.set_worklist(result[0], cur.id if cur is not None else None, texts=result[1])
+            cur = self.session.current
+            wl, texts = result
+            if texts is None and self.worklist.shown is shown:  # the same, and nothing listed meanwhile
+                if cur is not None and not in_place:
+                    self.worklist.select_image(cur.id)
+            else:
+                texts = texts if texts is not None else positions(wl)
+                if not (in_place and self.worklist.refresh_states(wl, texts)):
+                    self.worklist.set_worklist(wl, cur.id if cur is not None else None, texts=texts)
             self.worklistLoaded.emit()
 
         self._background(load, listed, key="worklist", label="Loading the worklist…")

@@ -45,6 +45,7 @@ from annotator.gui.review_state import (
     grade_long,
     listed,
     next_to_decide,
+    queue_after_decision,
     read_details,
     read_many_details,
     slice_name,
@@ -249,11 +250,14 @@ class ReviewPresenter(QObject):
 
         self._run(fetch, shown, key="queue", label="Updating the review queue…")
 
-    def _apply(self, data: QueueData, details: Details | None = None) -> None:
-        """List the queue under the filters; details read before it are dropped (they may be older)."""
+    def _apply(self, data: QueueData, details: Details | None = None, *, keep_details: bool = False,
+               changed: int | None = None) -> None:
+        """List the queue under the filters; details read before it are dropped (they may be older),
+        unless ``keep_details``: nothing but slice ``changed`` was written since they were read."""
         self.data = data
         self._generation += 1
-        self._details = {details.image_id: details} if details is not None else {}
+        kept = {i: d for i, d in self._details.items() if i != changed} if keep_details else {}
+        self._details = kept | ({details.image_id: details} if details is not None else {})
         self._ordinal = {r.id: i for i, r in enumerate(sorted(data.raters.values(), key=lambda r: r.id))}
         by_status, self.rows = listed(data, self.status_filter, self.reason_filter)
         counts = counts_text(queue_counts(by_status), self.status_filter, len(self.rows))
@@ -447,7 +451,7 @@ class ReviewPresenter(QObject):
     # ----- decisions --------------------------------------------------------------------------
     def accept(self, reader: ReaderRef) -> None:
         """Adopt one reader's label (as shown: refused if the rater changed it since); then the queue
-        reloads and moves to the next slice to decide."""
+        shows the decision (read again if anyone else wrote meanwhile) and moves to the next slice to decide."""
         item = self.current
         if item is None:
             return
@@ -483,22 +487,24 @@ class ReviewPresenter(QObject):
             self.message.emit("Still saving the previous decision: try again in a moment.", "error")
             return
         image_id, include, before = item.image_id, self.include_model, self.queue_image_ids()
-        status, reason, known = self.status_filter, self.reason_filter, self.data.refs
+        status, reason, shown = self.status_filter, self.reason_filter, self.data
 
-        def work() -> tuple[Adjudication, QueueData, int | None, Details | None]:
-            """Store, read the queue after it, and what the screen shows of the slice it moves to."""
+        def work() -> tuple[Adjudication, QueueData, bool, int | None, Details | None]:
+            """Store, then the queue after it (the one slice updated, unless others wrote meanwhile) and
+            what the screen shows of the slice it moves to."""
             adj = action()
-            data = fetch_queue(self.db, self.reviewer, include, known)  # the slices' records are known
+            data, alone = queue_after_decision(self.db, self.reviewer, include, shown, adj)
             target = next_to_decide(before, image_id, listed(data, status, reason)[1]) if advance else image_id
             details = read_details(self.service, self.viewing, target) if target is not None else None
-            return adj, data, target, details
+            return adj, data, alone, target, details
 
         def stored(result: object) -> None:
-            adj, data, target, details = cast(tuple[Adjudication, QueueData, int | None, Details | None], result)
+            adj, data, alone, target, details = cast(
+                tuple[Adjudication, QueueData, bool, int | None, Details | None], result)
             self.own = (None, None, None)
             self._set_reason("")
             self.adjudicated.emit(adj)
-            self._apply(data, details)
+            self._apply(data, details, keep_details=alone, changed=image_id)
             self.select_image(target)
             self.message.emit(f"Saved slice {image_id}: "
                               + describe_adjudication(adj, self.scale, self.reviewer.name, self.data.names), "info")

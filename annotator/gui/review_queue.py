@@ -26,6 +26,29 @@ IMAGE_ID_ROLE = Qt.ItemDataRole.UserRole
 SIZE_FROM_ROWS = 60  # the columns are sized to fit the first rows (the most severe), not all of them
 
 
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and runs[-1][1] == r - 1:
+            runs[-1] = (runs[-1][0], r)
+        else:
+            runs.append((r, r))
+    return runs
+
+
+def _dropped(longer: list[int], shorter: list[int]) -> list[tuple[int, int]] | None:
+    """The runs of positions in ``longer`` whose ids are not in ``shorter``, when ``shorter`` is
+    ``longer`` with just those left out (same order); else None."""
+    out, j = [], 0
+    for i, image_id in enumerate(longer):
+        if j < len(shorter) and shorter[j] == image_id:
+            j += 1
+        else:
+            out.append(i)
+    return _runs(out) if j == len(shorter) else None
+
+
 class QueueModel(QAbstractTableModel):
     """The listed queue items as table rows; Qt asks only for the cells it paints."""
 
@@ -35,9 +58,36 @@ class QueueModel(QAbstractTableModel):
         self.refs: dict[int, ImageRef] = {}
 
     def set_rows(self, rows: list[QueueItem], refs: dict[int, ImageRef]) -> None:
-        self.beginResetModel()
-        self.rows, self.refs = list(rows), refs
-        self.endResetModel()
+        """Show ``rows``: as the rows removed, inserted and changed when they are the rows shown with some
+        taken out or some added (a decision, another reviewer's decisions), so the view keeps its
+        selection and scroll position and repaints only what changed; else as a new list (a reset)."""
+        old, new = [it.image_id for it in self.rows], [it.image_id for it in rows]
+        self.rows, self.refs = list(self.rows), refs  # edited below: never a list someone else holds
+        if old == new:
+            self._update(rows)
+        elif len(new) < len(old) and (gone := _dropped(old, new)) is not None:
+            for start, end in reversed(gone):
+                self.beginRemoveRows(QModelIndex(), start, end)
+                del self.rows[start:end + 1]
+                self.endRemoveRows()
+            self._update(rows)
+        elif len(new) > len(old) and (added := _dropped(new, old)) is not None:
+            for start, end in added:
+                self.beginInsertRows(QModelIndex(), start, end)
+                self.rows[start:start] = rows[start:end + 1]
+                self.endInsertRows()
+            self._update(rows)
+        else:
+            self.beginResetModel()
+            self.rows = list(rows)
+            self.endResetModel()
+
+    def _update(self, rows: list[QueueItem]) -> None:
+        """Take ``rows`` (the same slices in the same order); tell the view which rows changed."""
+        changed = [r for r, (was, now) in enumerate(zip(self.rows, rows, strict=True)) if was is not now and was != now]
+        self.rows = list(rows)
+        for start, end in _runs(changed):
+            self.dataChanged.emit(self.index(start, 0), self.index(end, len(QUEUE_COLUMNS) - 1))
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.rows)

@@ -112,6 +112,7 @@ class WorklistPanel(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self._may_set_level = False
+        self.shown: Worklist | None = None  # the worklist listed last (update_slice changes marks since)
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
         top.addWidget(self.filter_box, 1)
@@ -168,6 +169,7 @@ class WorklistPanel(QWidget):
     def set_worklist(self, worklist: Worklist, current_image_id: int | None = None,
                      texts: dict[int, str] | None = None) -> None:
         """List ``worklist``; ``texts`` (from :func:`positions`) saves computing the slice positions here."""
+        self.shown = worklist
         self._texts = texts or {}
         self.tree.setUpdatesEnabled(False)
         try:
@@ -188,6 +190,7 @@ class WorklistPanel(QWidget):
         and the caller lists it anew."""
         if layout(worklist) != self._layout:
             return False
+        self.shown = worklist
         if texts:
             self._texts = texts
         self._total = worklist.progress

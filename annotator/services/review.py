@@ -18,6 +18,7 @@ and that has no decision has a consensus label exactly when the raters' labels k
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from annotator.domain.entities import (
     Adjudication,
     AdjudicationStatus,
+    ChangeMark,
     ImageRef,
     Label,
     ModelKind,
@@ -37,7 +39,7 @@ from annotator.domain.policy import Action, ReaderNames, is_study_reader
 from annotator.domain.readers import ReaderKind, ReaderMark, ReaderRef
 from annotator.domain.scales import load_scale
 from annotator.services.project import policy, reader_names_for
-from annotator.storage import catalog, labels, models_repo, people, review
+from annotator.storage import audit, catalog, labels, models_repo, people, review
 from annotator.storage.database import Database
 
 DECIDED = AdjudicationStatus.DECIDED
@@ -168,6 +170,32 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
         items.append(item)
     items.sort(key=lambda it: it.sort_key)
     return items
+
+
+def queue_mark(db: Database) -> ChangeMark:
+    """Where the project's writes stand: read it before the queue, and a later mark tells whether the
+    queue read after it may have changed (:func:`decided_alone`)."""
+    return audit.change_mark(db)
+
+
+def decided_alone(db: Database, mark: ChangeMark, adj: Adjudication) -> ChangeMark | None:
+    """The mark after ``adj`` when storing it was the only write since ``mark``: then the queue read after
+    ``mark`` with this slice updated (:func:`with_decision`) is the queue now, and nothing needs reading
+    again. None when anything else was written meanwhile (a label, another decision, a setting, a model)."""
+    now, entries = audit.changes_since(db, mark, limit=2)
+    if (now.prediction_id != mark.prediction_id or now.audit_count != mark.audit_count + 1
+            or len(entries) != 1):
+        return None
+    e = entries[0]
+    mine = (e.entity == "adjudication" and e.entity_id == str(adj.image_id) and e.rater_id == adj.reviewer_id
+            and (e.after or {}).get("version") == adj.version)
+    return now if mine else None
+
+
+def with_decision(item: QueueItem, adj: Adjudication) -> QueueItem:
+    """The queue item after decision (or reopening) ``adj`` of its slice: its raters' marks and reasons
+    are unchanged, so it keeps its place in the queue."""
+    return dataclasses.replace(item, status=QueueStatus.of(adj), adjudication_version=adj.version)
 
 
 def _queue_status(status: QueueStatus | str | None) -> QueueStatus | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from annotator.domain.entities import AuditEntry
+from annotator.domain.entities import AuditEntry, ChangeMark
 from annotator.storage import convert
 from annotator.storage.database import Database
-from annotator.storage.tables import AuditRow
+from annotator.storage.tables import AuditRow, PredictionRow
 
 
 def record(session: Session, *, rater_id: int | None, action: str, entity: str, entity_id: str | int,
@@ -31,3 +31,22 @@ def entries(db: Database, *, entity: str | None = None, entity_id: str | None = 
         if limit is not None:
             q = q.limit(limit)
         return [convert.audit(r) for r in s.scalars(q)]
+
+
+def _mark(s: Session) -> ChangeMark:
+    newest, count = s.execute(select(func.max(AuditRow.id), func.count(AuditRow.id))).one()
+    prediction = s.scalar(select(func.max(PredictionRow.id)))
+    return ChangeMark(int(newest or 0), int(count or 0), int(prediction or 0))
+
+
+def change_mark(db: Database) -> ChangeMark:
+    """Where the writes stand now (three aggregates, no row read)."""
+    with db.read() as s:
+        return _mark(s)
+
+
+def changes_since(db: Database, mark: ChangeMark, *, limit: int = 8) -> tuple[ChangeMark, list[AuditEntry]]:
+    """The mark now and (up to ``limit`` of) the audit entries newer than ``mark``, in one transaction."""
+    with db.read() as s:
+        rows = s.scalars(select(AuditRow).where(AuditRow.id > mark.audit_id).order_by(AuditRow.id).limit(limit))
+        return _mark(s), [convert.audit(r) for r in rows]

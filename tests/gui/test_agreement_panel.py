@@ -214,3 +214,30 @@ def test_opening_a_slice_by_id_does_not_load_the_worklist(open_window, qtbot, pr
     w.open_image(ids[1])
     qtbot.waitUntil(lambda: not w.busy and w.session.current.id == ids[1], timeout=5000)
     assert loads == []
+
+
+def test_the_confusion_counts_are_labels_reused_from_pair_to_pair(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    """Each pair shows its own counts, in the same label items (made once, when the report arrives)."""
+    _label(project)
+    LabelService(project.db, project.rev).set_label(
+        WorklistService(project.db, project.rev).series_images(1)[0].id, 40, 40, 1)
+    panel = AgreementPanel(project.db, project_rules(project.db).scale, project.rev)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_selected_readers(["rater:alice", "rater:bob", "rater:rev"])
+    panel.boot.setValue(0)
+    with qtbot.waitSignal(panel.computed, timeout=20000):
+        panel.compute()
+    labels = list(panel._count_items)
+    n = panel.scale.n_grades
+    assert len(labels) == n * n and not any(t.isVisible() for t in labels)  # made, none shown yet
+
+    def shown() -> list[int]:
+        assert all(t.isVisible() for t in panel._count_items)
+        return [int(t.textItem.toPlainText()) for t in panel._count_items]
+
+    for row in (0, 1, 0):
+        panel.select_pair(row)
+        conf = np.asarray(panel.report.pairs[row].figures.confusion).ravel().tolist()
+        assert shown() == conf and panel._count_items == labels  # the same items, this pair's counts
+    assert sum(shown()) == 3 and panel.table.rowCount() == 3

@@ -258,3 +258,46 @@ def test_freezing_long_lived_objects_keeps_them_out_of_full_collections() -> Non
         assert alive() is None
     finally:
         gc.unfreeze()
+
+
+def test_full_collections_wait_until_no_background_op_runs(qtbot, parent) -> None:  # type: ignore[no-untyped-def]
+    """A worker allocating many objects triggers no full collection (it would hold the GIL while it walks
+    them all); the GUI thread collects fully once the work is done, and the defaults come back."""
+    import gc
+    import sys
+    import weakref
+
+    class Node:
+        __slots__ = ("peer", "__weakref__")
+
+    full: list[int] = []
+    refs: list[weakref.ref[Node]] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(threading.get_ident())
+
+    def work() -> int:
+        kept = []
+        for _ in range(600_000):  # survivors of many young collections: enough for several full ones
+            node = Node()
+            node.peer = node  # a cycle: only a full collection frees it once it reaches the oldest generation
+            kept.append(node)
+        refs.append(weakref.ref(kept[0]))
+        return len(kept)
+
+    sink = _Sink()
+    before = gc.get_threshold(), sys.getswitchinterval()
+    let_go = background.keep_gui_thread_responsive()
+    gc.callbacks.append(on_gc)
+    try:
+        with qtbot.waitSignal(sink.got, timeout=60000):
+            BackgroundOp(parent, work, sink.ok, sink.fail).run()
+        assert sink.results == [600_000] and full == []  # none while the worker allocated
+        assert refs[0]() is not None  # its garbage cycles wait for the idle collection
+        qtbot.waitUntil(lambda: refs[0]() is None, timeout=5000)  # idle: collected on the GUI thread
+        assert full and set(full) == {threading.get_ident()}
+    finally:
+        gc.callbacks.remove(on_gc)
+        let_go()
+    assert (gc.get_threshold(), sys.getswitchinterval()) == before

@@ -166,6 +166,24 @@ def test_accept_a_reader_stores_an_adjudication_and_moves_on(qtbot, project) -> 
     _wait_shown(qtbot, panel)
 
 
+def test_a_decision_removes_its_row_without_resetting_the_queue_table(qtbot, project) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    panel = _panel(qtbot, project)
+    model = panel.queue.queue_model
+    resets: list[int] = []
+    removed: list[tuple[int, int]] = []
+    model.modelAboutToBeReset.connect(lambda: resets.append(1))
+    model.rowsRemoved.connect(lambda _parent, first, last: removed.append((first, last)))
+    assert panel.queue.selected_row() == 0
+    with qtbot.waitSignal(panel.adjudicated):
+        panel.decision.accept_buttons[BOB].click()
+    _settle(qtbot, panel)
+    assert resets == [] and removed == [(0, 0)]  # the decided row left "to decide"; the rest stayed put
+    assert [it.image_id for it in model.rows] == [ids[1], ids[2]]
+    assert panel.queue.selected_row() == 0 and panel.current.image_id == ids[1]
+    _wait_shown(qtbot, panel)
+
+
 def test_own_decision_overriding_everyone_needs_a_reason(qtbot, project) -> None:  # type: ignore[no-untyped-def]
     ids = _label(project)
     panel = _panel(qtbot, project)

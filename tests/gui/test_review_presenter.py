@@ -318,3 +318,54 @@ def test_details_read_for_a_row_already_left_are_dropped(qtbot, project, make, m
     assert len(rec.items) == n  # the late answer changed nothing on screen
     assert p.current.image_id == ids[2] and not p.view.loading and p.view.item.image_id == ids[2]
     assert [v.item.image_id for v in rec.items if v is not None and not v.loading][-1] == ids[2]
+
+
+def _count_queue_reads(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """How many times the whole queue is read (each read computes every slice of the project)."""
+    from annotator.gui import review_state
+
+    reads: list[int] = []
+    real = review_state.disagreement_queue
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(review_state, "disagreement_queue", counted)
+    return reads
+
+
+def test_a_decision_updates_its_row_without_reading_the_whole_queue_again(qtbot, project, make, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    p.set_filters(status="all")
+    _settle(qtbot, p)
+    reads = _count_queue_reads(monkeypatch)
+    untouched = p.rows[1]
+    with qtbot.waitSignal(p.adjudicated, timeout=10000):
+        p.accept(BOB)
+    _settle(qtbot, p)
+    assert reads == []  # nothing but this decision was written: the queue read before it still holds
+    assert p.queue_image_ids() == ids and p.current.image_id == ids[1]  # same order, moved to the next
+    assert [it.status for it in p.rows] == ["decided", "open", "open"] and p.rows[0].adjudication_version == 1
+    assert p.rows[1] is untouched
+    assert rec.queues[-1].counts.startswith("3 in queue")
+    # the queue as updated is the queue as the database now lists it
+    assert p.rows == disagreement_queue(project.db, project.rev, status=None)
+
+    p.reopen()  # no reason: refused, nothing stored, nothing read
+    _settle(qtbot, p)
+    assert reads == [] and rec.last_message[1] == "error"
+
+
+def test_a_write_by_someone_else_meanwhile_reads_the_queue_again(qtbot, project, make, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = _label(project)
+    p, rec = make()
+    reads = _count_queue_reads(monkeypatch)
+    LabelService(project.db, project.bob).set_label(ids[2], 61, 60, 0)  # bob labels the slice he had missed
+    with qtbot.waitSignal(p.adjudicated, timeout=10000):
+        p.accept(BOB)
+    _settle(qtbot, p)
+    assert reads == [1]  # read again: the row updated alone would have missed bob's label
+    assert p.queue_image_ids() == [ids[1]] and p.current.image_id == ids[1]  # ids[2] left: the raters agree
+    assert p.rows == disagreement_queue(project.db, project.rev)

@@ -72,3 +72,21 @@ def test_reviewer_may_order_by_disagreement_and_the_choice_is_remembered(open_wi
     w2.close()
     assert qsettings.value("worklist/strategy/alice") == "random"
     assert open_window(project.rev).worklist.current_strategy == "most_disagreement"  # rev's own choice
+
+
+def test_a_refresh_that_finds_nothing_new_keeps_the_listed_tree(open_window, project, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A model activated (or F5) refreshes the window: the worklist is read again, but listed again (every
+    slice's row rebuilt on the GUI thread) only when it changed."""
+    from annotator.services.labelling import LabelService
+
+    ims = catalog.images(project.db)
+    w = open_window(project.alice)
+    rows = [w.worklist.slice_item(im.id) for im in ims]
+    with qtbot.waitSignal(w.worklistLoaded, timeout=5000):
+        w.refresh()
+    assert all(w.worklist.slice_item(im.id) is row for im, row in zip(ims, rows, strict=True))  # not rebuilt
+    LabelService(project.db, project.alice).set_grade(ims[2].id, 1)  # elsewhere (another window, the CLI)
+    with qtbot.waitSignal(w.worklistLoaded, timeout=5000):
+        w.refresh()
+    assert w.worklist.slice_state(ims[2].id) != w.worklist.slice_state(ims[0].id)  # listed again: the change shows
+    assert w.worklist.slice_item(ims[0].id) is not rows[0]

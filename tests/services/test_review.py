@@ -14,9 +14,12 @@ from annotator.services.labelling import LabelService
 from annotator.services.review import (
     ReviewService,
     consensus_marks,
+    decided_alone,
     disagreement_queue,
     queue_counts,
     queue_images,
+    queue_mark,
+    with_decision,
 )
 from annotator.storage import audit, catalog, labels, people
 from tests.factories import instance
@@ -254,3 +257,28 @@ def test_review_cli_queue_accept_and_conflict(tmp_path) -> None:  # type: ignore
     assert late.returncode == 1 and "decided by someone else" in late.stderr
     denied = run("queue", "--as", "e1")
     assert denied.returncode == 1 and "annotator" in denied.stderr
+
+
+def test_a_decision_alone_since_the_queue_was_read_updates_it_without_reading_it_again(project) -> None:  # type: ignore[no-untyped-def]
+    db, ims, rev = project
+    svc = ReviewService(db, rev)
+    mark = queue_mark(db)
+    queue = disagreement_queue(db, rev, status=None)
+    adj = svc.accept(ims[1], E2, expected_version=0)
+    after = decided_alone(db, mark, adj)
+    assert after is not None and after != mark and after == queue_mark(db)
+    updated = [with_decision(it, adj) if it.image_id == adj.image_id else it for it in queue]
+    assert updated == disagreement_queue(db, rev, status=None)  # the same as reading it again
+    reopened = svc.reopen(ims[1], "second look", expected_version=1)
+    assert decided_alone(db, after, reopened) is not None
+    assert with_decision(updated[0], reopened).status is QueueStatus.REOPENED
+
+    mark = queue_mark(db)
+    LabelService(db, people.rater_by_name(db, "e2")).set_label(ims[3], 30, 30, 3)  # e2 labels the slice she missed
+    adj = svc.accept(ims[4], E1, expected_version=0)
+    assert decided_alone(db, mark, adj) is None  # someone else wrote meanwhile: read the queue again
+
+    mark = queue_mark(db)
+    other = svc.accept(ims[2], E1, expected_version=0)
+    assert decided_alone(db, mark, adj) is None  # alone, but not the decision asked about
+    assert decided_alone(db, mark, other) is not None
