@@ -218,6 +218,6 @@ def augment_crops(context: torch.Tensor, aug: AugmentConfig, crop_px: int, mm_pe
     if not geometric:
         return out, offset
     # the canal lies within a few cm of the image centre: the crop sees that part of the bias field
-    where = (torch.rand(b, 2, generator=gen) * 2 - 1) * 40.0 if aug.bias > 0 else None
-    out = intensity(scanner(out, aug, mm_per_px, gen, where, resolution=True), aug, gen)
+    bias_at = (torch.rand(b, 2, generator=gen) * 2 - 1) * 40.0 if aug.bias > 0 else None
+    out = intensity(scanner(out, aug, mm_per_px, gen, bias_at, resolution=True), aug, gen)
     return polarity(out, aug, gen), offset
