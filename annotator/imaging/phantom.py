@@ -80,6 +80,8 @@ class PatientSpec:
     gain: float
     noise_rel: float
     bias_strength: float
+    contrast: float = 1.0  # tissue contrast: relative signal ** contrast (1: the default T2 look)
+    bias_tilt: float = 0.0  # extra left-right coil gradient: x 1 -+ tilt from the right edge to the left
 
     @property
     def slice_offsets_mm(self) -> tuple[float, ...]:
@@ -105,6 +107,39 @@ class SliceTruth:
     sac_mask: np.ndarray | None = None  # bool, output resolution, only when asked for
 
 
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    """How the patients are acquired, apart from the matrix (``generate_dataset``'s argument): ranges the
+    per-patient acquisition values are drawn from, uniformly, and fixed contrast and coil settings.
+
+    The default is the demo's look; another scanner renders the same kind of patients the way another
+    site would (a shifted test set). Patients draw the same random numbers whatever the ranges, so a
+    scanner changes how a patient looks, not who the patient is.
+    """
+
+    fov_mm: tuple[float, float] = (160.0, 220.0)
+    canal_offset_x_mm: tuple[float, float] = (-12.0, 12.0)  # canal centre from the image centre
+    canal_offset_y_mm: tuple[float, float] = (-4.0, 22.0)
+    gain: tuple[float, float] = (0.85, 1.15)
+    noise_rel: tuple[float, float] = (0.016, 0.03)  # noise sd / signal level
+    bias_strength: tuple[float, float] = (0.4, 0.7)  # posterior (surface-coil) brightening
+    bias_tilt: float = 0.0
+    contrast: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("fov_mm", "canal_offset_x_mm", "canal_offset_y_mm", "gain", "noise_rel", "bias_strength"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"Scanner.{name}: low {lo} > high {hi}")
+        if self.fov_mm[0] <= 0 or self.gain[0] <= 0 or self.noise_rel[0] < 0 or self.contrast <= 0:
+            raise ValueError("Scanner: field of view, gain and contrast must be positive, noise >= 0")
+        if not 0.0 <= self.bias_tilt < 1.0:
+            raise ValueError("Scanner.bias_tilt must be in [0, 1)")
+
+
+DEFAULT_SCANNER = Scanner()
+
+
 def draw_severity(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFAULT_PREVALENCE) -> tuple[int, float]:
     """Stage by prevalence, then the severity uniform inside that stage's interval."""
     p = np.asarray(prevalence, dtype=np.float64)
@@ -120,8 +155,8 @@ def draw_severity(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFA
 
 
 def draw_patient(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFAULT_PREVALENCE,
-                 index: int = 0, n_slices: int | None = None) -> PatientSpec:
-    """A random patient; ``n_slices`` None draws 3-5 slices."""
+                 index: int = 0, n_slices: int | None = None, scanner: Scanner = DEFAULT_SCANNER) -> PatientSpec:
+    """A random patient as ``scanner`` acquires it; ``n_slices`` None draws 3-5 slices."""
     stage, sev = draw_severity(rng, prevalence)
     u = rng.uniform
     size = float(np.clip(rng.normal(1.0, 0.08), 0.82, 1.2))
@@ -134,8 +169,8 @@ def draw_patient(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFAU
         seed=int(rng.integers(0, 2**62)),
         stage=stage,
         severity=sev,
-        fov_mm=round(float(u(160.0, 220.0)), 1),
-        canal_offset_mm=(float(u(-12, 12)), float(u(-4, 22))),
+        fov_mm=round(float(u(*scanner.fov_mm)), 1),
+        canal_offset_mm=(float(u(*scanner.canal_offset_x_mm)), float(u(*scanner.canal_offset_y_mm))),
         rotation_deg=float(u(-10, 10)),
         body_scale=size,
         sac_area0_mm2=float(u(158, 205)),
@@ -157,9 +192,11 @@ def draw_patient(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFAU
         slice_thickness_mm=thick,
         n_slices=n,
         table_z_mm=float(round(u(-60, 60), 2)),
-        gain=float(u(0.85, 1.15)),
-        noise_rel=float(u(0.016, 0.03)),
-        bias_strength=float(u(0.4, 0.7)),
+        gain=float(u(*scanner.gain)),
+        noise_rel=float(u(*scanner.noise_rel)),
+        bias_strength=float(u(*scanner.bias_strength)),
+        contrast=scanner.contrast,
+        bias_tilt=scanner.bias_tilt,
     )
 
 
@@ -167,7 +204,8 @@ _BODY_CACHE: dict[tuple[PatientSpec, int], np.ndarray] = {}
 
 
 def _mri(signal: np.ndarray, spec: PatientSpec, pixel_mm: float, rng: np.random.Generator) -> np.ndarray:
-    """Coil bias (brighter posteriorly), slight blur, Rician noise, 12-bit storage."""
+    """Tissue contrast, coil bias (brighter posteriorly, optionally a left-right tilt), slight blur, Rician
+    noise, 12-bit storage."""
     m = signal.shape[0]
     mm = (np.arange(m) - (m - 1) / 2.0) * pixel_mm
     x = mm[None, :] - spec.canal_offset_mm[0]
@@ -177,6 +215,10 @@ def _mri(signal: np.ndarray, spec: PatientSpec, pixel_mm: float, rng: np.random.
     v = -math.sin(th) * x + math.cos(th) * y
     depth = np.maximum(spec.skin_depth_mm - v, 0.0)
     bias = (0.62 + spec.bias_strength * np.exp(-depth / 85.0)) * (1 - 0.18 * (u / 140.0) ** 2)
+    if spec.bias_tilt:
+        bias = bias * (1.0 - spec.bias_tilt * mm[None, :] / max(mm[-1], 1e-9))
+    if spec.contrast != 1.0:
+        signal = np.power(np.clip(signal, 0.0, None), spec.contrast, dtype=np.float32)
     level = 3000.0 * spec.gain
     img = gaussian_filter(signal, 0.45) * bias * level
     sd = spec.noise_rel * level

@@ -35,7 +35,14 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from annotator.imaging.phantom import DEFAULT_PREVALENCE, PatientSpec, draw_patient
+from annotator.imaging.phantom import (
+    DEFAULT_PREVALENCE,
+    DEFAULT_SCANNER,
+    STORED_MAX,
+    PatientSpec,
+    Scanner,
+    draw_patient,
+)
 from annotator.imaging.phantom_exam import (
     AXIAL_ORIENTATION,
     LOCALIZER,
@@ -82,6 +89,7 @@ class _Job:
     fingerprint: tuple[str, ...]
     codecs: tuple[str, ...]  # per image, in writing order: "" (uncompressed), "rle" or "jpeg2000"
     exam: ExamSpec | None = None  # the whole exam (``spec`` is then its L4-L5 level)
+    monochrome1: tuple[bool, ...] = ()  # per image, in writing order: stored inverted (low values bright)
 
     def images(self) -> Iterator[ExamImage]:
         if self.exam is not None:
@@ -121,7 +129,7 @@ def _uids(job: _Job, image: ExamImage) -> tuple[str, str]:
     return _uid(fp, i, "series", image.series_number), _uid(fp, i, "sop", image.series_number, image.instance_number)
 
 
-def _dicom(job: _Job, image: ExamImage, sop: str, series_uid: str) -> Dataset:
+def _dicom(job: _Job, image: ExamImage, sop: str, series_uid: str, monochrome1: bool = False) -> Dataset:
     spec = job.spec
     fp = job.fingerprint
     img = image.pixels
@@ -195,7 +203,7 @@ def _dicom(job: _Job, image: ExamImage, sop: str, series_uid: str) -> Dataset:
     ds.PositionReferenceIndicator = ""
     ds.SliceLocation = _ds_num(image.slice_location)
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
     ds.Rows = geo.rows
     ds.Columns = geo.columns
     ds.PixelSpacing = [_ds_num(x) for x in geo.pixel_spacing]
@@ -204,6 +212,9 @@ def _dicom(job: _Job, image: ExamImage, sop: str, series_uid: str) -> Dataset:
     ds.HighBit = 11
     ds.PixelRepresentation = 0
     wc, ww = _window(img)
+    if monochrome1:  # as some scanners store it: the same image and window, low values meant bright
+        img = STORED_MAX - np.asarray(img, dtype=np.int32)
+        wc = STORED_MAX - wc
     ds.WindowCenter = _ds_num(wc)
     ds.WindowWidth = _ds_num(ww)
     ds.ImageComments = "synthetic phantom, not a patient"
@@ -221,7 +232,7 @@ def _write_patient(job: _Job) -> list[TruthRow]:
     rows = []
     for k, image in enumerate(job.images()):
         series_uid, sop = _uids(job, image)
-        ds = _dicom(job, image, sop, series_uid)
+        ds = _dicom(job, image, sop, series_uid, bool(job.monochrome1 and job.monochrome1[k]))
         codec = job.codecs[k]
         if codec:
             ds.compress(CODECS[codec], generate_instance_uid=False)
@@ -234,22 +245,22 @@ def _write_patient(job: _Job) -> list[TruthRow]:
 
 
 def draw_patients(n_patients: int, seed: int, prevalence: Sequence[float] = DEFAULT_PREVALENCE,
-                  slices_per_patient: int | None = None) -> list[PatientSpec]:
+                  slices_per_patient: int | None = None, scanner: Scanner = DEFAULT_SCANNER) -> list[PatientSpec]:
     """The specs ``generate_dataset`` renders: patient i from its own stream (seed, i)."""
     if seed < 0:
         raise ValueError("seed must be >= 0")
     return [draw_patient(np.random.default_rng([seed, i]), tuple(prevalence), index=i,
-                         n_slices=slices_per_patient) for i in range(n_patients)]
+                         n_slices=slices_per_patient, scanner=scanner) for i in range(n_patients)]
 
 
 def draw_exams(n_patients: int, seed: int, prevalence: Sequence[float] = DEFAULT_PREVALENCE,
-               slices_per_level: int | None = None) -> list[ExamSpec]:
+               slices_per_level: int | None = None, scanner: Scanner = DEFAULT_SCANNER) -> list[ExamSpec]:
     """The exams ``generate_dataset(exam=True)`` renders: patient i's L4-L5 from the stream (seed, i), its
     other levels and spine from (seed, i, 7)."""
     if seed < 0:
         raise ValueError("seed must be >= 0")
     return [draw_exam(np.random.default_rng([seed, i]), tuple(prevalence), index=i, n_slices=slices_per_level,
-                      level_seed=(seed, i)) for i in range(n_patients)]
+                      level_seed=(seed, i), scanner=scanner) for i in range(n_patients)]
 
 
 def _n_images(spec: PatientSpec, exam: ExamSpec | None) -> int:
@@ -263,7 +274,8 @@ def generate_dataset(out_dir: str | os.PathLike[str], n_patients: int, seed: int
                      prevalence: Sequence[float] = DEFAULT_PREVALENCE,
                      slices_per_patient: int | None = None,
                      codecs: Sequence[str] = ("rle", "jpeg2000"),
-                     workers: int = 1, exam: bool = False) -> list[TruthRow]:
+                     workers: int = 1, exam: bool = False, scanner: Scanner = DEFAULT_SCANNER,
+                     monochrome1_fraction: float = 0.0) -> list[TruthRow]:
     """Write ``n_patients`` phantom studies and ``truth.csv`` under ``out_dir``; return the truth rows.
 
     By default each study is one L4-5 axial stack of ``slices_per_patient`` slices (None: 3-5); with
@@ -271,36 +283,51 @@ def generate_dataset(out_dir: str | os.PathLike[str], n_patients: int, seed: int
     slices, None: 3, at L3-L4, L4-L5 and L5-S1; ``prevalence`` is L4-L5's). ``matrix`` is the axial
     slices' size. ``compressed_fraction`` of the files (exactly, rounded) are written RLE Lossless or
     JPEG 2000 Lossless (``codecs`` alternate at random); the rest Explicit VR Little Endian. Pixels and
-    UIDs do not depend on the compression, nor on ``workers`` (processes).
+    UIDs do not depend on the compression, nor on ``workers`` (processes). ``scanner`` sets how the
+    axial slices are acquired (field of view, contrast, noise, coil bias; default: the demo's look), and
+    ``monochrome1_fraction`` of the files (exactly, rounded) are stored MONOCHROME1 (inverted, as some
+    scanners write them; the importer turns them back for the models). Both at their defaults write
+    what earlier versions wrote, byte for byte.
     """
     if not 0.0 <= compressed_fraction <= 1.0:
         raise ValueError("compressed_fraction must be in [0, 1]")
+    if not 0.0 <= monochrome1_fraction <= 1.0:
+        raise ValueError("monochrome1_fraction must be in [0, 1]")
     unknown = [c for c in codecs if c not in CODECS]
     if unknown or not codecs:
         raise ValueError(f"codecs must be some of {sorted(CODECS)}, got {list(codecs)!r}")
     exams: list[ExamSpec | None]
     if exam:
-        exams = list(draw_exams(n_patients, seed, prevalence, slices_per_patient))
+        exams = list(draw_exams(n_patients, seed, prevalence, slices_per_patient, scanner))
         specs = [e.study for e in exams if e is not None]
     else:
-        specs = draw_patients(n_patients, seed, prevalence, slices_per_patient)
+        specs = draw_patients(n_patients, seed, prevalence, slices_per_patient, scanner)
         exams = [None] * len(specs)
     fingerprint = (str(seed), str(matrix), ",".join(f"{p:.6g}" for p in prevalence),
                    str(slices_per_patient)) + (("exam",) if exam else ())
+    if scanner != DEFAULT_SCANNER:  # other settings, other UIDs (the default keeps the historical ones)
+        fingerprint += (repr(scanner),)
+    if monochrome1_fraction:
+        fingerprint += (f"monochrome1={monochrome1_fraction:.6g}",)
     counts = [_n_images(s, e) for s, e in zip(specs, exams, strict=True)]
     total = sum(counts)
     crng = np.random.default_rng([seed, 2**31 + 7])
     chosen = np.zeros(total, dtype=bool)
     chosen[crng.permutation(total)[: int(round(compressed_fraction * total))]] = True
     which = crng.integers(0, len(codecs), total)
+    inverted = np.zeros(total, dtype=bool)
+    if monochrome1_fraction:  # its own stream: the compression choice stays as it was
+        mrng = np.random.default_rng([seed, 2**31 + 11])
+        inverted[mrng.permutation(total)[: int(round(monochrome1_fraction * total))]] = True
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     pos = 0
     for spec, ex, n in zip(specs, exams, counts, strict=True):
         cod = tuple(codecs[which[pos + k]] if chosen[pos + k] else "" for k in range(n))
+        inv = tuple(bool(v) for v in inverted[pos:pos + n]) if monochrome1_fraction else ()
         pos += n
-        jobs.append(_Job(str(out), spec, patient_id_for(seed, spec.index), matrix, fingerprint, cod, ex))
+        jobs.append(_Job(str(out), spec, patient_id_for(seed, spec.index), matrix, fingerprint, cod, ex, inv))
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

@@ -20,7 +20,9 @@ import numpy as np
 from annotator.domain.geometry import ImageGeometry
 from annotator.imaging.phantom import (
     DEFAULT_PREVALENCE,
+    DEFAULT_SCANNER,
     PatientSpec,
+    Scanner,
     SliceTruth,
     draw_patient,
     draw_severity,
@@ -86,11 +88,12 @@ class ExamImage:
 
 
 def draw_exam(rng: np.random.Generator, prevalence: tuple[float, ...] = DEFAULT_PREVALENCE, index: int = 0,
-              n_slices: int | None = None, level_seed: tuple[int, ...] = (0,)) -> ExamSpec:
+              n_slices: int | None = None, level_seed: tuple[int, ...] = (0,),
+              scanner: Scanner = DEFAULT_SCANNER) -> ExamSpec:
     """The exam of patient ``index``: L4-L5 from ``rng`` as ``draw_patient`` would draw it (with the study's
     ``prevalence``); the other levels and the spine from ``default_rng([*level_seed, ...])``."""
     n = EXAM_SLICES_PER_LEVEL if n_slices is None else int(n_slices)
-    base = draw_patient(rng, prevalence, index=index, n_slices=n)
+    base = draw_patient(rng, prevalence, index=index, n_slices=n, scanner=scanner)
     lrng = np.random.default_rng([*level_seed, 7])
     spine = SpineLayout.draw(lrng, base)
     levels = []

@@ -83,6 +83,12 @@ class AugmentConfig:
     noise: float = 0.02
     jitter_mm: float = 6.0  # crop centre offsets: half the crops up to this far (refinement range) ...
     jitter_small_mm: float = 1.2  # ... half close to the point (sd), as at inference
+    # another scanner (each off at 0, the default, so older presets make the batches they always made)
+    bias: float = 0.0  # coil bias field: x exp(+-bias) at most, smooth over the image
+    acquired_mm_min: float = 0.0  # crops as if acquired at a pitch uniform in [min, max] mm per pixel
+    acquired_mm_max: float = 0.0
+    fov_min_mm: float = 0.0  # overviews cut to a centred field of view between this and their own side
+    invert: float = 0.0  # share of samples with MONOCHROME1 polarity (the importer normally undoes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,11 @@ class Preset:
             raise InputError(f"{source}: train.epochs must be >= 1")
         if not 0.0 < loc.epochs_fraction <= 1.0:
             raise InputError(f"{source}: localizer.epochs_fraction must be in (0, 1]")
+        aug = self.augment
+        if aug.bias < 0 or aug.fov_min_mm < 0 or not 0.0 <= aug.invert <= 1.0:
+            raise InputError(f"{source}: augment.bias and fov_min_mm must be >= 0, invert in [0, 1]")
+        if not 0.0 <= aug.acquired_mm_min <= aug.acquired_mm_max or (0.0 == aug.acquired_mm_min < aug.acquired_mm_max):
+            raise InputError(f"{source}: augment.acquired_mm_min must be > 0 and <= acquired_mm_max (both 0: off)")
 
     def with_epochs(self, epochs: int | None) -> Preset:
         if epochs is None:
