@@ -63,6 +63,7 @@ def shoot_training(app, w, out: Path) -> None:  # type: ignore[no-untyped-def]
     # then a cross-validation, so the table shows held-out metrics and the curve a validation accuracy
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("cv"))
     panel.epochs_spin.setValue(0)  # the preset default
+    panel.jobs_spin.setValue(2)  # two folds at once, each its own curve
     panel.start_button.click()
     _spin(app, lambda: len(outcome) == 2, 900)
     if outcome != ["done", "done"]:
