@@ -187,17 +187,23 @@ def wait_until(cond: Callable[[], bool], timeout_s: float = 120.0) -> None:
     poll = QTimer()
     poll.setInterval(2)
     end = time.perf_counter() + timeout_s
+    met: list[bool] = []
 
     def check() -> None:
-        if (cond() and _BEATS[0] > start) or time.perf_counter() > end:
+        if cond() and _BEATS[0] > start:
+            met.append(True)
+            loop.quit()
+        elif time.perf_counter() > end:
             loop.quit()
 
     poll.timeout.connect(check)
     poll.start()
     loop.exec()
     poll.stop()
-    if not cond():
-        raise RuntimeError("timed out waiting for the GUI")
+    # judged when it held, not again after exec() returns: the events exec() still runs after quit() may
+    # already have started the next job (a live update's re-read makes the review screen busy again)
+    if not met:
+        raise RuntimeError(f"timed out after {timeout_s:g} s waiting for the GUI")
 
 
 def summarise(gaps: list[float], cpu: list[float], seconds: float) -> dict[str, float]:
