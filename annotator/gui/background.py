@@ -36,7 +36,9 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -57,6 +59,7 @@ T = TypeVar("T")
 PROGRESS_AFTER_S = 0.5
 MAX_WORKERS = 2
 GUI_SWITCH_INTERVAL_S = 0.001
+WORKER_NICE = 10  # how much lower than the GUI thread's CPU priority the workers run (Linux; 0: the same)
 FULL_COLLECTION_NEVER = 1 << 30  # the oldest generation's threshold: no full collection on allocation
 FULL_COLLECTION_EVERY_MS = 1000  # how often the GUI thread looks for an idle moment to collect fully
 QUIET_BEFORE_COLLECTION_S = 2.0  # no background op started or finished for this long: the user paused
@@ -71,6 +74,7 @@ _parents: set[int] = set()  # ids of parents whose destruction clears their entr
 _collector: QTimer | None = None  # runs collect_when_idle on the GUI thread (keep_gui_thread_responsive)
 _survivors = 0  # objects in the oldest generation after the last full collection collect_when_idle ran
 _last_activity = 0.0  # time.monotonic() when a background op last started or finished
+_worker_nice: int | None = None  # the nice value workers take (set by keep_gui_thread_responsive)
 
 
 def require_shared_database(db: Database) -> None:
@@ -119,6 +123,10 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
     - a worker hands the GIL over within 1 ms instead of CPython's 5 ms: with 5 ms per hand-over, a
       frame with a few such events waited tens of milliseconds whenever a decode or a query ran on a
       worker (measured with benchmarks/gui_stalls.py);
+    - a worker thread runs at a lower CPU priority than the GUI thread (:func:`yield_cpu_to_gui`,
+      Linux): with two cores, a slice decode and a query ran beside the GUI thread, and a paint waited
+      for a core as often as for the GIL (stalls in which the GUI thread was on the CPU a third of the
+      time). The workers still have every core the GUI thread leaves idle, which is nearly all of them;
     - full garbage collections run only once the app is quiet (:func:`collect_when_idle`, looked for
       every :data:`FULL_COLLECTION_EVERY_MS`), not whenever a thread allocates: a collection walks every
       object alive, and triggered by a worker reading the review queue (a few hundred thousand objects
@@ -126,9 +134,11 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
       garbage, and a full collection walks only what the app keeps. Young generations are collected as
       usual.
     """
-    global _collector
+    global _collector, _worker_nice
     interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
     sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    if sys.platform == "linux":
+        _worker_nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE)
     gc.set_threshold(thresholds[0], thresholds[1], FULL_COLLECTION_NEVER)
     if _collector is None:
         _collector = QTimer()
@@ -138,8 +148,9 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
         _collector.start()
 
     def undo() -> None:
-        global _collector
+        global _collector, _worker_nice
         sys.setswitchinterval(interval)
+        _worker_nice = None  # workers lowered already stay so (raising a priority needs privileges)
         gc.set_threshold(*thresholds)
         if _collector is not None:
             _collector.stop()
@@ -147,6 +158,21 @@ def keep_gui_thread_responsive() -> Callable[[], None]:
             _collector = None
 
     return undo
+
+
+def yield_cpu_to_gui() -> None:
+    """Give the calling worker thread the workers' CPU priority (a nice value, per thread on Linux), once
+    :func:`keep_gui_thread_responsive` asked for it; the first thing a worker job does. A no-op on other
+    systems, without that call, and where the system refuses."""
+    nice = _worker_nice
+    if nice is None:
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError:  # a sandbox forbidding it: the work runs at the GUI thread's priority
+        pass
 
 
 def collect_when_idle() -> bool:
@@ -236,6 +262,7 @@ class _Job(QRunnable):
         self._op_id, self._work, self._relay = op_id, work, relay
 
     def run(self) -> None:
+        yield_cpu_to_gui()
         try:
             result = self._work()
         except Exception as exc:  # handed to the GUI thread: on_failure or the error dialog

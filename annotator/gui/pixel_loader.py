@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from annotator.domain.entities import ImageRef
+from annotator.gui.background import yield_cpu_to_gui
 from annotator.services.viewing import DecodedSlice, decode_slice
 
 Decoder = Callable[[ImageRef], DecodedSlice]
@@ -106,6 +107,7 @@ class _DecodeJob(QRunnable):
         self._gate = gate
 
     def run(self) -> None:
+        yield_cpu_to_gui()
         if not self._gate.enter():  # the viewer closed while this job waited in the queue
             return
         try:

@@ -3,6 +3,7 @@ results dropped, progress only after half a second."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -301,3 +302,44 @@ def test_full_collections_wait_until_no_background_op_runs(qtbot, parent) -> Non
         gc.callbacks.remove(on_gc)
         let_go()
     assert (gc.get_threshold(), sys.getswitchinterval()) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_workers_run_below_the_gui_threads_cpu_priority(qtbot, parent) -> None:  # type: ignore[no-untyped-def]
+    """Once the app asks for a responsive GUI thread, a background op and a slice decode run at a lower CPU
+    priority than the GUI thread (so a paint does not wait for a core behind them); before, the same."""
+    import os
+
+    import numpy as np
+
+    from annotator.domain.entities import ImageRef
+    from annotator.domain.geometry import ImageGeometry
+    from annotator.gui.pixel_loader import PixelLoader
+    from annotator.services.viewing import DecodedSlice, Window
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    decoded: list[int] = []
+
+    def decode(image: ImageRef) -> DecodedSlice:
+        decoded.append(nice())
+        return DecodedSlice(image=image, pixels=np.zeros((4, 4), np.float32), default_window=Window(0, 1),
+                            default_source="auto")
+
+    gui = nice()
+    sink = _Sink()
+    let_go = background.keep_gui_thread_responsive()
+    try:
+        with qtbot.waitSignal(sink.got, timeout=5000):
+            BackgroundOp(parent, nice, sink.ok, sink.fail).run()
+        loader = PixelLoader(decode)
+        with qtbot.waitSignal(loader.ready, timeout=5000):
+            loader.request(ImageRef(id=1, series_id=1, sop_instance_uid="1.2.1", instance_number=1, slice_index=0,
+                                    path="/x/1.dcm", sha256="0" * 64, geometry=ImageGeometry(rows=4, columns=4)))
+        loader.shutdown()
+    finally:
+        let_go()
+    assert nice() == gui  # the GUI thread itself keeps its priority
+    assert sink.results == [min(19, gui + background.WORKER_NICE)] and decoded == sink.results
+    assert background.WORKER_NICE >= 5  # a priority that matters: CFS gives nice +5 a third of nice 0's share
