@@ -145,7 +145,7 @@ def disagreement_queue(db: Database, viewer: Rater, *, include_model: bool = Fal
     preds = {p.image_id: p for p in models_repo.predictions(db, model.id)} if model else {}
     adjs = review.current_all(db)
     items = []
-    for im in catalog.images(db):
+    for im in catalog.images_marked(db):  # a slice without a label or a decision is never queued
         marks = by_image.get(im.id, {})
         req = {k: m for k, m in marks.items() if k in keys}
         d = _disagreement(req, required, im.geometry, settings.disagreement_threshold_mm, shown)
@@ -219,8 +219,7 @@ def queue_counts(items: list[QueueItem]) -> dict[str, int]:
 
 def queue_images(db: Database, image_ids: Iterable[int]) -> dict[int, ImageRef]:
     """The catalogue records (patient, slice position, file) of queue items, so a screen can show and load them."""
-    wanted = set(image_ids)
-    return {im.id: im for im in catalog.images(db) if im.id in wanted}
+    return catalog.images_by_id(db, image_ids)
 
 
 @dataclass
@@ -334,7 +333,7 @@ def consensus_marks(db: Database) -> dict[int, ReaderMark]:
     by_image: dict[int, list[Label]] = {}
     for lab in labels.current(db, rater_ids=[r.id for r in raters]):
         by_image.setdefault(lab.image_id, []).append(lab)
-    for im in catalog.images(db):
+    for im in catalog.images_marked(db):  # a consensus needs labels or a decision
         adj = adjs.get(im.id)
         if adj is not None:
             if adj.status is DECIDED:

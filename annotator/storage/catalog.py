@@ -17,6 +17,7 @@ from annotator.domain.geometry import ImageGeometry, usable_geometry
 from annotator.storage import audit, convert
 from annotator.storage.database import Database
 from annotator.storage.tables import (
+    AdjudicationRow,
     AnnotationRow,
     ImageRow,
     PatientRow,
@@ -295,15 +296,45 @@ def _image_query() -> object:
             .join(PatientRow, StudyRow.patient_id == PatientRow.id))
 
 
+IDS_PER_QUERY = 2000  # image ids bound in one IN list (SQLite and psycopg cap the parameters of a statement)
+
+
+def _in_catalogue_order(q: object) -> object:
+    return q.order_by(PatientRow.patient_key, StudyRow.study_instance_uid,  # type: ignore[attr-defined]
+                      SeriesRow.series_number, SeriesRow.id, ImageRow.slice_index)
+
+
+def _read_images(db: Database, q: object) -> list[ImageRef]:
+    with db.read() as s:
+        return [convert.image(r, pk, st, se) for r, pk, st, se in s.execute(q)]  # type: ignore[call-overload]
+
+
 def images(db: Database, series_id: int | None = None) -> list[ImageRef]:
     """Images of one series (or all), in slice order."""
     q = _image_query()
     if series_id is not None:
         q = q.where(ImageRow.series_id == series_id)  # type: ignore[attr-defined]
-    q = q.order_by(PatientRow.patient_key, StudyRow.study_instance_uid,  # type: ignore[attr-defined]
-                   SeriesRow.series_number, SeriesRow.id, ImageRow.slice_index)
-    with db.read() as s:
-        return [convert.image(r, pk, st, se) for r, pk, st, se in s.execute(q)]  # type: ignore[call-overload]
+    return _read_images(db, _in_catalogue_order(q))
+
+
+def images_marked(db: Database) -> list[ImageRef]:
+    """The slices a rater labelled (any version, an emptied label too) or a reviewer decided, in catalogue
+    order: all the review queue and the consensus look at. An exam's other series and levels, often most
+    of the catalogue, are not read."""
+    marked = select(AnnotationRow.image_id).union(select(AdjudicationRow.image_id)).subquery()
+    q = _image_query().where(ImageRow.id.in_(select(marked.c.image_id)))  # type: ignore[attr-defined]
+    return _read_images(db, _in_catalogue_order(q))
+
+
+def images_by_id(db: Database, image_ids: Iterable[int]) -> dict[int, ImageRef]:
+    """The catalogue records of these slices, by id (ids not in the catalogue are absent)."""
+    ids = sorted(set(image_ids))
+    out: dict[int, ImageRef] = {}
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start:start + IDS_PER_QUERY]
+        out.update((im.id, im) for im in _read_images(db, _image_query().where(  # type: ignore[attr-defined]
+            ImageRow.id.in_(chunk))))
+    return out
 
 
 def image_by_id(db: Database, image_id: int) -> ImageRef:

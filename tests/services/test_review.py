@@ -282,3 +282,37 @@ def test_a_decision_alone_since_the_queue_was_read_updates_it_without_reading_it
     other = svc.accept(ims[2], E1, expected_version=0)
     assert decided_alone(db, mark, adj) is None  # alone, but not the decision asked about
     assert decided_alone(db, mark, other) is not None
+
+
+def test_the_queue_reads_only_labelled_or_decided_slices(project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An exam's other series (most of a real catalogue) are not read for the queue or the consensus: the
+    queue, its images and the consensus are the same with unlabelled slices in the catalogue, and the
+    catalogue read asks for the labelled and decided slices only."""
+    db, ims, rev = project
+    before_q, before_c = disagreement_queue(db, rev, status=None), consensus_marks(db)
+    catalog.import_instances(db, [instance(i) for i in range(5, 12)])  # never labelled
+    extra = [im.id for im in catalog.images(db) if im.id not in ims]
+    ReviewService(db, rev).decide(extra[0], 20, 20, 2, expected_version=0, reason="read by the reviewer alone")
+    read: list[list[int]] = []
+    real = catalog.images_marked
+
+    def spy(d):  # type: ignore[no-untyped-def]
+        out = real(d)
+        read.append([im.id for im in out])
+        return out
+
+    monkeypatch.setattr(catalog, "images_marked", spy)
+    after_q = disagreement_queue(db, rev, status=None)
+    assert [it.image_id for it in after_q] == [*(it.image_id for it in before_q), extra[0]]
+    assert [(it.reasons, it.marks) for it in after_q[:-1]] == [(it.reasons, it.marks) for it in before_q]
+    assert after_q[-1].status is QueueStatus.DECIDED and after_q[-1].reasons == ()
+    assert consensus_marks(db) == {**before_c, extra[0]: consensus_marks(db)[extra[0]]}
+    assert read and all(ids == [*ims, extra[0]] for ids in read)  # catalogue order, nothing unlabelled
+
+
+def test_images_by_id_reads_in_chunks_and_skips_unknown_ids(project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    db, ims, _ = project
+    monkeypatch.setattr(catalog, "IDS_PER_QUERY", 2)
+    got = catalog.images_by_id(db, [*reversed(ims), ims[0], 10**9])
+    assert got == {i: catalog.image_by_id(db, i) for i in ims}
+    assert catalog.images_by_id(db, []) == {}
