@@ -62,6 +62,12 @@ def _import_labels(args: argparse.Namespace) -> int:
         return 1
     created = f" (new raters: {', '.join(report.created_raters)})" if report.created_raters else ""
     print(f"imported {report.applied} labels from {args.file}{created}")
+    if report.passed_over:
+        print(f"note: {len(report.passed_over)} reads passed over:", file=sys.stderr)
+        for line in report.passed_over[:SHOWN_WARNINGS]:
+            print(f"note: {line}", file=sys.stderr)
+        if len(report.passed_over) > SHOWN_WARNINGS:
+            print(f"note: … and {len(report.passed_over) - SHOWN_WARNINGS} more", file=sys.stderr)
     return 0
 
 

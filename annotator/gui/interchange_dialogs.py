@@ -289,7 +289,12 @@ class ImportDialog(_RunDialog):
             self.status.setText(f"{len(report.errors)} bad rows: nothing was imported.")
             return
         created = f" (new raters: {', '.join(report.created_raters)})" if report.created_raters else ""
-        self.status.setText(f"Imported {report.applied} labels{created}.")
+        passed = (f" {len(report.passed_over)} 'cannot grade' reads without a point were passed over (listed "
+                  "below): they are no labels." if report.passed_over else "")
+        self.status.setText(f"Imported {report.applied} labels{created}.{passed}")
+        if report.passed_over:
+            self.errors.addItems(report.passed_over)
+            self.errors.show()
         self.imported.emit(report)
 
 

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,11 @@ class ImportReport:
     applied: int
     errors: list[str]
     created_raters: list[str]
+    passed_over: list[str] = field(default_factory=list)  # "WHERE: why" of reads that are no label
+
+
+PASSED_OVER_CANNOT_GRADE = ("cannot grade ({reason}) without a point: not a label (a reader study's "
+                            "'cannot grade' reads travel in its table export, `export --study`)")
 
 
 _read_rows = read_rows
@@ -156,7 +161,11 @@ def apply_imported(db: Database, parsed: Sequence[ImportedLabel], *, source: str
     errors: list[str] = list(problems)
     staged: list[tuple[str, dict[str, Any]]] = []
     levels: dict[VertebralLevel, list[int]] = {}
+    passed_over: list[str] = []
     for lab in parsed:
+        if lab.cannot_grade is not None and lab.x_px is None and lab.grade is None:
+            passed_over.append(f"{lab.where}: " + PASSED_OVER_CANNOT_GRADE.format(reason=lab.cannot_grade))
+            continue
         try:
             if not lab.reader:
                 raise InputError("the reader is missing")
@@ -182,8 +191,9 @@ def apply_imported(db: Database, parsed: Sequence[ImportedLabel], *, source: str
                                         "created_at": lab.created_at}))
         except (InputError, NotFound, ValueError) as exc:
             errors.append(f"{lab.where}: {exc}")
+    passed_over.sort(key=_in_file_order)
     if errors:
-        return ImportReport(0, sorted(errors, key=_in_file_order), [])
+        return ImportReport(0, sorted(errors, key=_in_file_order), [], passed_over)
     new_raters: list[str] = []
     for name in sorted({name for name, _ in staged} - set(raters)):
         raters[name] = people.add_rater(db, name, Role.ANNOTATOR)
@@ -192,4 +202,4 @@ def apply_imported(db: Database, parsed: Sequence[ImportedLabel], *, source: str
     n = labels.import_versions(db, items, actor_id=None, source=source)
     for level, image_ids in levels.items():
         level_repo.set_level(db, sorted(set(image_ids)), level, actor_id=None, source=source)
-    return ImportReport(n, [], new_raters)
+    return ImportReport(n, [], new_raters, passed_over)

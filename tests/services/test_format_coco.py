@@ -162,9 +162,35 @@ def test_a_cannot_grade_read_without_a_point_is_passed_over(tmp_path: Path) -> N
     first["attributes"].update(grade=None, cannot_grade="motion artefact")
     (out / coco.ANNOTATIONS).write_text(json.dumps(data))
     got = coco.read(p.db, out, reader="again")
-    assert len(got) == len(data["annotations"]) - 1 and got[0].where == "annotations.json: item 2"
+    assert len(got) == len(data["annotations"]) and got[0].cannot_grade == "motion artefact"
+    report = apply_imported(p.db, got, source="coco")
+    assert report.errors == [] and report.applied == len(got) - 1
+    assert report.passed_over == ["annotations.json: item 1: cannot grade (motion artefact) without a point: not a "
+                                  "label (a reader study's 'cannot grade' reads travel in its table export, "
+                                  "`export --study`)"]
     first["attributes"]["cannot_grade"] = None  # an empty annotation that is no such read: refused by the check
     (out / coco.ANNOTATIONS).write_text(json.dumps(data))
     report = apply_imported(p.db, coco.read(p.db, out, reader="again"), source="coco")
     assert report.applied == 0 and report.errors == ["annotations.json: item 1: a row needs a point (x_px, y_px) "
                                                      "and/or a grade"]
+
+
+def test_the_cli_names_the_reads_it_passed_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from annotator.cli import main
+
+    p = build(tmp_path)
+    out = tmp_path / "out"
+    coco.write(context(p.db, ["rater:e1"], out))
+    data = _load(out)
+    for ann in data["annotations"][:7]:  # more than the command prints one by one
+        ann["keypoints"], ann["num_keypoints"] = [0, 0, 0], 0
+        ann["attributes"].update(grade=None, cannot_grade="motion")
+    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
+    url = f"sqlite:///{tmp_path / 'project.db'}"
+    assert main(["--db", url, "import-labels", str(out), "--format", "coco", "--reader", "rater:again"]) == 0
+    got = capsys.readouterr()
+    assert f"imported {len(data['annotations']) - 7} labels from {out}" in got.out
+    assert "note: 7 reads passed over:" in got.err
+    assert "note: annotations.json: item 1: cannot grade (motion) without a point" in got.err
+    assert "note: … and 2 more" in got.err
+    assert len(labels.current(p.db, rater_ids=[people.rater_by_name(p.db, "again").id])) == len(data["annotations"]) - 7

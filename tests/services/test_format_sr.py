@@ -334,7 +334,14 @@ def test_cannot_grade_is_written_as_such_never_as_a_grade(project: Project, tmp_
     assert sorted((g.grade, g.cannot_grade, g.x_px is None) for g in groups) == [(None, True, False),
                                                                                   (None, True, True)]
     labels = sr.read(project.db, path, reader=None)
-    assert [(lab.grade, lab.x_px) for lab in labels] == [(None, pytest.approx(with_point.mark.x_px))]
+    assert sorted(((lab.grade, lab.x_px, lab.cannot_grade) for lab in labels), key=lambda t: str(t[2])) == [
+        (None, pytest.approx(with_point.mark.x_px), "motion"), (None, None, "wrong_level")]
+    # imported: the read with a point becomes a point-only label; the one without is reported, not stored
+    report = apply_imported(project.db, sr.read(project.db, path, reader="rater:again"), source="sr")
+    assert report.errors == [] and report.applied == 1
+    [note] = report.passed_over
+    assert note.endswith("cannot grade (wrong_level) without a point: not a label (a reader study's 'cannot "
+                         "grade' reads travel in its table export, `export --study`)")
 
 
 def test_schizas_grades_use_the_declared_private_scheme(phantom: Path, tmp_path: Path) -> None:

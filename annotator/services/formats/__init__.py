@@ -114,6 +114,9 @@ class ImportedLabel:
     level: str | None = None  # a VertebralLevel value; set on the slice where none is known
     version: int | None = None
     created_at: datetime | None = None
+    # the reader recorded "cannot grade" (a reader-study read's CannotGrade value, or the file's own words):
+    # without a point it is no label, and the import reports it as passed over instead of storing it
+    cannot_grade: str | None = None
 
 
 class FormatReader(Protocol):

@@ -277,8 +277,7 @@ def _label(where: str, ann: dict[str, Any], k: int, sops: dict[Any, str], overri
         if file_scale != scale_code:
             raise InputError(f"scale {file_scale!r} differs from the project's {scale_code!r}")
         grade = int(grade)
-    if x is None and grade is None and attrs.get("cannot_grade"):
-        return None
+    cannot = str(attrs["cannot_grade"]) if attrs.get("cannot_grade") else None
     level = attrs.get("level")
     if level:
         VertebralLevel.parse(str(level))
@@ -286,4 +285,4 @@ def _label(where: str, ann: dict[str, Any], k: int, sops: dict[Any, str], overri
     when = attrs.get("labelled_at")
     return ImportedLabel(where=where, sop_uid=sops[ann["image_id"]], reader=name, x_px=x, y_px=y, grade=grade,
                          level=str(level) if level else None, version=int(version) if version else None,
-                         created_at=datetime.fromisoformat(str(when)) if when else None)
+                         created_at=datetime.fromisoformat(str(when)) if when else None, cannot_grade=cannot)

@@ -49,12 +49,13 @@ class SrGroup:
     grade: int | None
     cannot_grade: bool
     level: str | None
+    cannot_grade_reason: str | None = None  # the CannotGrade value of the report's reason code, if known
 
 
 def read(db: Database, path: Path, *, reader: str | None = None) -> list[ImportedLabel]:
     """Labels from one SR file or every SR file under a folder (other DICOM files there are left alone).
-    InputError names the file of a structural problem; a group without a point or grade (a
-    cannot-grade read without a point) gives no label."""
+    InputError names the file of a structural problem; a cannot-grade group comes back with its reason
+    (``cannot_grade``), which the import passes over unless it has a point."""
     scale = load_scale(people.get_settings(db).scale_code)
     override = None
     if reader:
@@ -67,10 +68,11 @@ def read(db: Database, path: Path, *, reader: str | None = None) -> list[Importe
         name = override or group.observer
         if name is None:
             raise InputError(f"{group.where}: the report names no observer; pass --reader rater:NAME")
-        if group.x_px is None and group.grade is None:
-            continue
+        if group.x_px is None and group.grade is None and not group.cannot_grade:
+            continue  # nothing a reader said (the import would refuse it as an empty row)
+        cannot = (group.cannot_grade_reason or "unknown reason") if group.cannot_grade else None
         out.append(ImportedLabel(where=group.where, sop_uid=group.sop_uid, reader=name, x_px=group.x_px,
-                                 y_px=group.y_px, grade=group.grade, level=group.level))
+                                 y_px=group.y_px, grade=group.grade, level=group.level, cannot_grade=cannot))
     return out
 
 
@@ -163,6 +165,7 @@ def _group(where: str, group: Dataset, scale: GradingScale, root_observer: str |
     sop = None
     grade = None
     cannot = False
+    reason: str | None = None
     level = None
     for item in _walk(group):
         name = _name(item)
@@ -188,13 +191,14 @@ def _group(where: str, group: Dataset, scale: GradingScale, root_observer: str |
                 continue
             if name == c.key(c.CANNOT_GRADE):
                 cannot = True
+                reason = next((r.value for r, code in c.CANNOT_GRADE_REASONS.items() if c.key(code) == value), None)
             elif c.is_grade_concept(name):
                 grade = c.grade_of(scale, name, value)
             elif name in (c.FINDING_SITE, c.TOPOGRAPHICAL_MODIFIER) and (lv := c.level_of(value)) is not None:
                 level = lv.value
     if sop is None:
         raise InputError("the group references no image (no SCOORD point and no source image)")
-    return SrGroup(where, sop, observer, x, y, None if cannot else grade, cannot, level)
+    return SrGroup(where, sop, observer, x, y, None if cannot else grade, cannot, level, reason)
 
 
 def _image_uid(scoord: Dataset) -> str:
