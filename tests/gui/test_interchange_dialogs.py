@@ -117,3 +117,28 @@ def test_import_labels_from_the_dialog_all_or_nothing(qtbot, open_window, projec
     carol = people.rater_by_name(project.db, "carol")
     assert sorted(lab.grade for lab in labels.current(project.db, rater_ids=[carol.id])) == [2, 2, 2]
     d.close()
+
+
+def test_the_import_dialog_lists_the_reads_it_passed_over(qtbot, open_window, project) -> None:  # type: ignore[no-untyped-def]
+    from annotator.services.interchange import ExportRequest, export
+
+    boss = project_service.add_rater(project.db, "boss", Role.ADMIN)
+    _label(project)
+    out = project.folder / "coco"
+    export(project.db, ExportRequest("coco", out, readers=["rater:alice"]))
+    data = json.loads((out / "annotations.json").read_text())
+    first = data["annotations"][0]
+    first["keypoints"], first["num_keypoints"] = [0, 0, 0], 0
+    first["attributes"].update(grade=None, cannot_grade="artefact")
+    (out / "annotations.json").write_text(json.dumps(data))
+    w = open_window(boss)
+    d = w.interchange.open_import()
+    d.path.setText(str(out))
+    with qtbot.waitSignal(d.imported, timeout=10000):
+        qtbot.mouseClick(d.start_button, Qt.MouseButton.LeftButton)
+    n = len(data["annotations"])
+    assert d.status.text().startswith(f"Imported {n - 1} labels.")
+    assert "1 'cannot grade' reads without a point were passed over" in d.status.text()
+    assert d.errors.count() == 1 and not d.errors.isHidden()
+    assert "item 1: cannot grade (artefact) without a point" in d.errors.item(0).text()
+    d.close()
