@@ -19,7 +19,7 @@ from annotator.services.importing import import_paths
 from annotator.services.labelsets import apply_imported
 from annotator.services.viewing import decode_slice
 from annotator.storage import catalog, labels, people
-from tests.format_projects import Pseudonyms, build, context, fresh_db
+from tests.format_projects import Project, Pseudonyms, build, context, fresh_db
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -152,15 +152,23 @@ def test_a_deidentified_export_names_files_by_pseudonym(tmp_path: Path) -> None:
     assert {i["patient_id"] for i in data["images"]} == {ids.patient(k) for k in {im.patient_key for im in images}}
 
 
+def _cannot_grade_export(p: Project, out: Path, n: int, reason: str) -> dict[str, Any]:
+    """e1's labels written as COCO, the first ``n`` annotations turned into cannot-grade reads without a
+    point; returns the file's content."""
+    coco.write(context(p.db, ["rater:e1"], out))
+    data = _load(out)
+    for ann in data["annotations"][:n]:
+        ann["keypoints"], ann["num_keypoints"] = [0, 0, 0], 0
+        ann["attributes"].update(grade=None, cannot_grade=reason)
+    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
+    return data
+
+
 def test_a_cannot_grade_read_without_a_point_is_passed_over(tmp_path: Path) -> None:
     p = build(tmp_path)
     out = tmp_path / "out"
-    coco.write(context(p.db, ["rater:e1"], out))
-    data = _load(out)
+    data = _cannot_grade_export(p, out, 1, "motion artefact")
     first = data["annotations"][0]
-    first["keypoints"], first["num_keypoints"] = [0, 0, 0], 0
-    first["attributes"].update(grade=None, cannot_grade="motion artefact")
-    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
     got = coco.read(p.db, out, reader="again")
     assert len(got) == len(data["annotations"]) and got[0].cannot_grade == "motion artefact"
     report = apply_imported(p.db, got, source="coco")
@@ -180,12 +188,7 @@ def test_the_cli_names_the_reads_it_passed_over(tmp_path: Path, capsys: pytest.C
 
     p = build(tmp_path)
     out = tmp_path / "out"
-    coco.write(context(p.db, ["rater:e1"], out))
-    data = _load(out)
-    for ann in data["annotations"][:7]:  # more than the command prints one by one
-        ann["keypoints"], ann["num_keypoints"] = [0, 0, 0], 0
-        ann["attributes"].update(grade=None, cannot_grade="motion")
-    (out / coco.ANNOTATIONS).write_text(json.dumps(data))
+    data = _cannot_grade_export(p, out, 7, "motion")  # more than the command prints one by one
     url = f"sqlite:///{tmp_path / 'project.db'}"
     assert main(["--db", url, "import-labels", str(out), "--format", "coco", "--reader", "rater:again"]) == 0
     got = capsys.readouterr()
