@@ -32,20 +32,22 @@ def _module(fmt: ExportFormat) -> ModuleType:
                          f"(module {name} is missing)") from None
 
 
-def writer(value: ExportFormat | str) -> FormatWriter:
+def _entry(value: ExportFormat | str, name: str, lacking: str) -> object:
+    """The format module's function ``name``; InputError saying ``lacking`` when it has none."""
     fmt = parse(value)
     module = _module(fmt)
-    if not callable(getattr(module, "write", None)):
-        raise InputError(f"--format {fmt.value}: module {module.__name__} has no write(ctx)")
-    return cast(FormatWriter, module.write)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise InputError(f"--format {fmt.value}: module {module.__name__} {lacking}")
+    return function
+
+
+def writer(value: ExportFormat | str) -> FormatWriter:
+    return cast(FormatWriter, _entry(value, "write", "has no write(ctx)"))
 
 
 def reader(value: ExportFormat | str) -> FormatReader:
-    fmt = parse(value)
-    module = _module(fmt)
-    if not callable(getattr(module, "read", None)):
-        raise InputError(f"--format {fmt.value}: module {module.__name__} cannot read")
-    return cast(FormatReader, module.read)
+    return cast(FormatReader, _entry(value, "read", "cannot read"))
 
 
 def available() -> list[ExportFormat]:
