@@ -54,13 +54,7 @@ def oof(db: Any, version: Any) -> list[tuple[object, ...]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=None, help="phantom folder (generated if it has no truth.csv)")
-    ap.add_argument("--work", type=Path, default=None, help="folder for the project database and models")
-    ap.add_argument("--patients", type=int, default=542)
-    ap.add_argument("--seed", type=int, default=2020)
-    ap.add_argument("--preset", default="fast")
-    ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
-    ap.add_argument("--folds", type=int, default=10)
+    model_quality.add_project_arguments(ap)
     ap.add_argument("--jobs", type=int, default=2, help="the parallel run's jobs (default 2)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()

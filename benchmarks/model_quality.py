@@ -246,15 +246,20 @@ def inference_speed(db: Database, model_id: int, ctx: dict[str, Any], device: st
     return (time.perf_counter() - t0) / len(slices) * 1000
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_project_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of the demo project and its training that this benchmark and cv_parallel.py share."""
     ap.add_argument("--data", type=Path, default=None, help="phantom folder (generated if it has no truth.csv)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the project database and models")
     ap.add_argument("--patients", type=int, default=542)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--preset", default="fast")
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     ap.add_argument("--folds", type=int, default=10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_project_arguments(ap)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the preset's)")
     ap.add_argument("--device", default="auto", help="auto (default: a CUDA GPU if torch sees one), cpu, cuda, cuda:N")
     ap.add_argument("--jobs", type=int, default=1,
