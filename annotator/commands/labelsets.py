@@ -49,7 +49,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import_labels(args: argparse.Namespace) -> int:
-    from annotator.services import interchange, project
+    from annotator.services import interchange, labelsets, project
 
     db = project.open_project(args.db)
     actor = project.acting(db, args.as_rater)
@@ -63,7 +63,7 @@ def _import_labels(args: argparse.Namespace) -> int:
     created = f" (new raters: {', '.join(report.created_raters)})" if report.created_raters else ""
     print(f"imported {report.applied} labels from {args.file}{created}")
     if report.passed_over:
-        print(f"note: {len(report.passed_over)} reads passed over:", file=sys.stderr)
+        print(f"note: {len(report.passed_over)} reads passed over ({labelsets.WHY_PASSED_OVER}):", file=sys.stderr)
         for line in report.passed_over[:SHOWN_WARNINGS]:
             print(f"note: {line}", file=sys.stderr)
         if len(report.passed_over) > SHOWN_WARNINGS:

@@ -35,7 +35,7 @@ from annotator.domain.policy import Action
 from annotator.gui.background import BackgroundOp
 from annotator.gui.errors import show_error
 from annotator.services import interchange
-from annotator.services.labelsets import ImportReport
+from annotator.services.labelsets import WHY_PASSED_OVER, ImportReport
 from annotator.services.project import Database
 
 if TYPE_CHECKING:
@@ -289,8 +289,8 @@ class ImportDialog(_RunDialog):
             self.status.setText(f"{len(report.errors)} bad rows: nothing was imported.")
             return
         created = f" (new raters: {', '.join(report.created_raters)})" if report.created_raters else ""
-        passed = (f" {len(report.passed_over)} 'cannot grade' reads without a point were passed over (listed "
-                  "below): they are no labels." if report.passed_over else "")
+        passed = (f" {len(report.passed_over)} reads passed over (listed below): {WHY_PASSED_OVER}."
+                  if report.passed_over else "")
         self.status.setText(f"Imported {report.applied} labels{created}.{passed}")
         if report.passed_over:
             self.errors.addItems(report.passed_over)

@@ -94,8 +94,10 @@ class ImportReport:
     passed_over: list[str] = field(default_factory=list)  # "WHERE: why" of reads that are no label
 
 
-PASSED_OVER_CANNOT_GRADE = ("cannot grade ({reason}) without a point: not a label (a reader study's "
-                            "'cannot grade' reads travel in its table export, `export --study`)")
+PASSED_OVER_CANNOT_GRADE = "cannot grade ({reason}) without a point"
+# said once above the list, not on every line of it
+WHY_PASSED_OVER = ("a label needs a point or a grade; a reader study's 'cannot grade' reads travel in its table "
+                   "export (export --study)")
 
 
 _read_rows = read_rows

@@ -138,7 +138,7 @@ def test_the_import_dialog_lists_the_reads_it_passed_over(qtbot, open_window, pr
         qtbot.mouseClick(d.start_button, Qt.MouseButton.LeftButton)
     n = len(data["annotations"])
     assert d.status.text().startswith(f"Imported {n - 1} labels.")
-    assert "1 'cannot grade' reads without a point were passed over" in d.status.text()
+    assert "1 reads passed over (listed below): a label needs a point or a grade" in d.status.text()
     assert d.errors.count() == 1 and not d.errors.isHidden()
     assert "item 1: cannot grade (artefact) without a point" in d.errors.item(0).text()
     d.close()

@@ -173,9 +173,7 @@ def test_a_cannot_grade_read_without_a_point_is_passed_over(tmp_path: Path) -> N
     assert len(got) == len(data["annotations"]) and got[0].cannot_grade == "motion artefact"
     report = apply_imported(p.db, got, source="coco")
     assert report.errors == [] and report.applied == len(got) - 1
-    assert report.passed_over == ["annotations.json: item 1: cannot grade (motion artefact) without a point: not a "
-                                  "label (a reader study's 'cannot grade' reads travel in its table export, "
-                                  "`export --study`)"]
+    assert report.passed_over == ["annotations.json: item 1: cannot grade (motion artefact) without a point"]
     first["attributes"]["cannot_grade"] = None  # an empty annotation that is no such read: refused by the check
     (out / coco.ANNOTATIONS).write_text(json.dumps(data))
     report = apply_imported(p.db, coco.read(p.db, out, reader="again"), source="coco")
@@ -193,7 +191,8 @@ def test_the_cli_names_the_reads_it_passed_over(tmp_path: Path, capsys: pytest.C
     assert main(["--db", url, "import-labels", str(out), "--format", "coco", "--reader", "rater:again"]) == 0
     got = capsys.readouterr()
     assert f"imported {len(data['annotations']) - 7} labels from {out}" in got.out
-    assert "note: 7 reads passed over:" in got.err
+    assert ("note: 7 reads passed over (a label needs a point or a grade; a reader study's 'cannot grade' reads "
+            "travel in its table export (export --study)):") in got.err
     assert "note: annotations.json: item 1: cannot grade (motion) without a point" in got.err
     assert "note: … and 2 more" in got.err
     assert len(labels.current(p.db, rater_ids=[people.rater_by_name(p.db, "again").id])) == len(data["annotations"]) - 7
