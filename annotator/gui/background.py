@@ -69,6 +69,7 @@ FULL_COLLECTION_FORCED_AFTER = 2000  # young collections (about 14 million alloc
 _pool: QThreadPool | None = None
 _ids = itertools.count(1)
 _running: dict[int, BackgroundOp[Any]] = {}  # strong references until the result is delivered
+_waiting: dict[tuple[int, Hashable], BackgroundOp[Any]] = {}  # coalesced ops waiting for their slot's running one
 _latest: dict[tuple[int, Hashable], int] = {}  # (parent id, key) -> id of the newest op
 _parents: set[int] = set()  # ids of parents whose destruction clears their entries in _latest
 _collector: QTimer | None = None  # runs collect_when_idle on the GUI thread (keep_gui_thread_responsive)
@@ -90,6 +91,8 @@ def _forget(parent_id: int) -> None:
     _parents.discard(parent_id)
     for slot in [slot for slot in _latest if slot[0] == parent_id]:
         del _latest[slot]
+    for slot in [slot for slot in _waiting if slot[0] == parent_id]:
+        del _waiting[slot]  # never started: nothing to settle for a parent that is gone
 
 
 def _watch_destroyed(parent: QObject) -> None:
@@ -226,8 +229,8 @@ def wait_idle(timeout_ms: int = 10000) -> bool:
 
 
 def pending() -> int:
-    """Ops started and not yet delivered (or dropped)."""
-    return len(_running)
+    """Ops started and not yet delivered (or dropped), coalesced ones waiting to start included."""
+    return len(_running) + len(_waiting)
 
 
 class _Relay(QObject):
@@ -335,8 +338,28 @@ class BackgroundOp(Generic[T]):
     def _slot(self) -> tuple[int, Hashable] | None:
         return None if self.key is None else (id(self.parent), self.key)
 
-    def run(self) -> BackgroundOp[T]:
-        """Start the work; returns at once. Call on the GUI thread."""
+    def run(self, *, coalesce: bool = False) -> BackgroundOp[T]:
+        """Start the work; returns at once. Call on the GUI thread.
+
+        ``coalesce`` (an op with a key): while an op of the same key and parent runs, this one waits and
+        starts once that one has settled (whose result is still delivered), instead of running beside it
+        and making it stale; a later coalesced op replaces a waiting one, which settles unstarted (outcome
+        ``stale``). For re-reads that a stream of changes asks for: at most one runs and one waits, so the
+        workers are not filled with reads whose answers would be dropped, and the screen still updates
+        while the stream goes on."""
+        slot = self._slot
+        if coalesce and slot is not None and any(op._slot == slot for op in _running.values()):
+            replaced = _waiting.pop(slot, None)
+            _waiting[slot] = self
+            self.outcome = "waiting"
+            if self.parent is not None:
+                self._watch = _close_watch(self.parent)  # a parent closed while this waits: never started
+                _watch_destroyed(self.parent)  # one deleted: its waiting op goes (_forget)
+            if replaced is not None:
+                replaced.outcome = "stale"
+                if replaced.on_settled is not None and not replaced.orphaned:
+                    replaced.on_settled()
+            return self
         self.id = next(_ids)
         self.outcome = "running"
         if self._slot is not None:
@@ -404,6 +427,18 @@ class BackgroundOp(Generic[T]):
         finally:
             if settle is not None:
                 settle()
+            self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start the coalesced op waiting for this slot, once no op of the slot runs any more."""
+        slot = self._slot
+        if slot is None or slot not in _waiting or any(op._slot == slot for op in _running.values()):
+            return
+        waiting = _waiting.pop(slot)
+        if waiting.orphaned:  # its screen closed meanwhile: nothing to read for
+            waiting.outcome = "orphaned"
+            return
+        waiting.run()
 
     def _deliver(self, ok: bool, payload: object) -> None:
         slot = self._slot

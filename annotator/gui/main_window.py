@@ -295,9 +295,10 @@ class MainWindow(QMainWindow):
         """True while a worklist reload, a slice asked for from another screen or a series is being read."""
         return self._loading > 0 or self.session.busy
 
-    def _background(self, work, on_success, *, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    def _background(self, work, on_success, *, key: str, label: str,  # type: ignore[no-untyped-def]
+                    coalesce: bool = False) -> None:
         self._loading += 1
-        BackgroundOp(self, work, on_success, key=key, label=label, on_settled=self._settled).run()
+        BackgroundOp(self, work, on_success, key=key, label=label, on_settled=self._settled).run(coalesce=coalesce)
 
     def _settled(self) -> None:
         self._loading -= 1
@@ -331,7 +332,8 @@ class MainWindow(QMainWindow):
                     self.worklist.set_worklist(wl, cur.id if cur is not None else None, texts=texts)
             self.worklistLoaded.emit()
 
-        self._background(load, listed, key="worklist", label="Loading the worklist…")
+        # a change elsewhere waits for a reload running (coalesced); the user's own reload replaces it
+        self._background(load, listed, key="worklist", label="Loading the worklist…", coalesce=in_place)
 
     def _on_live_change(self, kinds: frozenset[ChangeKind]) -> None:
         """Another workstation (or this one) committed: re-read, in the background, the screens that show

@@ -152,7 +152,7 @@ class ReviewPresenter(QObject):
     # ----- background work --------------------------------------------------------------------
     def _run(self, work: Callable[[], object], on_success: Callable[[object], None],
              on_failure: Callable[[Exception], None] | None = None, *, key: str | None = None,
-             label: str = "Loading the review queue…") -> None:
+             label: str = "Loading the review queue…", coalesce: bool = False) -> None:
         def done(result: object) -> None:
             if not self.closed:
                 on_success(result)
@@ -164,7 +164,7 @@ class ReviewPresenter(QObject):
         self._ops += 1
         if self._ops == 1:
             self.busyChanged.emit(True)
-        BackgroundOp(self, work, done, failed, key=key, label=label, on_settled=self._op_done).run()
+        BackgroundOp(self, work, done, failed, key=key, label=label, on_settled=self._op_done).run(coalesce=coalesce)
 
     def _op_done(self) -> None:
         self._ops -= 1
@@ -221,7 +221,8 @@ class ReviewPresenter(QObject):
         with the reviewer's point, grade and reason, while it is in the queue under any filter (else the
         first row). Skipped while a decision is being saved (its own reload follows it), and nothing is
         read beyond the project's fingerprint when it is the one read with the queue shown (the change
-        was this reviewer's own decision, already read back)."""
+        was this reviewer's own decision, already read back). One asked for while a queue read runs waits
+        for it (coalesced), so a stream of colleagues' commits never queues reads ahead of a decision."""
         if self._acting or self.closed:
             return
         include, status, reason = self.include_model, self.status_filter, self.reason_filter
@@ -248,7 +249,7 @@ class ReviewPresenter(QObject):
                 ids = self.queue_image_ids()
                 self.select_image(ids[0] if ids else None)
 
-        self._run(fetch, shown, key="queue", label="Updating the review queue…")
+        self._run(fetch, shown, key="queue", label="Updating the review queue…", coalesce=True)
 
     def _apply(self, data: QueueData, details: Details | None = None, *, keep_details: bool = False,
                changed: int | None = None) -> None:

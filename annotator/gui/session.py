@@ -156,13 +156,14 @@ class AnnotationSession(QObject):
         self._background(read, opened, key="series", label="Opening the series…")
 
     def _background(self, work: Callable[[], T], on_success: Callable[[T], None], *, key: Any,
-                    label: str) -> None:
+                    label: str, coalesce: bool = False) -> None:
         """Run a read through BackgroundOp; ``busy`` counts it until it is answered (or dropped)."""
         def settled() -> None:
             self._opening -= 1
 
         self._opening += 1
-        BackgroundOp(self, work, on_success, self.errorRaised.emit, key=key, label=label, on_settled=settled).run()
+        BackgroundOp(self, work, on_success, self.errorRaised.emit, key=key, label=label,
+                     on_settled=settled).run(coalesce=coalesce)
 
     def _opened(self, series_id: int, image_id: int | None, images: list[ImageRef], read: SeriesRead) -> None:
         self.series_id = series_id
@@ -214,8 +215,9 @@ class AnnotationSession(QObject):
 
     def refresh(self) -> None:
         """Re-read what others may have changed (other readers, predictions) for the open series, in the
-        background; a newer refresh drops an older one's answer, and a slice labelled meanwhile keeps
-        what the screen holds (it is newer than the read)."""
+        background; one asked for while another runs waits for it (coalesced: a stream of commits costs
+        back-to-back reads at most), and a slice labelled meanwhile keeps what the screen holds (it is
+        newer than the read)."""
         if not self.images:
             return
         series_id, ids = self.series_id, [im.id for im in self.images]
@@ -228,7 +230,7 @@ class AnnotationSession(QObject):
             if series_id == self.series_id:
                 self._take(*result, writes)
 
-        self._background(read, refreshed, key="refresh", label="Refreshing the series…")
+        self._background(read, refreshed, key="refresh", label="Refreshing the series…", coalesce=True)
 
     def _take(self, overlays: dict[int, SliceOverlays], histories: dict[int, list[Label]],
               writes: dict[int, int]) -> None:

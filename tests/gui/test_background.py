@@ -106,6 +106,62 @@ def test_an_older_op_with_the_same_key_is_dropped(qtbot, parent) -> None:  # typ
     assert settled == ["new", "old"]  # ...but its caller learns that it is no longer in flight
 
 
+def test_coalesced_ops_wait_for_the_running_one_and_the_newest_waiting_wins(qtbot, parent) -> None:  # type: ignore[no-untyped-def]
+    """A stream of re-reads: while one runs, the next waits (the running one's answer still arrives), a
+    later one replaces the waiting one (which settles unstarted), and the newest runs once the slot is free."""
+    sink = _Sink()
+    release = threading.Event()
+    ran: list[str] = []
+    settled: list[str] = []
+
+    def work(name: str, wait: bool = False):  # type: ignore[no-untyped-def]
+        def run() -> str:
+            ran.append(name)
+            if wait:
+                release.wait(5)
+            return name
+        return run
+
+    def op(name: str, wait: bool = False) -> BackgroundOp[str]:
+        return BackgroundOp(parent, work(name, wait), sink.ok, sink.fail, key="queue",
+                            on_settled=lambda: settled.append(name)).run(coalesce=True)
+
+    first = op("first", wait=True)
+    qtbot.waitUntil(lambda: ran == ["first"], timeout=5000)
+    second, third = op("second"), op("third")
+    assert (first.outcome, second.outcome, third.outcome) == ("running", "stale", "waiting")
+    assert settled == ["second"] and background.pending() == 2  # the waiting one counts as pending
+    release.set()
+    _settled(qtbot)
+    assert ran == ["first", "third"]  # the replaced one never ran
+    assert sink.results == ["first", "third"] and first.outcome == third.outcome == "succeeded"
+    assert settled == ["second", "first", "third"]
+    alone = op("alone")  # nothing running: starts at once
+    assert alone.outcome == "running"
+    _settled(qtbot)
+    assert sink.results[-1] == "alone"
+
+
+def test_a_coalesced_op_waiting_for_a_closed_parent_never_runs(qtbot) -> None:  # type: ignore[no-untyped-def]
+    w = QWidget()
+    qtbot.addWidget(w)
+    w.show()
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow() -> str:
+        release.wait(5)
+        return "slow"
+
+    BackgroundOp(w, slow, lambda _r: None, key="queue").run()
+    waiting = BackgroundOp(w, lambda: ran.append("waiting") or "x", lambda _r: None, key="queue").run(coalesce=True)
+    assert waiting.outcome == "waiting"
+    w.close()
+    release.set()
+    _settled(qtbot)
+    assert waiting.outcome == "orphaned" and ran == []
+
+
 def test_progress_shows_only_after_half_a_second_and_goes_away(qtbot) -> None:  # type: ignore[no-untyped-def]
     window = QMainWindow()
     qtbot.addWidget(window)

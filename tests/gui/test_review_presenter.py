@@ -369,3 +369,37 @@ def test_a_write_by_someone_else_meanwhile_reads_the_queue_again(qtbot, project,
     assert reads == [1]  # read again: the row updated alone would have missed bob's label
     assert p.queue_image_ids() == [ids[1]] and p.current.image_id == ids[1]  # ids[2] left: the raters agree
     assert p.rows == disagreement_queue(project.db, project.rev)
+
+
+def test_a_stream_of_changes_costs_back_to_back_queue_reads_not_one_each(qtbot, project, make,  # type: ignore[no-untyped-def]
+                                                                         monkeypatch) -> None:
+    """Colleagues commit faster than the queue is read: refreshes asked for while one read runs wait for
+    it (the newest one only), so the workers never fill with reads whose answers would be dropped, and the
+    queue shown in the end has the last commit."""
+    import annotator.gui.review_presenter as module
+
+    ids = _label(project)
+    p, rec = make()
+    gate, reads = threading.Event(), []
+    real = module.fetch_queue
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(threading.get_ident())
+        if len(reads) == 1:
+            gate.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "fetch_queue", counted)
+    LabelService(project.db, project.bob).set_label(ids[2], 61, 61, 3)  # something to read: not skipped
+    p.refresh()
+    qtbot.waitUntil(lambda: len(reads) == 1, timeout=5000)
+    for grade in (0, 1, 2, 3, 0):  # five commits by bob, each announced while the first read is blocked
+        LabelService(project.db, project.bob).set_label(ids[2], 61, 61, grade)
+        p.refresh()
+    gate.set()
+    _settle(qtbot, p)
+    assert len(reads) == 2  # the blocked read, then one for the five refreshes
+    # bob's last grade (0) agrees with alice's, 0.8 mm away: the slice has left the queue; before it, it
+    # was listed with bob's earlier grades
+    assert ids[2] not in [it.image_id for it in p.data.items] and ids[2] in [it.image_id for it in rec.queues[0].rows]
+    assert rec.errors == []
