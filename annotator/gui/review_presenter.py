@@ -230,6 +230,8 @@ class ReviewPresenter(QObject):
         known = self.data.fingerprint
 
         def fetch() -> tuple[QueueData, Details | None] | None:
+            if self.closed:  # closed while this re-read waited for the one before it (coalesced)
+                return None
             if known and fingerprint(self.db) == known:
                 return None
             data = fetch_queue(self.db, self.reviewer, include)
