@@ -19,8 +19,11 @@ from annotator.services.labelling import LabelService
 from annotator.storage import catalog
 from annotator.storage.database import Database
 
-PEOPLE = [  # name, id, birth date, accession, institution
-    ("Szczepanik^Wieslawa^Maria", "MRN-48213377", "19610407", "ACC77120934", "Klinikum Sankt Hildegard"),
+# name, id, birth date, accession, institution. No name part may be one dicognito writes as a fake value
+# (its first names include "Maria"): the byte scan would then flag a coincidence as a leak whenever the
+# project's random salt makes it pick that name.
+PEOPLE = [
+    ("Szczepanik^Wieslawa^Bozydara", "MRN-48213377", "19610407", "ACC77120934", "Klinikum Sankt Hildegard"),
     ("Oyelaran-Whitcombe^Babatunde", "MRN-90055126", "19480923", "ACC55310877", "Hopital Beausejour-Valcourt"),
     ("Thorvaldsdottir^Ingibjorg", "MRN-31770482", "19750112", "ACC10427763", "Klinikum Sankt Hildegard"),
 ]
